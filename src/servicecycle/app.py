@@ -1,0 +1,144 @@
+"""The FastAPI application factory. Engines and the job queue are built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from servicecycle import __version__
+from servicecycle.auth import api as auth_api
+from servicecycle.auth import pages as auth_pages
+from servicecycle.auth.deps import Public
+from servicecycle.config import Settings
+from servicecycle.db.engine import make_engine, make_sessionmaker
+from servicecycle.events import api as events_api
+from servicecycle.events import pages as events_pages
+from servicecycle.jobs import service as job_service
+from servicecycle.jobs.queue import bind_sessions, make_job_app
+from servicecycle.runtime import Runtime
+from servicecycle.dashboard import pages as dashboard_pages
+from servicecycle.web import errors
+from servicecycle.web.observability import RequestContext, SecurityHeaders
+from servicecycle.web.templating import STATIC_DIR
+
+log = structlog.get_logger(__name__)
+
+API_DESCRIPTION = """
+The Servicecycle REST API. Authenticate with an API token (`Authorization: Bearer sc_...`,
+made under *Account → API tokens*) or a browser session (then send `X-CSRF-Token` on writes).
+
+Errors always have one shape: `{"error": {"code": "...", "message": "...", "fields": {...}}}`.
+Lists are paged by cursor: pass `next_cursor` back as `cursor`. Updates need the record's
+`version` (in the body or as `If-Match`); a stale version is refused with 412, never lost.
+"""
+
+
+def create_app(settings: Settings, database_url: str, *, run_worker: bool = True) -> FastAPI:
+    """Build the app for one database. ``run_worker`` runs a job worker inside the server."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url, pool_size=settings.db_pool_size)
+        sessions = make_sessionmaker(engine)
+        bind_sessions(sessions)
+        job_app = make_job_app(database_url)
+        app.state.runtime = Runtime(
+            settings=settings,
+            database_url=database_url,
+            engine=engine,
+            sessions=sessions,
+            jobs=job_app,
+            run_worker=run_worker,
+        )
+        worker: asyncio.Task[None] | None = None
+        async with job_app.open_async():
+            if run_worker:
+                worker = asyncio.create_task(
+                    job_app.run_worker_async(
+                        install_signal_handlers=False,
+                        concurrency=settings.worker_concurrency,
+                        shutdown_graceful_timeout=10,
+                        name="in-process",
+                    )
+                )
+                log.info("worker.started", mode="in-process")
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Servicecycle",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.include_router(_system_router())
+    app.include_router(auth_pages.router)
+    app.include_router(dashboard_pages.router)
+    app.include_router(events_pages.router)
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(auth_api.router)
+    api.include_router(events_api.router)
+    app.include_router(api)
+    STATIC_DIR.mkdir(exist_ok=True)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def _system_router() -> APIRouter:
+    router = APIRouter(tags=["system"])
+
+    @router.get("/healthz", dependencies=[Public], summary="Database and worker state")
+    async def healthz(request: Request) -> JSONResponse:
+        rt: Runtime = request.app.state.runtime
+        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        try:
+            async with rt.sessions() as session:
+                await session.execute(text("SELECT 1"))
+                state = await job_service.worker_state(session)
+            body["database"] = "ok"
+            body["worker"] = {
+                "state": "ok" if state.healthy else "no worker",
+                "alive": state.workers_alive,
+                "last_heartbeat": state.last_heartbeat.isoformat()
+                if state.last_heartbeat
+                else None,
+                "queued": state.queued,
+                "failed": state.failed,
+            }
+            if not state.healthy:
+                body["status"] = "degraded"
+        except Exception as exc:  # health must answer even when the database does not
+            log.warning("healthz.database_unreachable", error=type(exc).__name__)
+            body.update(status="error", database="unreachable")
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    @router.get(
+        "/metrics", dependencies=[Public], summary="Prometheus metrics", response_class=Response
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,497 @@
+"""Every change to users, teams, sessions and tokens. Flushes; the caller commits."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.auth.models import (
+    ApiToken,
+    LoginAttempt,
+    Role,
+    Scope,
+    Team,
+    TeamMember,
+    User,
+    WebSession,
+)
+from servicecycle.auth.passwords import (
+    MIN_PASSWORD_LENGTH,
+    hash_password,
+    hash_token,
+    needs_rehash,
+    new_token,
+    verify_password,
+)
+from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    TooManyRequests,
+    ValidationFailed,
+)
+from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+
+TOKEN_PREFIX = "sc_"  # noqa: S105 - a public marker, not a secret
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SEEN_EVERY = timedelta(minutes=1)
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise ValidationFailed("Invalid e-mail address", fields={"email": "not an e-mail address"})
+    return email
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "Password too short",
+            fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"},
+        )
+
+
+def _check_role(role: str) -> str:
+    if role not in {r.value for r in Role}:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationFailed("Unknown role", fields={"role": f"one of {allowed}"})
+    return role
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}")
+    return user
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
+    stmt = select(User).where(func.lower(User.email) == email.strip().lower())
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str | None,
+    actor: Actor,
+) -> User:
+    """Add a user; a taken e-mail address is a 409 on ``email``."""
+    email = _check_email(email)
+    _check_role(role)
+    if not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    if password is not None:
+        _check_password(password)
+    if await find_user_by_email(session, email) is not None:
+        raise Conflict("A user with this e-mail already exists", fields={"email": "already taken"})
+    user = User(
+        email=email,
+        name=name.strip(),
+        role=role,
+        password_hash=hash_password(password) if password is not None else None,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent insert won the race
+        raise Conflict(
+            "A user with this e-mail already exists", fields={"email": "already taken"}
+        ) from exc
+    await record(
+        session,
+        "user.created",
+        subject_type="user",
+        subject_id=user.id,
+        actor=actor,
+        data={"email": email, "role": role},
+    )
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, limit: int = 50, cursor: str | None = None
+) -> Page[User]:
+    stmt = select(User).order_by(User.id)
+    if cursor is not None:
+        values = decode_cursor(cursor)
+        if len(values) != 1 or not isinstance(values[0], int):
+            raise ValidationFailed(
+                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
+            )
+        stmt = stmt.where(User.id > values[0])
+    rows = list((await session.scalars(stmt.limit(limit + 1))).all())
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def update_user(
+    session: AsyncSession,
+    user: User,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> User:
+    """Change name, role, e-mail, active flag or password, if ``expected_version`` is current."""
+    if user.version != expected_version:
+        raise PreconditionFailed(
+            f"User {user.id} was changed by someone else (version {user.version}, "
+            f"you sent {expected_version}); reload and try again",
+            extra={"current_version": user.version},
+        )
+    changed: dict[str, Any] = {}
+    if "email" in changes and changes["email"] != user.email:
+        email = _check_email(changes["email"])
+        other = await find_user_by_email(session, email)
+        if other is not None and other.id != user.id:
+            raise Conflict(
+                "A user with this e-mail already exists", fields={"email": "already taken"}
+            )
+        user.email = changed["email"] = email
+    if "name" in changes and changes["name"] != user.name:
+        if not str(changes["name"]).strip():
+            raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+        user.name = changed["name"] = changes["name"].strip()
+    if "role" in changes and changes["role"] != user.role:
+        user.role = changed["role"] = _check_role(changes["role"])
+    if "is_active" in changes and changes["is_active"] != user.is_active:
+        user.is_active = changed["is_active"] = bool(changes["is_active"])
+        if not user.is_active:
+            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    if changes.get("password") is not None:
+        _check_password(changes["password"])
+        user.password_hash = hash_password(changes["password"])
+        changed["password"] = "changed"  # noqa: S105 - notes the change, not the value
+    if changed:
+        await session.flush()
+        await record(
+            session,
+            "user.updated",
+            subject_type="user",
+            subject_id=user.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return user
+
+
+# -- sign-in and sessions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throttle:
+    max_failures: int
+    window: timedelta
+
+
+async def _check_throttle(
+    session: AsyncSession, *, email: str, ip: str, throttle: Throttle
+) -> None:
+    since = clock.now() - throttle.window
+    by_email = select(func.count(), func.min(LoginAttempt.attempted_at)).where(
+        LoginAttempt.email == email, LoginAttempt.attempted_at >= since
+    )
+    by_ip = select(func.count(), func.min(LoginAttempt.attempted_at)).where(
+        LoginAttempt.ip == ip, LoginAttempt.attempted_at >= since
+    )
+    for stmt, limit in ((by_email, throttle.max_failures), (by_ip, throttle.max_failures * 4)):
+        count, oldest = (await session.execute(stmt)).one()
+        if count >= limit:
+            retry = int((oldest + throttle.window - clock.now()).total_seconds()) + 1
+            raise TooManyRequests(
+                "Too many failed sign-in attempts. Try again later.", retry_after=max(retry, 1)
+            )
+
+
+async def authenticate(
+    session: AsyncSession, *, email: str, password: str, ip: str, throttle: Throttle
+) -> User | None:
+    """The active user with these credentials, or None (and the failure is counted).
+
+    Raises TooManyRequests while the account or address is throttled, whether or not
+    the password is right, so throttling reveals nothing either.
+    """
+    email_key = email.strip().lower()[:320]
+    await _check_throttle(session, email=email_key, ip=ip, throttle=throttle)
+    user = await find_user_by_email(session, email_key)
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        session.add(LoginAttempt(email=email_key, ip=ip, attempted_at=clock.now()))
+        await session.flush()
+        return None
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    await session.execute(delete(LoginAttempt).where(LoginAttempt.email == email_key))
+    return user
+
+
+async def start_session(
+    session: AsyncSession,
+    user: User,
+    *,
+    lifetime: timedelta,
+    ip: str | None,
+    user_agent: str | None,
+) -> tuple[str, WebSession]:
+    """Open a browser session; returns the cookie value (never stored) and the row."""
+    token = new_token()
+    now = clock.now()
+    web_session = WebSession(
+        token_hash=hash_token(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        ip=ip,
+        user_agent=(user_agent or "")[:400],
+    )
+    session.add(web_session)
+    user.last_login_at = now
+    await session.flush()
+    await record(
+        session,
+        "user.logged_in",
+        subject_type="user",
+        subject_id=user.id,
+        actor=Actor.user(user.id),
+        data={"ip": ip},
+    )
+    return token, web_session
+
+
+async def resolve_session(session: AsyncSession, token: str) -> tuple[WebSession, User] | None:
+    """The live session and its active user for a cookie value, or None."""
+    stmt = (
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_hash == hash_token(token))
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    web_session, user = row.tuple()
+    now = clock.now()
+    if web_session.expires_at <= now or not user.is_active:
+        return None
+    if now - web_session.last_seen_at > _SEEN_EVERY:
+        web_session.last_seen_at = now
+    return web_session, user
+
+
+async def end_session(session: AsyncSession, web_session: WebSession) -> None:
+    await session.delete(web_session)
+    await record(
+        session,
+        "user.logged_out",
+        subject_type="user",
+        subject_id=web_session.user_id,
+        actor=Actor.user(web_session.user_id),
+    )
+
+
+def add_flash(web_session: WebSession, level: str, text: str) -> None:
+    """Queue a message for the next page this browser renders."""
+    web_session.flashes = [*web_session.flashes, {"level": level, "text": text}]
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def _check_scopes(scopes: list[str]) -> list[str]:
+    allowed = {s.value for s in Scope}
+    bad = [s for s in scopes if s not in allowed]
+    if bad or not scopes:
+        raise ValidationFailed(
+            "Invalid scopes", fields={"scopes": f"a non-empty list of {', '.join(sorted(allowed))}"}
+        )
+    return sorted(set(scopes))
+
+
+async def create_api_token(
+    session: AsyncSession,
+    user: User,
+    *,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    actor: Actor,
+) -> tuple[str, ApiToken]:
+    """Make a token; the plain value is returned once and never stored."""
+    if not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    scopes = _check_scopes(scopes)
+    if Scope.admin in scopes and user.role != Role.admin:
+        raise ValidationFailed(
+            "Only admins can hold admin tokens", fields={"scopes": "admin not allowed"}
+        )
+    if expires_at is not None and expires_at <= clock.now():
+        raise ValidationFailed(
+            "Expiry is in the past", fields={"expires_at": "must be in the future"}
+        )
+    plain = new_token(TOKEN_PREFIX)
+    token = ApiToken(
+        user_id=user.id,
+        name=name.strip()[:120],
+        prefix=plain[:10],
+        token_hash=hash_token(plain),
+        scopes=scopes,
+        expires_at=expires_at,
+        created_at=clock.now(),
+    )
+    session.add(token)
+    await session.flush()
+    await record(
+        session,
+        "api_token.created",
+        subject_type="user",
+        subject_id=user.id,
+        actor=actor,
+        data={"token_id": token.id, "name": token.name, "scopes": scopes},
+    )
+    return plain, token
+
+
+async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    stmt = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def get_api_token(session: AsyncSession, token_id: int, *, owner: User) -> ApiToken:
+    token = await session.get(ApiToken, token_id)
+    if token is None or (token.user_id != owner.id and owner.role != Role.admin):
+        raise NotFound(f"No API token {token_id}")
+    return token
+
+
+async def revoke_api_token(session: AsyncSession, token: ApiToken, *, actor: Actor) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = clock.now()
+        await session.flush()
+        await record(
+            session,
+            "api_token.revoked",
+            subject_type="user",
+            subject_id=token.user_id,
+            actor=actor,
+            data={"token_id": token.id, "name": token.name},
+        )
+    return token
+
+
+async def resolve_api_token(session: AsyncSession, plain: str) -> tuple[ApiToken, User] | None:
+    """The live token and its active user, or None; notes when it was last used."""
+    stmt = (
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(plain))
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    token, user = row.tuple()
+    now = clock.now()
+    if token.revoked_at is not None or not user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > _SEEN_EVERY:
+        token.last_used_at = now
+    return token, user
+
+
+# -- teams ----------------------------------------------------------------------------------
+
+
+async def create_team(session: AsyncSession, *, name: str, description: str, actor: Actor) -> Team:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    exists = await session.scalar(select(Team.id).where(func.lower(Team.name) == name.lower()))
+    if exists is not None:
+        raise Conflict("A team with this name already exists", fields={"name": "already taken"})
+    team = Team(name=name, description=description)
+    session.add(team)
+    await session.flush()
+    await record(
+        session,
+        "team.created",
+        subject_type="team",
+        subject_id=team.id,
+        actor=actor,
+        data={"name": name},
+    )
+    return team
+
+
+async def get_team(session: AsyncSession, team_id: int) -> Team:
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"No team {team_id}")
+    return team
+
+
+async def list_teams(session: AsyncSession) -> list[tuple[Team, list[int]]]:
+    teams = list((await session.scalars(select(Team).order_by(Team.name))).all())
+    members = (await session.execute(select(TeamMember.team_id, TeamMember.user_id))).all()
+    by_team: dict[int, list[int]] = {}
+    for team_id, user_id in members:
+        by_team.setdefault(team_id, []).append(user_id)
+    return [(team, sorted(by_team.get(team.id, []))) for team in teams]
+
+
+async def team_member_ids(session: AsyncSession, team: Team) -> list[int]:
+    stmt = (
+        select(TeamMember.user_id).where(TeamMember.team_id == team.id).order_by(TeamMember.user_id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def add_team_member(session: AsyncSession, team: Team, user: User, *, actor: Actor) -> None:
+    if await session.get(TeamMember, (team.id, user.id)) is not None:
+        return
+    session.add(TeamMember(team_id=team.id, user_id=user.id))
+    await session.flush()
+    await record(
+        session,
+        "team.member_added",
+        subject_type="team",
+        subject_id=team.id,
+        actor=actor,
+        data={"user_id": user.id},
+    )
+
+
+async def remove_team_member(
+    session: AsyncSession, team: Team, user: User, *, actor: Actor
+) -> None:
+    member = await session.get(TeamMember, (team.id, user.id))
+    if member is None:
+        raise NotFound(f"User {user.id} is not in team {team.id}")
+    await session.delete(member)
+    await session.flush()
+    await record(
+        session,
+        "team.member_removed",
+        subject_type="team",
+        subject_id=team.id,
+        actor=actor,
+        data={"user_id": user.id},
+    )

@@ -1,0 +1,409 @@
+"""The ``servicecycle`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from servicecycle.config import Settings, get_settings
+
+app = typer.Typer(
+    help="Servicecycle: the whole cycle of customer service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database: migrations, backup and restore.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _database(
+    settings: Settings, *, exclusive: bool = False, migrate: bool = False, require_head: bool = True
+) -> Iterator[str]:
+    """The database URL, with every start-up failure turned into one clear line."""
+    from servicecycle.db.connect import DatabaseUnreachable, database
+    from servicecycle.db.embedded import EmbeddedDatabaseError
+    from servicecycle.db.migrate import (
+        SchemaTooNew,
+        check_not_newer,
+        current_revision,
+        head_revision,
+    )
+    from servicecycle.db.migrate import upgrade as run_upgrade
+
+    try:
+        with database(settings, exclusive=exclusive) as url:
+            check_not_newer(url)
+            if migrate:
+                run_upgrade(url)
+            elif require_head and current_revision(url) != head_revision():
+                raise fail("The database schema is not up to date: run `servicecycle db upgrade`.")
+            yield url
+    except (DatabaseUnreachable, EmbeddedDatabaseError, SchemaTooNew) as exc:
+        raise fail(str(exc)) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    from servicecycle.web.observability import configure_logging
+
+    configure_logging(json=settings.log_format == "json", level=settings.log_level)
+
+
+# -- serve, worker, demo ------------------------------------------------------------------
+
+
+def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) -> None:
+    import uvicorn
+
+    from servicecycle.app import create_app
+
+    application = create_app(settings, url, run_worker=worker)
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Run no job worker in this process")
+    ] = False,
+) -> None:
+    """Serve the web UI and API (migrating the embedded database first)."""
+    settings = get_settings()
+    _setup_logging(settings)
+    with _database(settings, exclusive=True, migrate=settings.embedded) as url:
+        _serve(
+            settings,
+            url,
+            host=host or settings.host,
+            port=port or settings.port,
+            worker=not no_worker,
+        )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
+) -> None:
+    """Run a job worker (run as many as you need, on any machine)."""
+    from servicecycle.db.engine import make_engine, make_sessionmaker
+    from servicecycle.jobs.queue import bind_sessions, make_job_app
+
+    settings = get_settings()
+    _setup_logging(settings)
+
+    async def main(url: str) -> None:
+        engine = make_engine(url, pool_size=2)
+        bind_sessions(make_sessionmaker(engine))
+        job_app = make_job_app(url)
+        try:
+            async with job_app.open_async():
+                await job_app.run_worker_async(
+                    concurrency=concurrency or settings.worker_concurrency,
+                    install_signal_handlers=True,
+                )
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as url:
+        asyncio.run(main(url))
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server after loading")
+    ] = True,
+) -> None:
+    """Load demo data into the database and serve it."""
+    from servicecycle.demo import DEMO_LOGINS, load
+
+    settings = get_settings()
+    _setup_logging(settings)
+    with _database(settings, exclusive=serve_after, migrate=True) as url:
+        created = asyncio.run(load(url))
+        out.print(f"[green]Demo data ready[/] ({created} new records).")
+        table = Table(title="Sign in with", show_lines=False)
+        for column in ("role", "e-mail", "password"):
+            table.add_column(column)
+        for role, email, password in DEMO_LOGINS:
+            table.add_row(role, email, password)
+        out.print(table)
+        if serve_after:
+            h, p = host or settings.host, port or settings.port
+            out.print(f"Open [bold]http://{h}:{p}[/] in your browser. Ctrl-C stops the server.")
+            _serve(settings, url, host=h, port=p, worker=True)
+
+
+# -- db -------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration this version has."""
+    settings = get_settings()
+    _setup_logging(settings)
+    with _database(settings, migrate=True):
+        out.print("[green]The database schema is up to date.[/]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and this version's newest."""
+    from servicecycle.db.migrate import current_revision, head_revision
+
+    settings = get_settings()
+    with _database(settings, require_head=False) as url:
+        current, head = current_revision(url), head_revision()
+        state = "up to date" if current == head else "needs `servicecycle db upgrade`"
+        out.print(f"database: {current or 'empty'}   code: {head}   ({state})")
+
+
+def _pg_tool(name: str) -> str:
+    from servicecycle.db.embedded import bin_dir
+
+    return str(bin_dir() / name)
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(help="Where to write the backup")]) -> None:
+    """Write a full backup (pg_dump custom format) to FILE."""
+    from servicecycle.db.engine import libpq_url
+
+    settings = get_settings()
+    target = file.resolve()
+    if not target.parent.is_dir():
+        raise fail(f"No such folder: {target.parent}")
+    partial = target.with_name(target.name + ".partial")
+    with _database(settings, require_head=False) as url:
+        result = subprocess.run(
+            [
+                _pg_tool("pg_dump"),
+                "--format=custom",
+                "--no-owner",
+                f"--file={partial}",
+                f"--dbname={libpq_url(url)}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise fail(f"pg_dump failed: {result.stderr.strip()}")
+    partial.replace(target)  # a backup file is either whole or absent
+    out.print(f"[green]Backup written[/] to {target} ({target.stat().st_size:,} bytes).")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A backup made by `servicecycle db backup`")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Replace the database's contents with a backup, in one transaction."""
+    from servicecycle.db.engine import libpq_url
+
+    settings = get_settings()
+    if not file.is_file():
+        raise fail(f"No such backup file: {file}")
+    listing = subprocess.run(
+        [_pg_tool("pg_restore"), "--list", str(file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listing.returncode != 0:
+        raise fail(
+            f"{file} is not a backup made by `servicecycle db backup`: "
+            f"{listing.stderr.strip().splitlines()[0] if listing.stderr.strip() else ''}"
+        )
+    if not yes and not typer.confirm("This replaces everything in the database. Continue?"):
+        raise typer.Exit(code=1)
+    with _database(settings, require_head=False) as url:
+        result = subprocess.run(
+            [
+                _pg_tool("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--single-transaction",
+                "--no-owner",
+                "--exit-on-error",
+                f"--dbname={libpq_url(url)}",
+                str(file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise fail(f"Restore failed and nothing was changed: {result.stderr.strip()}")
+    out.print(f"[green]Restored[/] from {file}.")
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Sign-in e-mail address")],
+    name: Annotated[str, typer.Option(help="Full name")],
+    role: Annotated[str, typer.Option(help="admin, agent or analyst")] = "agent",
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SERVICECYCLE_NEW_PASSWORD",
+            help="Password (asked for when not given; or set SERVICECYCLE_NEW_PASSWORD)",
+        ),
+    ] = None,
+) -> None:
+    """Create a user who can sign in."""
+    from servicecycle.auth import service
+    from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
+    from servicecycle.events.service import Actor
+    from servicecycle.kit.errors import ServiceError
+
+    settings = get_settings()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise fail("No password: pass --password or set SERVICECYCLE_NEW_PASSWORD.")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise fail("The passwords differ.")
+
+    async def main(url: str) -> int:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with unit_of_work(make_sessionmaker(engine)) as session:
+                user = await service.create_user(
+                    session,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password=password,
+                    actor=Actor.system("cli"),
+                )
+                return user.id
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as url:
+        try:
+            user_id = asyncio.run(main(url))
+        except ServiceError as exc:
+            detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+            raise fail(f"{exc.message}{f' ({detail})' if detail else ''}") from None
+    out.print(f"[green]Created[/] {role} {email} (id {user_id}).")
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only jobs that failed for good")
+    ] = False,
+    status: Annotated[
+        str | None, typer.Option(help="todo, doing, succeeded, failed, cancelled, aborted")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List background jobs, newest first."""
+    from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
+    from servicecycle.jobs.service import list_jobs
+
+    settings = get_settings()
+    wanted = "failed" if failed else status
+
+    async def main(url: str) -> list[dict[str, Any]]:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with unit_of_work(make_sessionmaker(engine)) as session:
+                return await list_jobs(session, status=wanted, limit=limit)
+        finally:
+            await engine.dispose()
+
+    with _database(settings) as url:
+        rows = asyncio.run(main(url))
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print(f"No {wanted + ' ' if wanted else ''}jobs.")
+        return
+    table = Table()
+    for column in ("id", "task", "queue", "status", "attempts", "last event", "args"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["task_name"],
+            row["queue_name"],
+            row["status"],
+            str(row["attempts"]),
+            row["last_event_at"].strftime("%Y-%m-%d %H:%M:%S") if row["last_event_at"] else "",
+            json.dumps(row["args"])[:60],
+        )
+    out.print(table)
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Print the effective settings (secrets masked)."""
+    shown = get_settings().masked()
+    if as_json:
+        out.print_json(json.dumps(shown, default=str))
+        return
+    table = Table(show_header=True)
+    table.add_column("setting")
+    table.add_column("value")
+    for key, value in shown.items():
+        table.add_row(key, "" if value is None else str(value))
+    out.print(table)
+
+
+def main() -> None:
+    app()

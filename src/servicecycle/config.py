@@ -1,0 +1,100 @@
+"""Settings read from the environment (``SERVICECYCLE_*`` and ``DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("servicecycle", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one Servicecycle process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERVICECYCLE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "SERVICECYCLE_DATABASE_URL"),
+        description="External PostgreSQL; unset means the embedded server in data_dir.",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str | None = Field(
+        default=None, description="Public URL, e.g. https://help.example.com (sets Secure cookies)."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs tokens; generated and kept in data_dir when unset."
+    )
+    environment: Literal["development", "production", "test"] = "development"
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    session_days: int = 14
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+    max_request_bytes: int = 25 * 1024 * 1024
+    worker_concurrency: int = 4
+    db_pool_size: int = 10
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.base_url and self.base_url.startswith("https://"))
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept (mode 600) in the data folder."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting, with secrets and passwords in URLs replaced by ``***``."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = mask_url(value.get_secret_value()) if name.endswith("url") else "***"
+            shown[name] = str(value) if isinstance(value, Path) else value
+        shown["embedded"] = self.embedded
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "***"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

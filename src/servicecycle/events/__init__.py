@@ -1,0 +1,1 @@
+"""The event log: every state change, appended in the same transaction as the change."""

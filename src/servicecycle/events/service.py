@@ -1,0 +1,99 @@
+"""Append to the event log and read it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.events.models import Event
+from servicecycle.kit import clock
+from servicecycle.kit.errors import ValidationFailed
+from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: a user, a customer, or the system itself (jobs, automations)."""
+
+    type: str
+    id: str | None = None
+
+    @classmethod
+    def user(cls, user_id: int) -> Actor:
+        return cls("user", str(user_id))
+
+    @classmethod
+    def system(cls, name: str | None = None) -> Actor:
+        return cls("system", name)
+
+
+SYSTEM = Actor.system()
+
+
+async def record(
+    session: AsyncSession,
+    kind: str,
+    *,
+    subject_type: str,
+    subject_id: int | str,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Append one event inside the caller's transaction (flushed, not committed)."""
+    event = Event(
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        actor_type=actor.type,
+        actor_id=actor.id,
+        data=data or {},
+        occurred_at=occurred_at or clock.now(),
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def query(
+    session: AsyncSession,
+    *,
+    subject_type: str | None = None,
+    subject_id: int | str | None = None,
+    kinds: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    newest_first: bool = True,
+) -> Page[Event]:
+    """Events matching every given filter, newest first by default, by keyset cursor."""
+    stmt = select(Event)
+    if subject_type is not None:
+        stmt = stmt.where(Event.subject_type == subject_type)
+    if subject_id is not None:
+        stmt = stmt.where(Event.subject_id == str(subject_id))
+    if kinds:
+        stmt = stmt.where(Event.kind.in_(kinds))
+    if since is not None:
+        stmt = stmt.where(Event.occurred_at >= since)
+    if until is not None:
+        stmt = stmt.where(Event.occurred_at < until)
+    if cursor is not None:
+        after_id = _cursor_id(cursor)
+        stmt = stmt.where(Event.id < after_id if newest_first else Event.id > after_id)
+    order = Event.id.desc() if newest_first else Event.id.asc()
+    rows = list((await session.scalars(stmt.order_by(order).limit(limit + 1))).all())
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+def _cursor_id(cursor: str) -> int:
+    values = decode_cursor(cursor)
+    if len(values) != 1 or not isinstance(values[0], int):
+        raise ValidationFailed("Invalid cursor", fields={"cursor": "not a cursor from this API"})
+    return values[0]

@@ -1,0 +1,1 @@
+"""Background work on procrastinate, in the same PostgreSQL database."""

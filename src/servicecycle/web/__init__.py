@@ -1,0 +1,1 @@
+"""The web shell: app factory, layout, errors, observability, static assets."""
