@@ -20,13 +20,13 @@ from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Public
 from servicecycle.config import Settings
+from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.db.engine import make_engine, make_sessionmaker
 from servicecycle.events import api as events_api
 from servicecycle.events import pages as events_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
-from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
 from servicecycle.web.templating import STATIC_DIR
@@ -89,16 +89,17 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     errors.install(app)
     app.include_router(_system_router())
     app.include_router(auth_pages.router)
     app.include_router(dashboard_pages.router)
     app.include_router(events_pages.router)
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(auth_api.router)
-    api.include_router(events_api.router)
-    app.include_router(api)
+    # API routers carry their own /api/v1 prefix, so a route's path is its full template
+    # (the metrics label it by that)
+    app.include_router(auth_api.router)
+    app.include_router(events_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import subprocess
@@ -92,7 +93,10 @@ def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) 
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    # uvicorn re-raises Ctrl-C after its graceful shutdown; the caller's cleanup follows
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
+    err.print("Servicecycle stopped.")
 
 
 @app.command()

@@ -22,7 +22,7 @@ from servicecycle.auth.schemas import (
 )
 from servicecycle.kit.errors import PreconditionRequired, ValidationFailed
 
-router = APIRouter(tags=["users and teams"])
+router = APIRouter(prefix="/api/v1", tags=["users and teams"])
 
 
 def etag(version: int) -> str:

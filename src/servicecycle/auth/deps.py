@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -44,19 +44,35 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 Db = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Plain facts about the signed-in user, safe to read after the transaction ended."""
+
+    id: int
+    name: str
+    email: str
+    role: str
+
+
 @dataclass
 class Principal:
     user: User
     web_session: WebSession | None = None
     token: ApiToken | None = None
+    identity: Identity = field(init=False)
+    csrf_token: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.identity = Identity(self.user.id, self.user.name, self.user.email, self.user.role)
+        self.csrf_token = self.web_session.csrf_token if self.web_session is not None else ""
 
     @property
     def actor(self) -> Actor:
-        return Actor.user(self.user.id)
+        return Actor.user(self.identity.id)
 
     @property
     def role(self) -> Role:
-        return Role(self.user.role)
+        return Role(self.identity.role)
 
     def has_scope(self, scope: Scope) -> bool:
         return self.token is None or scope.value in self.token.scopes
@@ -91,7 +107,7 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent, principal.web_session.csrf_token):
+    if not sent or not hmac.compare_digest(sent, principal.csrf_token):
         raise PermissionDenied("Missing or invalid CSRF token; reload the page and try again")
 
 

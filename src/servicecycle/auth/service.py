@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -214,7 +215,7 @@ async def _check_throttle(
     for stmt, limit in ((by_email, throttle.max_failures), (by_ip, throttle.max_failures * 4)):
         count, oldest = (await session.execute(stmt)).one()
         if count >= limit:
-            retry = int((oldest + throttle.window - clock.now()).total_seconds()) + 1
+            retry = math.ceil((oldest + throttle.window - clock.now()).total_seconds())
             raise TooManyRequests(
                 "Too many failed sign-in attempts. Try again later.", retry_after=max(retry, 1)
             )
@@ -287,7 +288,7 @@ async def resolve_session(session: AsyncSession, token: str) -> tuple[WebSession
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
         return None
-    web_session, user = row.tuple()
+    web_session, user = row
     now = clock.now()
     if web_session.expires_at <= now or not user.is_active:
         return None
@@ -406,7 +407,7 @@ async def resolve_api_token(session: AsyncSession, plain: str) -> tuple[ApiToken
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
         return None
-    token, user = row.tuple()
+    token, user = row
     now = clock.now()
     if token.revoked_at is not None or not user.is_active:
         return None

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 import structlog
@@ -70,6 +70,16 @@ def _run_as() -> str | None:
     return SYSTEM_USER
 
 
+def _identity() -> dict[str, Any]:
+    """subprocess arguments that drop root to the server's user, its group and no other."""
+    user = _run_as()
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    # the group too: keeping root's group would make "group" permission bits apply
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def _allow_traversal(path: Path) -> None:
     """Let the server's system user reach ``path`` (x bit on each parent only)."""
     for parent in path.parents:
@@ -113,8 +123,8 @@ class EmbeddedServer:
             check=False,
             capture_output=True,
             text=True,
-            user=_run_as(),
             timeout=timeout,
+            **_identity(),
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server
         )
 

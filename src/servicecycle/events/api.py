@@ -11,7 +11,7 @@ from servicecycle.auth.deps import ApiAnalyst, Db
 from servicecycle.events import service
 from servicecycle.events.schemas import EventPage, EventRead
 
-router = APIRouter(tags=["event log"])
+router = APIRouter(prefix="/api/v1", tags=["event log"])
 
 
 @router.get("/events", response_model=EventPage, summary="Events, newest first")

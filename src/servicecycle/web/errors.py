@@ -68,6 +68,7 @@ def _respond(
             "fields": fields or {},
         },
         status_code=status,
+        in_transaction=False,
     )
 
 

@@ -23,16 +23,26 @@ templates.env.globals["version"] = __version__
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    in_transaction: bool = True,
 ) -> HTMLResponse:
-    """Render a page with the signed-in user, CSRF token and pending flash messages."""
+    """Render a page with the signed-in user, CSRF token and pending flash messages.
+
+    ``in_transaction=False`` (error pages) reads only what was captured when the user was
+    identified, since the request's transaction may already be rolled back.
+    """
     principal = getattr(request.state, "principal", None)
-    web_session = principal.web_session if principal is not None else None
     base: dict[str, Any] = {
         "principal": principal,
-        "user": principal.user if principal is not None else None,
-        "csrf_token": web_session.csrf_token if web_session is not None else "",
-        "flashes": _take_flashes(web_session),
+        "user": principal.identity if principal is not None else None,
+        "csrf_token": principal.csrf_token if principal is not None else "",
+        "flashes": _take_flashes(principal.web_session)
+        if principal is not None and in_transaction
+        else [],
         "request_id": getattr(request.state, "request_id", ""),
     }
     base.update(context or {})

@@ -29,6 +29,16 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 PROCRASTINATE_DROP = """
 DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs,
     procrastinate_workers CASCADE;
+DO $$
+DECLARE fn regprocedure;
+BEGIN
+    FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
+              JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%'
+    LOOP
+        EXECUTE 'DROP FUNCTION IF EXISTS ' || fn || ' CASCADE';
+    END LOOP;
+END $$;
 DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type,
     procrastinate_job_status CASCADE;
 """

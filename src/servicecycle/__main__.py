@@ -1,0 +1,5 @@
+"""``python -m servicecycle`` is the ``servicecycle`` command."""
+
+from servicecycle.cli import main
+
+main()

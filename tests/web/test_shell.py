@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from httpx import AsyncClient
+
+from servicecycle.auth.models import User
+from tests.factories import sign_in
+
+HTML = {"accept": "text/html"}
+
+
+async def test_unknown_pages_get_a_friendly_404_and_the_api_its_error_shape(
+    client: AsyncClient,
+) -> None:
+    page = await client.get("/no/such/page", headers=HTML)
+    assert page.status_code == 404
+    assert "There is nothing at this address." in page.text and "Traceback" not in page.text
+    api = await client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404
+    assert api.json()["error"]["code"] == "not_found"
+
+
+async def test_every_response_carries_a_request_id_and_safe_headers(client: AsyncClient) -> None:
+    response = await client.get("/login", headers={"x-request-id": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    fresh = await client.get("/login", headers={"x-request-id": "bad\nid"})
+    assert len(fresh.headers["x-request-id"]) == 32
+
+
+async def test_an_oversized_body_is_a_413_before_it_is_read(
+    client: AsyncClient, app: object
+) -> None:
+    limit = app.state.runtime.settings.max_request_bytes  # type: ignore[attr-defined]
+    response = await client.post(
+        "/api/v1/users", content=b"x" * (limit + 1), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_healthz_reports_database_and_worker(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"] == "ok"
+    assert body["worker"]["state"] in {"ok", "no worker"}
+    assert set(body["worker"]) >= {"alive", "queued", "failed", "last_heartbeat"}
+
+
+async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> None:
+    await client.get("/api/v1/users/12345")
+    text = (await client.get("/metrics")).text
+    assert (
+        'servicecycle_http_requests_total{method="GET",route="/api/v1/users/{user_id}",status="401"}'
+        in text
+    )
+    assert "servicecycle_http_request_duration_seconds_bucket" in text
+
+
+async def test_pages_show_navigation_by_role(
+    client: AsyncClient, make_user: Callable[..., Awaitable[User]]
+) -> None:
+    analyst = await make_user("analyst")
+    await sign_in(client, analyst.email)
+    home = (await client.get("/", headers=HTML)).text
+    assert 'href="/activity"' in home and 'href="/admin/users"' not in home
+    activity = await client.get("/activity", headers=HTML)
+    assert activity.status_code == 200 and "user.logged_in" in activity.text
