@@ -10,7 +10,14 @@ const out = join(web, "static");
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, "vendor"), { recursive: true });
-copyFileSync(join(root, "node_modules", "htmx.org", "dist", "htmx.min.js"), join(out, "vendor", "htmx.min.js"));
+const vendor = [
+  ["htmx.org/dist/htmx.min.js", "htmx.min.js"],
+  ["swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui-dist/swagger-ui.css", "swagger-ui.css"],
+];
+for (const [from, to] of vendor) {
+  copyFileSync(join(root, "node_modules", from), join(out, "vendor", to));
+}
 for (const name of readdirSync(join(web, "assets"))) {
   copyFileSync(join(web, "assets", name), join(out, name));
 }

@@ -116,7 +116,7 @@ async def db(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncS
 def settings(tmp_path: Path) -> object:
     from servicecycle.config import Settings
 
-    return Settings(data_dir=tmp_path / "data", environment="test", secret_key="test-secret")
+    return Settings(data_dir=tmp_path / "data")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
-from servicecycle.web.templating import STATIC_DIR
+from servicecycle.web.templating import STATIC_DIR, render
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +87,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
         description=API_DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below from npm-built assets, not a CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -141,5 +141,10 @@ def _system_router() -> APIRouter:
     )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/api/v1/docs", dependencies=[Public], include_in_schema=False)
+    async def api_docs(request: Request) -> Response:
+        """The interactive API reference (Swagger UI from npm-built assets)."""
+        return render(request, "api_docs.html", in_transaction=False)
 
     return router

@@ -47,6 +47,7 @@ def _database(
     settings: Settings, *, exclusive: bool = False, migrate: bool = False, require_head: bool = True
 ) -> Iterator[str]:
     """The database URL, with every start-up failure turned into one clear line."""
+    _setup_logging(settings)
     from servicecycle.db.connect import DatabaseUnreachable, database
     from servicecycle.db.embedded import EmbeddedDatabaseError
     from servicecycle.db.migrate import (
@@ -90,6 +91,7 @@ def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) 
         port=port,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         timeout_graceful_shutdown=10,
     )
@@ -109,7 +111,6 @@ def serve(
 ) -> None:
     """Serve the web UI and API (migrating the embedded database first)."""
     settings = get_settings()
-    _setup_logging(settings)
     with _database(settings, exclusive=True, migrate=settings.embedded) as url:
         _serve(
             settings,
@@ -129,7 +130,6 @@ def worker(
     from servicecycle.jobs.queue import bind_sessions, make_job_app
 
     settings = get_settings()
-    _setup_logging(settings)
 
     async def main(url: str) -> None:
         engine = make_engine(url, pool_size=2)
@@ -160,7 +160,6 @@ def demo(
     from servicecycle.demo import DEMO_LOGINS, load
 
     settings = get_settings()
-    _setup_logging(settings)
     with _database(settings, exclusive=serve_after, migrate=True) as url:
         created = asyncio.run(load(url))
         out.print(f"[green]Demo data ready[/] ({created} new records).")
@@ -183,7 +182,6 @@ def demo(
 def db_upgrade() -> None:
     """Apply every migration this version has."""
     settings = get_settings()
-    _setup_logging(settings)
     with _database(settings, migrate=True):
         out.print("[green]The database schema is up to date.[/]")
 
@@ -236,10 +234,26 @@ def db_backup(file: Annotated[Path, typer.Argument(help="Where to write the back
     out.print(f"[green]Backup written[/] to {target} ({target.stat().st_size:,} bytes).")
 
 
+def _other_servicecycle_connections(url: str) -> int:
+    import psycopg
+
+    from servicecycle.db.engine import libpq_url
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND application_name LIKE 'servicecycle%'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 @db_app.command("restore")
 def db_restore(
     file: Annotated[Path, typer.Argument(help="A backup made by `servicecycle db backup`")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore even while servers or workers are connected")
+    ] = False,
 ) -> None:
     """Replace the database's contents with a backup, in one transaction."""
     from servicecycle.db.engine import libpq_url
@@ -261,6 +275,12 @@ def db_restore(
     if not yes and not typer.confirm("This replaces everything in the database. Continue?"):
         raise typer.Exit(code=1)
     with _database(settings, require_head=False) as url:
+        busy = _other_servicecycle_connections(url)
+        if busy and not force:
+            raise fail(
+                f"{busy} other Servicecycle connection(s) use this database (a server or "
+                "worker is running). Stop them first, or pass --force."
+            )
         result = subprocess.run(
             [
                 _pg_tool("pg_restore"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -34,16 +33,16 @@ class Settings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="Public URL, e.g. https://help.example.com (sets Secure cookies)."
     )
-    secret_key: SecretStr | None = Field(
-        default=None, description="Signs tokens; generated and kept in data_dir when unset."
-    )
-    environment: Literal["development", "production", "test"] = "development"
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     session_days: int = 14
     login_max_failures: int = 5
     login_window_minutes: int = 15
     max_request_bytes: int = 25 * 1024 * 1024
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For/-Proto (comma-separated, or *).",
+    )
     worker_concurrency: int = 4
     db_pool_size: int = 10
 
@@ -58,19 +57,6 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return bool(self.base_url and self.base_url.startswith("https://"))
-
-    def resolved_secret_key(self) -> str:
-        """The configured key, or one generated once and kept (mode 600) in the data folder."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
-        path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(key)
-        return key
 
     def masked(self) -> dict[str, Any]:
         """Every setting, with secrets and passwords in URLs replaced by ``***``."""

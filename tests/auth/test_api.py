@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth.models import User
@@ -240,3 +240,50 @@ async def test_openapi_document_is_public_and_lists_the_api(client: AsyncClient)
     doc = (await client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/users/{user_id}" in doc["paths"]
     assert "/login" not in doc["paths"]
+
+
+async def test_a_token_cannot_make_a_stronger_token(
+    client: AsyncClient, make_token: MakeToken
+) -> None:
+    limited = await make_token("admin", scopes=["read", "write"])
+    stronger = await client.post(
+        "/api/v1/tokens",
+        headers=limited.headers,
+        json={"name": "escalate", "scopes": ["read", "write", "admin"]},
+    )
+    assert stronger.status_code == 403
+    assert "scopes" in stronger.json()["error"]["fields"]
+    same = await client.post(
+        "/api/v1/tokens", headers=limited.headers, json={"name": "same", "scopes": ["read"]}
+    )
+    assert same.status_code == 201
+
+
+async def test_the_last_admin_cannot_be_demoted_or_disabled(
+    client: AsyncClient, make_token: MakeToken, db: AsyncSession
+) -> None:
+    await db.execute(update(User).where(User.role == "admin").values(is_active=False))
+    admin = await make_token("admin")
+    me = (await client.get("/api/v1/me", headers=admin.headers)).json()
+    url = f"/api/v1/users/{me['id']}"
+    for change in ({"role": "agent"}, {"is_active": False}):
+        response = await client.patch(
+            url, headers=admin.headers, json={**change, "version": me["version"]}
+        )
+        assert response.status_code == 409, response.text
+        assert "last active admin" in response.json()["error"]["message"]
+    second = await client.post(
+        "/api/v1/users",
+        headers=admin.headers,
+        json={"email": "second@example.com", "name": "Second", "role": "admin"},
+    )
+    assert second.status_code == 201
+    demoted = await client.patch(
+        url, headers=admin.headers, json={"role": "agent", "version": me["version"]}
+    )
+    assert demoted.status_code == 200 and demoted.json()["role"] == "agent"
+
+
+async def test_schema_declares_the_bearer_scheme(client: AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -233,3 +233,53 @@ async def test_updates_need_the_current_version(db: AsyncSession, make_user: Mak
             db, user, expected_version=seen, changes={"name": "Second"}, actor=Actor.system()
         )
     assert user.name == "First"
+
+
+async def test_signing_in_does_not_change_the_users_version(
+    db: AsyncSession, make_user: MakeUser
+) -> None:
+    user = await auth.get_user(db, (await make_user()).id)
+    before = user.version
+    await auth.start_session(db, user, lifetime=timedelta(days=1), ip=None, user_agent=None)
+    await db.refresh(user)
+    assert user.version == before and user.last_login_at is not None
+
+
+async def test_a_new_password_signs_out_every_browser(
+    db: AsyncSession, make_user: MakeUser
+) -> None:
+    user = await auth.get_user(db, (await make_user()).id)
+    token, _ = await auth.start_session(
+        db, user, lifetime=timedelta(days=1), ip=None, user_agent=None
+    )
+    await auth.update_user(
+        db,
+        user,
+        expected_version=user.version,
+        changes={"password": "a brand new password"},
+        actor=Actor.system(),
+    )
+    assert await auth.resolve_session(db, token) is None
+    assert (
+        await auth.authenticate(
+            db, email=user.email, password="a brand new password", ip="1.1.1.1", throttle=THROTTLE
+        )
+        is not None
+    )
+
+
+async def test_housekeeping_removes_expired_sessions_and_old_failures(
+    db: AsyncSession, make_user: MakeUser, frozen: list[datetime]
+) -> None:
+    user = await auth.get_user(db, (await make_user()).id)
+    await auth.start_session(db, user, lifetime=timedelta(hours=1), ip=None, user_agent=None)
+    await auth.authenticate(
+        db, email="who@example.com", password="x", ip="1.1.1.1", throttle=THROTTLE
+    )
+    frozen[0] += timedelta(days=2)
+    fresh, _ = await auth.start_session(
+        db, user, lifetime=timedelta(hours=1), ip=None, user_agent=None
+    )
+    removed = await auth.remove_expired(db, now=clock.now())
+    assert removed == {"sessions": 1, "login_attempts": 1}
+    assert await auth.resolve_session(db, fresh) is not None

@@ -51,15 +51,14 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
         "--json",
         env={
             "DATABASE_URL": "postgresql://app:hunter2secret@db.example:5432/sc",
-            "SERVICECYCLE_SECRET_KEY": "very-secret-key",
             "SERVICECYCLE_DATA_DIR": str(tmp_path),
         },
     )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert "hunter2secret" not in result.stdout and "very-secret-key" not in result.stdout
+    assert "hunter2secret" not in result.stdout
     assert shown["database_url"] == "postgresql://app:***@db.example:5432/sc"
-    assert shown["secret_key"] == "***" and shown["embedded"] is False
+    assert shown["embedded"] is False
 
 
 def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -176,3 +175,15 @@ def test_backup_into_a_missing_folder_is_refused(
 ) -> None:
     result = run("db", "backup", target, env={"DATABASE_URL": fresh_database()})
     assert result.returncode == 1 and "No such folder" in result.stderr
+
+
+def test_restore_refuses_while_a_server_is_connected(
+    fresh_database: Callable[..., str], tmp_path: Path
+) -> None:
+    url = fresh_database()
+    backup = tmp_path / "sc.dump"
+    assert run("db", "backup", str(backup), env={"DATABASE_URL": url}).returncode == 0
+    with psycopg.connect(libpq_url(url), application_name="servicecycle"):
+        refused = run("db", "restore", str(backup), "--yes", env={"DATABASE_URL": url})
+        assert refused.returncode == 1 and "1 other Servicecycle connection" in refused.stderr
+    assert run("db", "restore", str(backup), "--yes", env={"DATABASE_URL": url}).returncode == 0

@@ -70,3 +70,17 @@ async def test_pages_show_navigation_by_role(
     assert 'href="/activity"' in home and 'href="/admin/users"' not in home
     activity = await client.get("/activity", headers=HTML)
     assert activity.status_code == 200 and "user.logged_in" in activity.text
+
+
+async def test_a_413_still_carries_the_security_headers(client: AsyncClient, app: object) -> None:
+    limit = app.state.runtime.settings.max_request_bytes  # type: ignore[attr-defined]
+    response = await client.post("/api/v1/users", content=b"x" * (limit + 1))
+    assert response.status_code == 413
+    assert response.headers["x-frame-options"] == "DENY" and response.headers["x-request-id"]
+
+
+async def test_the_api_reference_loads_from_our_own_static_files(client: AsyncClient) -> None:
+    page = await client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert 'src="/static/vendor/swagger-ui-bundle.js"' in page.text
+    assert "cdn" not in page.text.lower() and "<script>" not in page.text

@@ -164,6 +164,7 @@ async def create_token(body: TokenCreate, principal: ApiUser, db: Db) -> TokenCr
         scopes=[s.value for s in body.scopes],
         expires_at=body.expires_at,
         actor=principal.actor,
+        within=list(principal.token.scopes) if principal.token is not None else None,
     )
     return TokenCreated(token=plain, **TokenRead.model_validate(token).model_dump())
 

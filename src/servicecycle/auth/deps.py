@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service
@@ -111,6 +112,12 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
         raise PermissionDenied("Missing or invalid CSRF token; reload the page and try again")
 
 
+# Declares the bearer scheme in the OpenAPI document (the header is read by _identify).
+BearerScheme = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="An API token: `sc_...`")),
+]
+
 Check = Callable[..., Coroutine[Any, Any, Principal]]
 
 
@@ -122,7 +129,7 @@ def _allowed(principal: Principal, roles: tuple[Role, ...]) -> None:
 def api_access(*roles: Role, admin_scope: bool = False) -> Check:
     """Dependency for an API route: signed in, one of ``roles`` (any if none), right scope."""
 
-    async def check(request: Request, db: Db) -> Principal:
+    async def check(request: Request, db: Db, _: BearerScheme = None) -> Principal:
         principal = await _identify(request, db)
         if principal is None:
             raise Unauthenticated("Sign in or send an API token (Authorization: Bearer ...)")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from servicecycle.auth.models import (
     ApiToken,
@@ -36,6 +37,7 @@ from servicecycle.kit import clock
 from servicecycle.kit.errors import (
     Conflict,
     NotFound,
+    PermissionDenied,
     PreconditionFailed,
     TooManyRequests,
     ValidationFailed,
@@ -170,16 +172,21 @@ async def update_user(
         if not str(changes["name"]).strip():
             raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
         user.name = changed["name"] = changes["name"].strip()
+    new_role = changes.get("role", user.role)
+    stays_active = changes.get("is_active", user.is_active)
+    if user.role == Role.admin and user.is_active and (new_role != Role.admin or not stays_active):
+        await _keep_an_admin(session, user)
     if "role" in changes and changes["role"] != user.role:
         user.role = changed["role"] = _check_role(changes["role"])
     if "is_active" in changes and changes["is_active"] != user.is_active:
         user.is_active = changed["is_active"] = bool(changes["is_active"])
-        if not user.is_active:
-            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     if changes.get("password") is not None:
         _check_password(changes["password"])
         user.password_hash = hash_password(changes["password"])
         changed["password"] = "changed"  # noqa: S105 - notes the change, not the value
+    if "password" in changed or changed.get("is_active") is False:
+        # a new password or a disabled account signs out every browser of this user
+        await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     if changed:
         await session.flush()
         await record(
@@ -191,6 +198,20 @@ async def update_user(
             data={"changes": changed},
         )
     return user
+
+
+async def _keep_an_admin(session: AsyncSession, user: User) -> None:
+    """Refuse to demote or disable the last active admin: nobody could manage users after."""
+    others = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin, User.is_active.is_(True), User.id != user.id)
+    )
+    if not others:
+        raise Conflict(
+            "This is the last active admin; make another admin first",
+            fields={"role": "last admin"},
+        )
 
 
 # -- sign-in and sessions -------------------------------------------------------------------
@@ -265,7 +286,9 @@ async def start_session(
         user_agent=(user_agent or "")[:400],
     )
     session.add(web_session)
-    user.last_login_at = now
+    # a Core UPDATE: signing in is not an edit, so it must not bump the row's version
+    await session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
+    set_committed_value(user, "last_login_at", now)
     await session.flush()
     await record(
         session,
@@ -295,6 +318,15 @@ async def resolve_session(session: AsyncSession, token: str) -> tuple[WebSession
     if now - web_session.last_seen_at > _SEEN_EVERY:
         web_session.last_seen_at = now
     return web_session, user
+
+
+async def remove_expired(session: AsyncSession, *, now: datetime) -> dict[str, int]:
+    """Delete sessions past their expiry and sign-in failures older than a day."""
+    sessions = await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    attempts = await session.execute(
+        delete(LoginAttempt).where(LoginAttempt.attempted_at < now - timedelta(days=1))
+    )
+    return {"sessions": sessions.rowcount, "login_attempts": attempts.rowcount}  # type: ignore[attr-defined]
 
 
 async def end_session(session: AsyncSession, web_session: WebSession) -> None:
@@ -334,11 +366,21 @@ async def create_api_token(
     scopes: list[str],
     expires_at: datetime | None,
     actor: Actor,
+    within: list[str] | None = None,
 ) -> tuple[str, ApiToken]:
-    """Make a token; the plain value is returned once and never stored."""
+    """Make a token; the plain value is returned once and never stored.
+
+    ``within``: the scopes of the token making this request, if any; a token never
+    makes a token that may do more than itself.
+    """
     if not name.strip():
         raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
     scopes = _check_scopes(scopes)
+    if within is not None and not set(scopes) <= set(within):
+        raise PermissionDenied(
+            "A token cannot create a token with scopes it does not have itself",
+            fields={"scopes": f"at most {', '.join(sorted(within))}"},
+        )
     if Scope.admin in scopes and user.role != Role.admin:
         raise ValidationFailed(
             "Only admins can hold admin tokens", fields={"scopes": "admin not allowed"}

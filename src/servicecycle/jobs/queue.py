@@ -6,6 +6,9 @@ named ``"domain.action"``. A task opens its own unit of work through :func:`sess
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from datetime import UTC, datetime
 
 import procrastinate
@@ -20,8 +23,8 @@ _sessions: async_sessionmaker[AsyncSession] | None = None
 
 
 def make_job_app(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
-    """A procrastinate App on our database with every task registered."""
-    import servicecycle.jobs.tasks  # noqa: F401 - registers the system tasks
+    """A procrastinate App on our database with every domain's tasks registered."""
+    register_all_tasks()
 
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(database_url),
@@ -32,6 +35,16 @@ def make_job_app(database_url: str, *, pool_size: int = 4) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     app.add_tasks_from(tasks, namespace="")
     return app
+
+
+def register_all_tasks() -> None:
+    """Import every ``servicecycle.<domain>.tasks`` module; each declares its tasks on
+    :data:`tasks`. Found by name, so this low module needs no import of higher domains."""
+    import servicecycle
+
+    for module in pkgutil.iter_modules(servicecycle.__path__):
+        if module.ispkg and importlib.util.find_spec(f"servicecycle.{module.name}.tasks"):
+            importlib.import_module(f"servicecycle.{module.name}.tasks")
 
 
 def bind_sessions(factory: async_sessionmaker[AsyncSession] | None) -> None:

@@ -132,7 +132,7 @@ class SecurityHeaders:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _too_large(send, self.max_body)
+            await _too_large(send, self.max_body, self.HEADERS)
             return
         received = 0
 
@@ -153,14 +153,14 @@ class SecurityHeaders:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLarge:
-            await _too_large(send, self.max_body)
+            await _too_large(send, self.max_body, self.HEADERS)
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(send: Send, limit: int, headers: list[tuple[bytes, bytes]]) -> None:
     import json
 
     body = json.dumps(
@@ -179,6 +179,7 @@ async def _too_large(send: Send, limit: int) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )
