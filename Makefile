@@ -35,8 +35,8 @@ browser:
 	@bash scripts/ensure-chromium.sh
 
 lint:
-	$(VENV)/ruff check src tests bench
-	$(VENV)/ruff format --check src tests bench
+	$(VENV)/ruff check
+	$(VENV)/ruff format --check
 	$(VENV)/lint-imports
 
 typecheck:
