@@ -84,3 +84,49 @@ async def test_the_api_reference_loads_from_our_own_static_files(client: AsyncCl
     assert page.status_code == 200
     assert 'src="/static/vendor/swagger-ui-bundle.js"' in page.text
     assert "cdn" not in page.text.lower() and "<script>" not in page.text
+
+
+async def test_an_unexpected_error_is_a_500_page_that_leaks_nothing(app: object) -> None:
+    from httpx import ASGITransport
+
+    from servicecycle.auth.deps import Public
+
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail: password=hunter2")
+
+    app.add_api_route("/boom", boom, dependencies=[Public])  # type: ignore[attr-defined]
+    transport = ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        page = await http.get("/boom", headers=HTML)
+        api = await http.get("/boom", headers={"accept": "application/json"})
+    assert page.status_code == 500 and "Something went wrong" in page.text
+    assert api.status_code == 500 and api.json()["error"]["code"] == "internal_error"
+    for body in (page.text, api.text):
+        assert "hunter2" not in body and "RuntimeError" not in body and "Traceback" not in body
+    assert page.headers["x-request-id"] in page.text
+
+
+async def test_cookies_are_secure_behind_https(
+    app: object, make_user: Callable[..., Awaitable[User]]
+) -> None:
+    from httpx import ASGITransport
+
+    app.state.runtime.settings.base_url = "https://help.example.com"  # type: ignore[attr-defined]
+    user = await make_user()
+    transport = ASGITransport(app=app)  # type: ignore[arg-type]
+    async with AsyncClient(transport=transport, base_url="https://testserver") as client:
+        page = await client.get("/login")
+        login_csrf = page.text.split('name="login_csrf" value="')[1].split('"')[0]
+        assert "Secure" in page.headers["set-cookie"]
+        response = await client.post(
+            "/login",
+            data={
+                "email": user.email,
+                "password": "correct horse battery",
+                "login_csrf": login_csrf,
+            },
+        )
+    assert response.status_code == 303
+    assert (
+        "Secure" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+    )

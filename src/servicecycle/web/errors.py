@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servicecycle.kit.errors import LoginRequired, ServiceError
+from servicecycle.web.observability import SecurityHeaders
 from servicecycle.web.templating import render
 
 log = structlog.get_logger(__name__)
@@ -128,9 +129,14 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
         request_id = getattr(request.state, "request_id", "")
-        return _respond(
+        response = _respond(
             request,
             500,
             "internal_error",
             f"An unexpected error occurred. Quote request id {request_id} when reporting it.",
         )
+        # this handler answers outside our middleware, so it adds their headers itself
+        response.headers["x-request-id"] = request_id
+        for name, value in SecurityHeaders.HEADERS:
+            response.headers[name.decode()] = value.decode()
+        return response
