@@ -18,7 +18,7 @@ from sqlalchemy import text
 from servicecycle import __version__
 from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
-from servicecycle.auth.deps import Public
+from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.config import Settings
 from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.db.engine import make_engine, make_sessionmaker
@@ -143,8 +143,11 @@ def _system_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/api/v1/docs", dependencies=[Public], include_in_schema=False)
-    async def api_docs(request: Request) -> Response:
-        """The interactive API reference (Swagger UI from npm-built assets)."""
+    async def api_docs(request: Request, db: Db) -> Response:
+        """The interactive API reference (Swagger UI from npm-built assets).
+
+        A signed-in browser's CSRF token goes on the page, so "Try it out" can write too."""
+        await signed_in(request, db)
         return render(request, "api_docs.html", in_transaction=False)
 
     return router

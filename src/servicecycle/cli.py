@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import getpass
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -198,53 +197,19 @@ def db_current() -> None:
         out.print(f"database: {current or 'empty'}   code: {head}   ({state})")
 
 
-def _pg_tool(name: str) -> str:
-    from servicecycle.db.embedded import bin_dir
-
-    return str(bin_dir() / name)
-
-
 @db_app.command("backup")
 def db_backup(file: Annotated[Path, typer.Argument(help="Where to write the backup")]) -> None:
     """Write a full backup (pg_dump custom format) to FILE."""
-    from servicecycle.db.engine import libpq_url
+    from servicecycle.db.backup import BackupError, backup
 
     settings = get_settings()
     target = file.resolve()
-    if not target.parent.is_dir():
-        raise fail(f"No such folder: {target.parent}")
-    partial = target.with_name(target.name + ".partial")
     with _database(settings, require_head=False) as url:
-        result = subprocess.run(
-            [
-                _pg_tool("pg_dump"),
-                "--format=custom",
-                "--no-owner",
-                f"--file={partial}",
-                f"--dbname={libpq_url(url)}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise fail(f"pg_dump failed: {result.stderr.strip()}")
-    partial.replace(target)  # a backup file is either whole or absent
-    out.print(f"[green]Backup written[/] to {target} ({target.stat().st_size:,} bytes).")
-
-
-def _other_servicecycle_connections(url: str) -> int:
-    import psycopg
-
-    from servicecycle.db.engine import libpq_url
-
-    with psycopg.connect(libpq_url(url)) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND application_name LIKE 'servicecycle%'"
-        ).fetchone()
-    return int(row[0]) if row else 0
+        try:
+            size = backup(url, target)
+        except BackupError as exc:
+            raise fail(str(exc)) from None
+    out.print(f"[green]Backup written[/] to {target} ({size:,} bytes).")
 
 
 @db_app.command("restore")
@@ -256,48 +221,26 @@ def db_restore(
     ] = False,
 ) -> None:
     """Replace the database's contents with a backup, in one transaction."""
-    from servicecycle.db.engine import libpq_url
+    from servicecycle.db.backup import BackupError, check_archive, other_connections, restore
 
     settings = get_settings()
-    if not file.is_file():
-        raise fail(f"No such backup file: {file}")
-    listing = subprocess.run(
-        [_pg_tool("pg_restore"), "--list", str(file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if listing.returncode != 0:
-        raise fail(
-            f"{file} is not a backup made by `servicecycle db backup`: "
-            f"{listing.stderr.strip().splitlines()[0] if listing.stderr.strip() else ''}"
-        )
+    try:
+        check_archive(file)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
     if not yes and not typer.confirm("This replaces everything in the database. Continue?"):
         raise typer.Exit(code=1)
     with _database(settings, require_head=False) as url:
-        busy = _other_servicecycle_connections(url)
+        busy = other_connections(url)
         if busy and not force:
             raise fail(
                 f"{busy} other Servicecycle connection(s) use this database (a server or "
                 "worker is running). Stop them first, or pass --force."
             )
-        result = subprocess.run(
-            [
-                _pg_tool("pg_restore"),
-                "--clean",
-                "--if-exists",
-                "--single-transaction",
-                "--no-owner",
-                "--exit-on-error",
-                f"--dbname={libpq_url(url)}",
-                str(file),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise fail(f"Restore failed and nothing was changed: {result.stderr.strip()}")
+        try:
+            restore(url, file)
+        except BackupError as exc:
+            raise fail(str(exc)) from None
     out.print(f"[green]Restored[/] from {file}.")
 
 

@@ -130,3 +130,12 @@ async def test_cookies_are_secure_behind_https(
     assert (
         "Secure" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
     )
+
+
+async def test_the_api_reference_carries_a_signed_in_browsers_csrf_token(
+    client: AsyncClient, make_user: Callable[..., Awaitable[User]]
+) -> None:
+    assert 'data-csrf="' not in (await client.get("/api/v1/docs")).text
+    user = await make_user()
+    csrf = await sign_in(client, user.email)
+    assert f'data-csrf="{csrf}"' in (await client.get("/api/v1/docs")).text

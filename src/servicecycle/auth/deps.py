@@ -98,6 +98,15 @@ async def _identify(request: Request, db: AsyncSession) -> Principal | None:
     return principal
 
 
+async def signed_in(request: Request, db: AsyncSession) -> Principal | None:
+    """Who is asking on a public page, if anyone (so it can greet them or carry their CSRF
+    token); never refuses."""
+    try:
+        return await _identify(request, db)
+    except Unauthenticated:
+        return None
+
+
 async def _check_csrf(request: Request, principal: Principal) -> None:
     if request.method in SAFE_METHODS or principal.web_session is None:
         return

@@ -1,6 +1,6 @@
 """The procrastinate app, built per process from the settings (never at import time).
 
-Tasks are declared on :data:`tasks` (a Blueprint) by each domain's ``jobs`` module and
+Tasks are declared on :data:`tasks` (a Blueprint) by each domain's ``tasks`` module and
 named ``"domain.action"``. A task opens its own unit of work through :func:`sessions`.
 """
 
