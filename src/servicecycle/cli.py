@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,8 +95,9 @@ def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) 
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    # uvicorn re-raises Ctrl-C after its graceful shutdown; the caller's cleanup follows
-    with contextlib.suppress(KeyboardInterrupt):
+    # uvicorn re-raises Ctrl-C / SIGTERM after its graceful shutdown; the caller's cleanup
+    # (the embedded server) follows
+    with contextlib.suppress(KeyboardInterrupt, Terminated):
         uvicorn.Server(config).run()
     err.print("Servicecycle stopped.")
 
@@ -372,5 +374,20 @@ def config_show(
     out.print(table)
 
 
+class Terminated(Exception):
+    """SIGTERM, as an exception, so every ``with`` block (the embedded server) unwinds."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
-    app()
+    # The default SIGTERM action kills the process on the spot, leaving the embedded
+    # PostgreSQL running; as an exception it stops it like Ctrl-C does. uvicorn keeps
+    # this handler and calls it again after its own graceful shutdown.
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        app()
+    except Terminated:
+        sys.exit(0)

@@ -127,3 +127,22 @@ def test_serve_owns_restarts_after_sigkill_and_stops_cleanly(tmp_path: Path) -> 
     while postgres_pids(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert postgres_pids(data_dir) == []
+
+
+def test_sigterm_stops_the_server_and_its_database(tmp_path: Path) -> None:
+    """What systemd, `timeout` or a container runtime sends."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    server = start_serve(data_dir, port)
+    try:
+        wait_healthy(port, server)
+        assert postgres_pids(data_dir)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    deadline = time.monotonic() + 10
+    while postgres_pids(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert postgres_pids(data_dir) == []
