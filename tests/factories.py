@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
@@ -86,3 +87,53 @@ async def sign_in(client: AsyncClient, email: str, password: str = PASSWORD) -> 
     assert response.status_code == 303, response.text
     home = await client.get("/", headers={"accept": "text/html"})
     return home.text.split('data-csrf="')[1].split('"')[0]
+
+
+@pytest.fixture
+def make_customer(sessions: async_sessionmaker[AsyncSession]) -> Callable[..., Awaitable[Any]]:
+    from servicecycle.customers import service as customers
+
+    async def make(
+        name: str | None = None, *, email: str | None = None, tier: str = "standard"
+    ) -> Any:
+        n = next(_counter)
+        async with sessions() as session, session.begin():
+            return await customers.create_customer(
+                session,
+                name=name or f"Customer {n}",
+                emails=[email or f"customer{n}@example.net"],
+                tier=tier,
+                actor=Actor.system("test"),
+            )
+
+    return make
+
+
+@pytest.fixture
+def make_ticket(
+    sessions: async_sessionmaker[AsyncSession], make_customer: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    from servicecycle.tickets import service as tickets
+
+    async def make(
+        subject: str = "Where is my order?",
+        *,
+        requester: Any = None,
+        body: str = "It is late.",
+        channel: str = "email",
+        **extra: Any,
+    ) -> Any:
+        requester = requester or await make_customer()
+        async with sessions() as session, session.begin():
+            ticket, _ = await tickets.create_ticket(
+                session,
+                subject=subject,
+                requester=requester,
+                channel=channel,
+                body_text=body,
+                actor=Actor("customer", str(requester.id)),
+                **extra,
+            )
+            return ticket
+
+    return make

@@ -20,6 +20,7 @@ from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.config import Settings
+from servicecycle.customers import api as customers_api
 from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.db.engine import make_engine, make_sessionmaker
 from servicecycle.events import api as events_api
@@ -27,6 +28,7 @@ from servicecycle.events import pages as events_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
+from servicecycle.tickets import api as tickets_api
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
 from servicecycle.web.templating import STATIC_DIR, render
@@ -99,6 +101,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)
+    app.include_router(customers_api.router)
+    app.include_router(tickets_api.router)
     app.include_router(events_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

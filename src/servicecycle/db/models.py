@@ -1,10 +1,19 @@
 """Imports every domain's tables so that ``metadata`` is complete (for Alembic)."""
 
 from servicecycle.auth import models as auth_models
+from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
 from servicecycle.jobs import models as job_models
+from servicecycle.tickets import models as ticket_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "event_models", "job_models", "metadata"]
+__all__ = [
+    "auth_models",
+    "customer_models",
+    "event_models",
+    "job_models",
+    "metadata",
+    "ticket_models",
+]

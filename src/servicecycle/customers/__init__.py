@@ -1,0 +1,1 @@
+"""Customers and companies: who the business serves, by every identity they use."""

@@ -1,0 +1,328 @@
+"""Every change to customers and companies. Flushes; the caller commits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.customers.models import Company, Customer, CustomerIdentity
+from servicecycle.events.service import Actor, record
+from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{4,30}$")
+EDITABLE = ("name", "company_id", "tier", "segment", "tags", "notes", "attributes")
+
+
+def normalise_identity(kind: str, value: str) -> str:
+    """The stored form: e-mails lower-cased, phones digits only (with a leading +)."""
+    value = value.strip()
+    if kind == "email":
+        if not _EMAIL.match(value) or len(value) > 320:
+            raise ValidationFailed(
+                "Invalid e-mail address", fields={"email": "not an e-mail address"}
+            )
+        return value.lower()
+    if kind == "phone":
+        if not _PHONE.match(value):
+            raise ValidationFailed("Invalid phone number", fields={"phone": "not a phone number"})
+        return ("+" if value.startswith("+") else "") + re.sub(r"\D", "", value)
+    if kind == "external":
+        if not value or len(value) > 320:
+            raise ValidationFailed(
+                "Invalid external id", fields={"external_id": "1-320 characters"}
+            )
+        return value
+    raise ValidationFailed("Unknown identity kind", fields={"kind": "email, phone or external"})
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = sorted({t.strip().lower() for t in tags if t.strip()})
+    if any(len(t) > 80 for t in cleaned):
+        raise ValidationFailed("Tag too long", fields={"tags": "at most 80 characters each"})
+    return cleaned
+
+
+# -- companies ------------------------------------------------------------------------------
+
+
+async def create_company(
+    session: AsyncSession, *, name: str, domain: str | None, tier: str, actor: Actor
+) -> Company:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    taken = await session.scalar(select(Company.id).where(func.lower(Company.name) == name.lower()))
+    if taken is not None:
+        raise Conflict("A company with this name exists", fields={"name": "already taken"})
+    company = Company(
+        name=name, domain=(domain or "").strip().lower() or None, tier=tier or "standard"
+    )
+    session.add(company)
+    await session.flush()
+    await record(
+        session,
+        "company.created",
+        subject_type="company",
+        subject_id=company.id,
+        actor=actor,
+        data={"name": name},
+    )
+    return company
+
+
+async def get_company(session: AsyncSession, company_id: int) -> Company:
+    company = await session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"No company {company_id}")
+    return company
+
+
+async def list_companies(session: AsyncSession) -> list[Company]:
+    return list((await session.scalars(select(Company).order_by(Company.name))).all())
+
+
+# -- customers ------------------------------------------------------------------------------
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}")
+    return customer
+
+
+async def identities_of(
+    session: AsyncSession, customer_ids: list[int]
+) -> dict[int, list[CustomerIdentity]]:
+    rows = await session.scalars(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id.in_(customer_ids))
+        .order_by(CustomerIdentity.id)
+    )
+    found: dict[int, list[CustomerIdentity]] = {cid: [] for cid in customer_ids}
+    for identity in rows:
+        found[identity.customer_id].append(identity)
+    return found
+
+
+async def find_by_identity(session: AsyncSession, kind: str, value: str) -> Customer | None:
+    """The customer who owns this identity (following merges), or None."""
+    normalised = normalise_identity(kind, value)
+    customer = await session.scalar(
+        select(Customer)
+        .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+        .where(CustomerIdentity.kind == kind, CustomerIdentity.value == normalised)
+    )
+    return customer
+
+
+async def create_customer(
+    session: AsyncSession,
+    *,
+    name: str,
+    emails: list[str] | None = None,
+    phones: list[str] | None = None,
+    external_ids: list[str] | None = None,
+    company_id: int | None = None,
+    tier: str = "standard",
+    segment: str | None = None,
+    tags: list[str] | None = None,
+    notes: str = "",
+    attributes: dict[str, Any] | None = None,
+    actor: Actor,
+) -> Customer:
+    """Add a customer with their identities; an identity already in use is a 409 naming it."""
+    wanted = [("email", v) for v in emails or []] + [("phone", v) for v in phones or []]
+    wanted += [("external", v) for v in external_ids or []]
+    normalised = [(kind, normalise_identity(kind, value)) for kind, value in wanted]
+    name = name.strip() or next((v.split("@")[0] for k, v in normalised if k == "email"), "")
+    if not name:
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    if company_id is not None:
+        await get_company(session, company_id)
+    await _refuse_taken(session, normalised)
+    customer = Customer(
+        name=name[:200],
+        company_id=company_id,
+        tier=tier or "standard",
+        segment=segment,
+        tags=_clean_tags(tags or []),
+        notes=notes,
+        attributes=attributes or {},
+    )
+    session.add(customer)
+    await session.flush()
+    for kind, value in dict.fromkeys(normalised):
+        session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+    await session.flush()
+    await record(
+        session,
+        "customer.created",
+        subject_type="customer",
+        subject_id=customer.id,
+        actor=actor,
+        data={"name": customer.name, "identities": [v for _, v in normalised]},
+    )
+    return customer
+
+
+async def _refuse_taken(session: AsyncSession, identities: list[tuple[str, str]]) -> None:
+    if not identities:
+        return
+    taken = (
+        await session.execute(
+            select(
+                CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
+            ).where(
+                or_(
+                    *(
+                        (CustomerIdentity.kind == kind) & (CustomerIdentity.value == value)
+                        for kind, value in identities
+                    )
+                )
+            )
+        )
+    ).first()
+    if taken is not None:
+        field = {"email": "emails", "phone": "phones", "external": "external_ids"}[taken[0]]
+        raise Conflict(
+            f"{taken[1]} already belongs to customer {taken[2]}",
+            fields={field: f"{taken[1]} is taken"},
+            extra={"customer_id": taken[2]},
+        )
+
+
+async def find_or_create_by_email(
+    session: AsyncSession, *, email: str, name: str, actor: Actor
+) -> Customer:
+    """The customer with this e-mail, or a new one (how channels meet unknown senders)."""
+    existing = await find_by_identity(session, "email", email)
+    if existing is not None:
+        return existing
+    return await create_customer(session, name=name, emails=[email], actor=actor)
+
+
+async def update_customer(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> Customer:
+    if customer.version != expected_version:
+        raise PreconditionFailed(
+            f"Customer {customer.id} was changed by someone else; reload and try again",
+            extra={"current_version": customer.version},
+        )
+    changed: dict[str, Any] = {}
+    for key in EDITABLE:
+        if key not in changes:
+            continue
+        value = changes[key]
+        if key == "name":
+            value = str(value).strip()
+            if not value:
+                raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+        if key == "tags":
+            value = _clean_tags(value)
+        if key == "company_id" and value is not None:
+            await get_company(session, value)
+        if getattr(customer, key) != value:
+            setattr(customer, key, value)
+            changed[key] = value
+    if changed:
+        await session.flush()
+        await record(
+            session,
+            "customer.updated",
+            subject_type="customer",
+            subject_id=customer.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return customer
+
+
+async def add_identity(
+    session: AsyncSession, customer: Customer, *, kind: str, value: str, actor: Actor
+) -> CustomerIdentity:
+    normalised = normalise_identity(kind, value)
+    await _refuse_taken(session, [(kind, normalised)])
+    identity = CustomerIdentity(customer_id=customer.id, kind=kind, value=normalised)
+    session.add(identity)
+    await session.flush()
+    await record(
+        session,
+        "customer.identity_added",
+        subject_type="customer",
+        subject_id=customer.id,
+        actor=actor,
+        data={"kind": kind, "value": normalised},
+    )
+    return identity
+
+
+async def list_customers(
+    session: AsyncSession, *, query: str | None = None, limit: int = 50, cursor: str | None = None
+) -> Page[Customer]:
+    """Customers by id, optionally those whose name or any identity contains ``query``."""
+    stmt = select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id)
+    if query:
+        like = f"%{query.strip().lower()}%"
+        matching = select(CustomerIdentity.customer_id).where(CustomerIdentity.value.ilike(like))
+        stmt = stmt.where(or_(Customer.name.ilike(like), Customer.id.in_(matching)))
+    if cursor is not None:
+        values = decode_cursor(cursor)
+        if len(values) != 1 or not isinstance(values[0], int):
+            raise ValidationFailed(
+                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
+            )
+        stmt = stmt.where(Customer.id > values[0])
+    rows = list((await session.scalars(stmt.limit(limit + 1))).all())
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def merge_into(
+    session: AsyncSession, source: Customer, target: Customer, *, actor: Actor
+) -> None:
+    """Move ``source``'s identities to ``target`` and mark it merged. The caller moves what
+    higher domains hold (tickets) in the same transaction."""
+    if source.id == target.id:
+        raise ValidationFailed(
+            "A customer cannot be merged into itself", fields={"target_id": "same customer"}
+        )
+    if source.merged_into_id is not None or target.merged_into_id is not None:
+        raise Conflict("One of these customers was already merged away")
+    identities = await session.scalars(
+        select(CustomerIdentity).where(CustomerIdentity.customer_id == source.id)
+    )
+    moved = []
+    for identity in identities:
+        identity.customer_id = target.id
+        moved.append(identity.value)
+    target.tags = sorted(set(target.tags) | set(source.tags))
+    source.merged_into_id = target.id
+    await session.flush()
+    await record(
+        session,
+        "customer.merged",
+        subject_type="customer",
+        subject_id=source.id,
+        actor=actor,
+        data={"into": target.id, "identities": moved},
+    )
+    await record(
+        session,
+        "customer.absorbed",
+        subject_type="customer",
+        subject_id=target.id,
+        actor=actor,
+        data={"from": source.id, "identities": moved},
+    )

@@ -1,0 +1,1 @@
+"""Tickets: one per problem, whatever the channel, with their threaded messages."""

@@ -1,0 +1,194 @@
+"""REST routes for tickets, their messages, views, and customer merges (which move tickets)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from servicecycle.auth.deps import ApiUser, Db
+from servicecycle.customers import service as customers
+from servicecycle.customers.api import read_many
+from servicecycle.customers.schemas import CustomerRead
+from servicecycle.tickets import service
+from servicecycle.tickets.schemas import (
+    Channel,
+    CustomerMerge,
+    MessageCreate,
+    MessageRead,
+    Priority,
+    Status,
+    TicketCreate,
+    TicketPage,
+    TicketRead,
+    TicketUpdate,
+    ViewCount,
+)
+from servicecycle.web.concurrency import etag, parse_if_match
+
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
+
+
+@router.post(
+    "/tickets",
+    response_model=TicketRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Open a ticket with its first message",
+)
+async def create_ticket(
+    body: TicketCreate, principal: ApiUser, db: Db, response: Response
+) -> TicketRead:
+    if body.requester.id is not None:
+        requester = await customers.get_customer(db, body.requester.id)
+    else:
+        requester = await customers.find_or_create_by_email(
+            db, email=str(body.requester.email), name=body.requester.name, actor=principal.actor
+        )
+    ticket, _ = await service.create_ticket(
+        db,
+        subject=body.subject,
+        requester=requester,
+        channel=body.channel,
+        body_text=body.body,
+        body_html=body.body_html,
+        author=body.author,
+        author_user_id=principal.identity.id,
+        priority=body.priority,
+        type=body.type,
+        tags=body.tags,
+        assignee_id=body.assignee_id,
+        team_id=body.team_id,
+        actor=principal.actor,
+    )
+    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
+    response.headers["ETag"] = etag(ticket.version)
+    return TicketRead.model_validate(ticket)
+
+
+@router.get("/tickets", response_model=TicketPage, summary="Tickets by view or filters")
+async def list_tickets(
+    principal: ApiUser,
+    db: Db,
+    view: Annotated[
+        str | None, Query(description="my-open, unassigned, all-open, recently-solved")
+    ] = None,
+    status_: Annotated[list[Status] | None, Query(alias="status")] = None,
+    assignee: Annotated[str | None, Query(description="A user id, `me` or `none`")] = None,
+    team_id: int | None = None,
+    tag: str | None = None,
+    priority: Priority | None = None,
+    channel: Channel | None = None,
+    requester_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: str | None = None,
+) -> TicketPage:
+    flt = (
+        service.view_filter(view, user_id=principal.identity.id) if view else service.TicketFilter()
+    )
+    flt = service.refine(
+        flt,
+        statuses=status_,
+        assignee=assignee,
+        me=principal.identity.id,
+        team_id=team_id,
+        tag=tag,
+        priority=priority,
+        channel=channel,
+        requester_id=requester_id,
+    )
+    page = await service.list_tickets(db, flt, limit=limit, cursor=cursor)
+    return TicketPage(
+        items=[TicketRead.model_validate(t) for t in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/views", response_model=list[ViewCount], summary="Built-in views with live counts")
+async def views(principal: ApiUser, db: Db) -> list[ViewCount]:
+    counts = await service.count_views(db, user_id=principal.identity.id)
+    return [
+        ViewCount(key=key, name=name, count=counts[key])
+        for key, (name, _) in service.BUILTIN_VIEWS.items()
+    ]
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketRead)
+async def get_ticket(ticket_id: int, principal: ApiUser, db: Db, response: Response) -> TicketRead:
+    ticket = await service.get_ticket(db, ticket_id)
+    response.headers["ETag"] = etag(ticket.version)
+    return TicketRead.model_validate(ticket)
+
+
+@router.patch(
+    "/tickets/{ticket_id}",
+    response_model=TicketRead,
+    responses={
+        409: {"description": "Not an allowed status change (lists the allowed)"},
+        412: {"description": "The version sent is not the current one"},
+    },
+)
+async def update_ticket(
+    ticket_id: int,
+    body: TicketUpdate,
+    principal: ApiUser,
+    db: Db,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> TicketRead:
+    expected = parse_if_match(if_match, body.version)
+    ticket = await service.get_ticket(db, ticket_id)
+    ticket = await service.update_ticket(
+        db,
+        ticket,
+        expected_version=expected,
+        changes=body.model_dump(exclude_unset=True, exclude={"version"}),
+        actor=principal.actor,
+    )
+    response.headers["ETag"] = etag(ticket.version)
+    return TicketRead.model_validate(ticket)
+
+
+@router.get("/tickets/{ticket_id}/messages", response_model=list[MessageRead])
+async def list_messages(ticket_id: int, principal: ApiUser, db: Db) -> list[MessageRead]:
+    ticket = await service.get_ticket(db, ticket_id)
+    return [MessageRead.model_validate(m) for m in await service.thread(db, ticket)]
+
+
+@router.post(
+    "/tickets/{ticket_id}/messages",
+    response_model=MessageRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Reply or add an internal note",
+)
+async def add_message(
+    ticket_id: int, body: MessageCreate, principal: ApiUser, db: Db
+) -> MessageRead:
+    ticket = await service.get_ticket(db, ticket_id)
+    message = await service.add_message(
+        db,
+        ticket,
+        public=body.kind == "reply",
+        author_type="agent",
+        author_user_id=principal.identity.id,
+        body_text=body.body,
+        body_html=body.body_html,
+        status=body.status,
+        expected_version=body.version,
+        actor=principal.actor,
+    )
+    return MessageRead.model_validate(message)
+
+
+@router.post(
+    "/customers/{customer_id}/merge",
+    response_model=CustomerRead,
+    tags=["customers"],
+    summary="Merge this customer into another, moving every ticket",
+)
+async def merge_customer(
+    customer_id: int, body: CustomerMerge, principal: ApiUser, db: Db
+) -> CustomerRead:
+    source = await customers.get_customer(db, customer_id)
+    target = await customers.get_customer(db, body.into_id)
+    await customers.merge_into(db, source, target, actor=principal.actor)
+    await service.move_requester(db, from_id=source.id, to_id=target.id, actor=principal.actor)
+    return (await read_many(db, [target]))[0]

@@ -1,0 +1,98 @@
+"""Tables of the tickets domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column
+
+from servicecycle.db.base import Base
+
+STATUSES = ("new", "open", "pending", "on-hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+CHANNELS = ("email", "web", "chat", "api", "phone", "portal")
+
+
+class Ticket(Base):
+    """A customer's problem. Its ``id`` is the human ticket number (it starts at 1001)."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(start=1001), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), server_default="new")
+    priority: Mapped[str] = mapped_column(String(20), server_default="normal")
+    type: Mapped[str | None] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(20))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(80)), server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    first_reply_at: Mapped[datetime | None]
+    solved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    search: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed("setweight(to_tsvector('english', coalesce(subject, '')), 'A')", persisted=True),
+        deferred=True,
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('new', 'open', 'pending', 'on-hold', 'solved', 'closed')", name="status"
+        ),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
+        Index("ix_tickets_status_updated_at", "status", "updated_at"),
+        Index("ix_tickets_assignee_status_updated_at", "assignee_id", "status", "updated_at"),
+        Index("ix_tickets_team_status_updated_at", "team_id", "status", "updated_at"),
+        Index("ix_tickets_requester_id", "requester_id", "created_at"),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+        Index("ix_tickets_search", "search", postgresql_using="gin"),
+    )
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Message(Base):
+    """A public reply or an internal note on a ticket, in the order it was added."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    public: Mapped[bool] = mapped_column(Boolean)
+    author_type: Mapped[str] = mapped_column(String(20))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    body_html: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    search: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed("setweight(to_tsvector('english', left(body_text, 100000)), 'B')", persisted=True),
+        deferred=True,
+    )
+
+    __table_args__ = (
+        CheckConstraint("author_type IN ('agent', 'customer', 'system')", name="author_type"),
+        Index("ix_messages_ticket_id_id", "ticket_id", "id"),
+        Index("ix_messages_search", "search", postgresql_using="gin"),
+    )

@@ -1,0 +1,115 @@
+"""API shapes of the tickets domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Status = Literal["new", "open", "pending", "on-hold", "solved", "closed"]
+Priority = Literal["low", "normal", "high", "urgent"]
+Channel = Literal["email", "web", "chat", "api", "phone", "portal"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="The ticket number")
+    subject: str
+    status: Status
+    priority: Priority
+    type: str | None
+    channel: str
+    requester_id: int
+    assignee_id: int | None
+    team_id: int | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    first_reply_at: datetime | None
+    solved_at: datetime | None
+    version: int
+
+
+class RequesterRef(Strict):
+    """An existing customer by id, or one found (or created) by e-mail."""
+
+    id: int | None = None
+    email: str | None = Field(default=None, max_length=320)
+    name: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def one_way(self) -> RequesterRef:
+        if (self.id is None) == (self.email is None):
+            raise ValueError("give either id or email")
+        return self
+
+
+class TicketCreate(Strict):
+    subject: str = Field(max_length=300, examples=["My parcel has not arrived"])
+    requester: RequesterRef
+    body: str | None = Field(default=None, description="Plain text", examples=["Order 5521 ..."])
+    body_html: str | None = Field(default=None, description="HTML; sanitised before it is stored")
+    channel: Channel = "api"
+    author: Literal["customer", "agent"] = Field(
+        default="customer", description="Who wrote the first message: the customer, or you"
+    )
+    priority: Priority = "normal"
+    type: str | None = Field(default=None, max_length=80)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    assignee_id: int | None = None
+    team_id: int | None = None
+
+
+class TicketUpdate(Strict):
+    version: int | None = Field(default=None, description="Current version; or send If-Match")
+    subject: str | None = Field(default=None, max_length=300)
+    status: Status | None = None
+    priority: Priority | None = None
+    type: str | None = Field(default=None, max_length=80)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    assignee_id: int | None = None
+    team_id: int | None = None
+
+
+class TicketPage(BaseModel):
+    items: list[TicketRead]
+    next_cursor: str | None
+
+
+class MessageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    ticket_id: int
+    public: bool
+    author_type: str
+    author_user_id: int | None
+    author_customer_id: int | None
+    channel: str
+    body_html: str = Field(description="Sanitised HTML")
+    body_text: str
+    created_at: datetime
+
+
+class MessageCreate(Strict):
+    kind: Literal["reply", "note"] = Field(description="A public reply, or an internal note")
+    body: str | None = Field(default=None, description="Plain text")
+    body_html: str | None = Field(default=None, description="HTML; sanitised before it is stored")
+    status: Status | None = Field(default=None, description="Set the ticket's status with a reply")
+    version: int | None = Field(default=None, description="Refuse if the ticket changed since")
+
+
+class ViewCount(BaseModel):
+    key: str
+    name: str
+    count: int
+
+
+class CustomerMerge(Strict):
+    into_id: int = Field(description="The customer who keeps everything")

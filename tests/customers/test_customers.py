@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.customers import service as customers
+from servicecycle.events import service as events
+from servicecycle.events.service import Actor
+from servicecycle.kit.errors import Conflict, ValidationFailed
+from tests.factories import Token
+
+MakeToken = Callable[..., Awaitable[Token]]
+ACTOR = Actor.system("test")
+
+
+async def test_identities_are_normalised_and_unique(db: AsyncSession) -> None:
+    dana = await customers.create_customer(
+        db, name="Dana", emails=["Dana@Example.NET"], phones=["+44 (20) 7946-0018"], actor=ACTOR
+    )
+    found = await customers.find_by_identity(db, "email", "dana@example.net")
+    assert found is not None and found.id == dana.id
+    by_phone = await customers.find_by_identity(db, "phone", "+442079460018")
+    assert by_phone is not None and by_phone.id == dana.id
+    with pytest.raises(Conflict) as caught:
+        await customers.create_customer(db, name="Other", emails=["DANA@example.net"], actor=ACTOR)
+    assert caught.value.fields == {"emails": "dana@example.net is taken"}
+
+
+async def test_bad_identities_name_the_field(db: AsyncSession) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        await customers.create_customer(db, name="X", emails=["nope"], actor=ACTOR)
+    assert "email" in caught.value.fields
+    with pytest.raises(ValidationFailed):
+        await customers.create_customer(db, name="X", phones=["call me"], actor=ACTOR)
+
+
+async def test_unknown_sender_becomes_a_customer_once(db: AsyncSession) -> None:
+    first = await customers.find_or_create_by_email(
+        db, email="new@example.org", name="", actor=ACTOR
+    )
+    again = await customers.find_or_create_by_email(
+        db, email="NEW@example.org", name="Newt", actor=ACTOR
+    )
+    assert first.id == again.id and first.name == "new"
+
+
+async def test_search_by_name_or_identity_fragment(db: AsyncSession) -> None:
+    await customers.create_customer(
+        db, name="Zebediah Quill", emails=["zq@quill.example"], actor=ACTOR
+    )
+    await customers.create_customer(
+        db, name="Other Person", emails=["op@else.example"], actor=ACTOR
+    )
+    assert [c.name for c in (await customers.list_customers(db, query="zebed")).items] == [
+        "Zebediah Quill"
+    ]
+    assert [c.name for c in (await customers.list_customers(db, query="quill.exa")).items] == [
+        "Zebediah Quill"
+    ]
+
+
+async def test_api_creates_updates_and_refuses_bad_input(
+    client: AsyncClient, make_token: MakeToken, db: AsyncSession
+) -> None:
+    agent = await make_token("agent")
+    created = await client.post(
+        "/api/v1/customers",
+        headers=agent.headers,
+        json={
+            "name": "Ivy",
+            "emails": ["ivy@example.com"],
+            "tier": "vip",
+            "tags": ["Wholesale", "wholesale"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["identities"] == [{"kind": "email", "value": "ivy@example.com"}]
+    assert body["tags"] == ["wholesale"]
+    url = f"/api/v1/customers/{body['id']}"
+    patched = await client.patch(
+        url, headers=agent.headers, json={"notes": "Prefers phone", "version": 1}
+    )
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    stale = await client.patch(url, headers=agent.headers, json={"notes": "lost?", "version": 1})
+    assert stale.status_code == 412
+    wrong = await client.post(
+        "/api/v1/customers", headers=agent.headers, json={"name": "X", "colour": 1}
+    )
+    assert wrong.status_code == 422 and "colour" in wrong.json()["error"]["fields"]
+    taken = await client.post(
+        "/api/v1/customers",
+        headers=agent.headers,
+        json={"name": "Y", "emails": ["IVY@example.com"]},
+    )
+    assert taken.status_code == 409 and taken.json()["error"]["customer_id"] == body["id"]
+    timeline = await events.query(db, subject_type="customer", subject_id=body["id"])
+    assert [e.kind for e in timeline.items] == ["customer.updated", "customer.created"]
+
+
+async def test_merge_moves_identities_and_tickets(
+    client: AsyncClient,
+    make_token: MakeToken,
+    make_customer: Callable[..., Awaitable[Any]],
+    make_ticket: Callable[..., Awaitable[Any]],
+) -> None:
+    agent = await make_token("agent")
+    keep = await make_customer("Keep", email="keep@example.com")
+    dupe = await make_customer("Dupe", email="dupe@example.com")
+    ticket = await make_ticket(requester=dupe)
+    merged = await client.post(
+        f"/api/v1/customers/{dupe.id}/merge", headers=agent.headers, json={"into_id": keep.id}
+    )
+    assert merged.status_code == 200, merged.text
+    assert {i["value"] for i in merged.json()["identities"]} == {
+        "keep@example.com",
+        "dupe@example.com",
+    }
+    moved = await client.get(f"/api/v1/tickets/{ticket.id}", headers=agent.headers)
+    assert moved.json()["requester_id"] == keep.id
+    itself = await client.post(
+        f"/api/v1/customers/{keep.id}/merge", headers=agent.headers, json={"into_id": keep.id}
+    )
+    assert itself.status_code == 422
+    again = await client.post(
+        f"/api/v1/customers/{dupe.id}/merge", headers=agent.headers, json={"into_id": keep.id}
+    )
+    assert again.status_code == 409
