@@ -10,15 +10,19 @@ from servicecycle.auth.deps import ApiUser, Db
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
+from servicecycle.tickets import search as ticket_search
 from servicecycle.tickets import service
 from servicecycle.tickets.schemas import (
     Channel,
+    CustomerHitRead,
     CustomerMerge,
     MessageCreate,
     MessageRead,
     Priority,
+    SearchResults,
     Status,
     TicketCreate,
+    TicketHitRead,
     TicketPage,
     TicketRead,
     TicketUpdate,
@@ -109,6 +113,25 @@ async def views(principal: ApiUser, db: Db) -> list[ViewCount]:
         ViewCount(key=key, name=name, count=counts[key])
         for key, (name, _) in service.BUILTIN_VIEWS.items()
     ]
+
+
+@router.get("/search", response_model=SearchResults, summary="Search tickets and customers")
+async def search(
+    principal: ApiUser,
+    db: Db,
+    q: Annotated[
+        str, Query(max_length=500, description='e.g. `status:open tag:refund "lost parcel"`')
+    ],
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> SearchResults:
+    """Full text over subjects (weighted highest) and message bodies, with field filters
+    (status, assignee, tag, priority, channel, team, requester, type); customers by any
+    fragment of their name or identities."""
+    found = await ticket_search.search(db, q, me=principal.identity.id, limit=limit)
+    return SearchResults(
+        tickets=[TicketHitRead(**vars(hit)) for hit in found.tickets],
+        customers=[CustomerHitRead(**vars(hit)) for hit in found.customers],
+    )
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketRead)

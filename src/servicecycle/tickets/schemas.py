@@ -113,3 +113,27 @@ class ViewCount(BaseModel):
 
 class CustomerMerge(Strict):
     into_id: int = Field(description="The customer who keeps everything")
+
+
+class TicketHitRead(BaseModel):
+    id: int
+    subject: str
+    status: Status
+    priority: Priority
+    requester_id: int
+    assignee_id: int | None
+    rank: float
+    subject_html: str = Field(description="The subject, escaped, hits in <mark>")
+    snippet_html: str = Field(description="Best matching message passage, escaped, hits in <mark>")
+
+
+class CustomerHitRead(BaseModel):
+    id: int
+    name: str
+    identity: str | None
+    score: float
+
+
+class SearchResults(BaseModel):
+    tickets: list[TicketHitRead]
+    customers: list[CustomerHitRead]
