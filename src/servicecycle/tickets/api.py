@@ -12,7 +12,9 @@ from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
 from servicecycle.tickets import search as ticket_search
 from servicecycle.tickets import service
+from servicecycle.tickets.bulk import bulk_update
 from servicecycle.tickets.schemas import (
+    BulkUpdate,
     Channel,
     CustomerHitRead,
     CustomerMerge,
@@ -104,6 +106,23 @@ async def list_tickets(
     return TicketPage(
         items=[TicketRead.model_validate(t) for t in page.items], next_cursor=page.next_cursor
     )
+
+
+@router.post(
+    "/tickets/bulk",
+    response_model=list[TicketRead],
+    summary="Change many tickets in one transaction (all or none)",
+)
+async def bulk(body: BulkUpdate, principal: ApiUser, db: Db) -> list[TicketRead]:
+    updated = await bulk_update(
+        db,
+        body.ids,
+        changes=body.changes.model_dump(exclude_unset=True),
+        add_tags=body.add_tags,
+        remove_tags=body.remove_tags,
+        actor=principal.actor,
+    )
+    return [TicketRead.model_validate(t) for t in updated]
 
 
 @router.get("/views", response_model=list[ViewCount], summary="Built-in views with live counts")

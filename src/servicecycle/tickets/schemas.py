@@ -137,3 +137,17 @@ class CustomerHitRead(BaseModel):
 class SearchResults(BaseModel):
     tickets: list[TicketHitRead]
     customers: list[CustomerHitRead]
+
+
+class BulkChanges(Strict):
+    status: Status | None = None
+    priority: Priority | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+
+
+class BulkUpdate(Strict):
+    ids: list[int] = Field(min_length=1, max_length=500, examples=[[1001, 1002]])
+    changes: BulkChanges = Field(default_factory=BulkChanges)
+    add_tags: list[str] = Field(default_factory=list, max_length=50)
+    remove_tags: list[str] = Field(default_factory=list, max_length=50)
