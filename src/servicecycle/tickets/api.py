@@ -6,18 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from servicecycle.auth.deps import ApiUser, Db
+from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
+from servicecycle.tickets import custom_fields, service
 from servicecycle.tickets import search as ticket_search
-from servicecycle.tickets import service
 from servicecycle.tickets.bulk import bulk_update
 from servicecycle.tickets.schemas import (
     BulkUpdate,
     Channel,
     CustomerHitRead,
     CustomerMerge,
+    CustomFieldCreate,
+    CustomFieldRead,
+    CustomFieldUpdate,
     MessageCreate,
     MessageRead,
     Priority,
@@ -64,6 +67,7 @@ async def create_ticket(
         tags=body.tags,
         assignee_id=body.assignee_id,
         team_id=body.team_id,
+        custom=body.custom,
         actor=principal.actor,
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
@@ -234,3 +238,42 @@ async def merge_customer(
     await customers.merge_into(db, source, target, actor=principal.actor)
     await service.move_requester(db, from_id=source.id, to_id=target.id, actor=principal.actor)
     return (await read_many(db, [target]))[0]
+
+
+@router.get("/custom-fields", response_model=list[CustomFieldRead], tags=["custom fields"])
+async def list_custom_fields(principal: ApiUser, db: Db) -> list[CustomFieldRead]:
+    fields = await custom_fields.list_fields(db, include_inactive=True)
+    return [CustomFieldRead.model_validate(f) for f in fields]
+
+
+@router.post(
+    "/custom-fields",
+    response_model=CustomFieldRead,
+    tags=["custom fields"],
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_custom_field(
+    body: CustomFieldCreate, principal: ApiAdmin, db: Db
+) -> CustomFieldRead:
+    field = await custom_fields.create_field(db, actor=principal.actor, **body.model_dump())
+    return CustomFieldRead.model_validate(field)
+
+
+@router.patch("/custom-fields/{field_id}", response_model=CustomFieldRead, tags=["custom fields"])
+async def update_custom_field(
+    field_id: int,
+    body: CustomFieldUpdate,
+    principal: ApiAdmin,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> CustomFieldRead:
+    expected = parse_if_match(if_match, body.version)
+    field = await custom_fields.get_field(db, field_id)
+    field = await custom_fields.update_field(
+        db,
+        field,
+        expected_version=expected,
+        changes=body.model_dump(exclude_unset=True, exclude={"version"}),
+        actor=principal.actor,
+    )
+    return CustomFieldRead.model_validate(field)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
@@ -48,6 +49,7 @@ class Ticket(Base):
     solved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    custom: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     search: Mapped[str] = mapped_column(
         TSVECTOR,
@@ -96,3 +98,29 @@ class Message(Base):
         Index("ix_messages_ticket_id_id", "ticket_id", "id"),
         Index("ix_messages_search", "search", postgresql_using="gin"),
     )
+
+
+FIELD_KINDS = ("text", "number", "date", "dropdown", "checkbox")
+
+
+class CustomField(Base):
+    """A field admins add to tickets; its values live in ``Ticket.custom`` under ``key``."""
+
+    __tablename__ = "custom_fields"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    label: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))
+    options: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    required: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    public: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    position: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('text', 'number', 'date', 'dropdown', 'checkbox')", name="kind"),
+    )
+    __mapper_args__ = {"version_id_col": version}

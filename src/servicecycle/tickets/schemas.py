@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,7 @@ class TicketRead(BaseModel):
     updated_at: datetime
     first_reply_at: datetime | None
     solved_at: datetime | None
+    custom: dict[str, Any] = Field(description="Values of the admin-defined fields, by key")
     version: int
 
 
@@ -64,6 +65,7 @@ class TicketCreate(Strict):
     tags: list[str] = Field(default_factory=list, max_length=50)
     assignee_id: int | None = None
     team_id: int | None = None
+    custom: dict[str, Any] = Field(default_factory=dict, examples=[{"order_number": "5521"}])
 
 
 class TicketUpdate(Strict):
@@ -75,6 +77,7 @@ class TicketUpdate(Strict):
     tags: list[str] | None = Field(default=None, max_length=50)
     assignee_id: int | None = None
     team_id: int | None = None
+    custom: dict[str, Any] | None = Field(default=None, description="Keys to set; null clears one")
 
 
 class TicketPage(BaseModel):
@@ -151,3 +154,38 @@ class BulkUpdate(Strict):
     changes: BulkChanges = Field(default_factory=BulkChanges)
     add_tags: list[str] = Field(default_factory=list, max_length=50)
     remove_tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+FieldKind = Literal["text", "number", "date", "dropdown", "checkbox"]
+
+
+class CustomFieldRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    key: str
+    label: str
+    kind: FieldKind
+    options: list[str]
+    required: bool = Field(description="Must be filled in before the ticket is solved")
+    public: bool = Field(description="Shown on the customer's request form")
+    active: bool
+    version: int
+
+
+class CustomFieldCreate(Strict):
+    key: str = Field(max_length=60, examples=["order_number"])
+    label: str = Field(max_length=120, examples=["Order number"])
+    kind: FieldKind
+    options: list[str] = Field(default_factory=list, max_length=200)
+    required: bool = False
+    public: bool = False
+
+
+class CustomFieldUpdate(Strict):
+    version: int | None = None
+    label: str | None = Field(default=None, max_length=120)
+    options: list[str] | None = Field(default=None, max_length=200)
+    required: bool | None = None
+    public: bool | None = None
+    active: bool | None = None

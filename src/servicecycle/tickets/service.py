@@ -17,7 +17,8 @@ from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
-from servicecycle.tickets import content
+from servicecycle.tickets import content, custom_fields
+from servicecycle.tickets.fields import clean_values, missing_required
 from servicecycle.tickets.models import CHANNELS, PRIORITIES, STATUSES, Message, Ticket
 from servicecycle.tickets.rules import (
     OPEN_STATUSES,
@@ -170,10 +171,12 @@ async def create_ticket(
     tags: list[str] | None = None,
     assignee_id: int | None = None,
     team_id: int | None = None,
+    custom: dict[str, Any] | None = None,
     actor: Actor,
 ) -> tuple[Ticket, Message]:
     """Open a ticket with its first message (from the customer, or an agent on their behalf)."""
     subject = _clean_subject(subject)
+    values = clean_values(await custom_fields.specs(session), custom) if custom else {}
     _check_choice("channel", channel, CHANNELS)
     _check_choice("priority", priority, PRIORITIES)
     _check_choice("author", author, ("customer", "agent"))
@@ -193,6 +196,7 @@ async def create_ticket(
         assignee_id=assignee_id,
         team_id=team_id,
         tags=_clean_tags(tags or []),
+        custom=values,
         created_at=now,
         updated_at=now,
     )
@@ -226,6 +230,7 @@ async def create_ticket(
             "assignee_id": assignee_id,
             "team_id": team_id,
             "tags": ticket.tags,
+            "custom": values,
         },
     )
     await record(
@@ -357,6 +362,13 @@ async def _set_status(session: AsyncSession, ticket: Ticket, status: str, *, act
             fields={"status": f"allowed: {', '.join(allowed) or 'none (closed is final)'}"},
             extra={"allowed": list(allowed)},
         )
+    if status == "solved":
+        missing = missing_required(await custom_fields.specs(session), ticket.custom)
+        if missing:
+            raise ValidationFailed(
+                "Fill in the required fields before solving",
+                fields={f"custom.{key}": "required to solve" for key in missing},
+            )
     before, now = ticket.status, clock.now()
     ticket.status = status
     if status == "solved":
@@ -388,6 +400,21 @@ async def update_ticket(
     _check_version(ticket, expected_version)
     if ticket.status == "closed" and set(changes) - {"tags"}:
         raise Conflict("A closed ticket cannot be changed", fields={"status": "closed is final"})
+    if changes.get("custom"):
+        # before the status: solving may need the required fields this sets
+        values = clean_values(
+            await custom_fields.specs(session), changes["custom"], current=ticket.custom
+        )
+        if values != ticket.custom:
+            await record(
+                session,
+                "ticket.updated",
+                subject_type="ticket",
+                subject_id=ticket.id,
+                actor=actor,
+                data={"changes": {"custom": values}},
+            )
+            ticket.custom = values
     if "status" in changes:
         await _set_status(session, ticket, changes["status"], actor=actor)
     if "assignee_id" in changes or "team_id" in changes:
@@ -411,6 +438,7 @@ async def update_ticket(
         tags = _clean_tags(changes["tags"])
         if tags != ticket.tags:
             changed["tags"] = tags
+
     for key, value in changed.items():
         setattr(ticket, key, value)
     ticket.updated_at = clock.now()
