@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     max_request_bytes: int = 25 * 1024 * 1024
+    max_attachment_bytes: int = Field(default=20 * 1024 * 1024, description="Largest file accepted")
+    attachment_storage: Literal["database", "folder"] = Field(
+        default="database",
+        description="Where files are kept: in PostgreSQL, or under data_dir/attachments",
+    )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For/-Proto (comma-separated, or *).",

@@ -62,6 +62,16 @@ class PreconditionRequired(ServiceError):
     code = "precondition_required"
 
 
+class TooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(ServiceError):
     status_code = 422
     code = "validation_error"

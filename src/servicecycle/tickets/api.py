@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
+from servicecycle.auth.deps import ApiAdmin, ApiUser, Db, runtime
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
-from servicecycle.tickets import custom_fields, service
+from servicecycle.tickets import attachments, custom_fields, service
 from servicecycle.tickets import search as ticket_search
 from servicecycle.tickets.bulk import bulk_update
+from servicecycle.tickets.models import Attachment, Message
 from servicecycle.tickets.schemas import (
+    AttachmentRead,
     BulkUpdate,
     Channel,
     CustomerHitRead,
@@ -33,6 +37,7 @@ from servicecycle.tickets.schemas import (
     TicketUpdate,
     ViewCount,
 )
+from servicecycle.tickets.storage import Storage, storage_for
 from servicecycle.web.concurrency import etag, parse_if_match
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
@@ -196,7 +201,23 @@ async def update_ticket(
 @router.get("/tickets/{ticket_id}/messages", response_model=list[MessageRead])
 async def list_messages(ticket_id: int, principal: ApiUser, db: Db) -> list[MessageRead]:
     ticket = await service.get_ticket(db, ticket_id)
-    return [MessageRead.model_validate(m) for m in await service.thread(db, ticket)]
+    return await read_messages(db, await service.thread(db, ticket))
+
+
+async def read_messages(db: AsyncSession, messages: list[Message]) -> list[MessageRead]:
+    files = await attachments.of_messages(db, [m.id for m in messages])
+    return [
+        MessageRead.model_validate(m).model_copy(
+            update={"attachments": [attachment_read(a) for a in files[m.id]]}
+        )
+        for m in messages
+    ]
+
+
+def attachment_read(attachment: Attachment) -> AttachmentRead:
+    return AttachmentRead.model_validate(attachment).model_copy(
+        update={"url": f"/api/v1/attachments/{attachment.id}"}
+    )
 
 
 @router.post(
@@ -219,9 +240,10 @@ async def add_message(
         body_html=body.body_html,
         status=body.status,
         expected_version=body.version,
+        attachment_ids=body.attachment_ids,
         actor=principal.actor,
     )
-    return MessageRead.model_validate(message)
+    return (await read_messages(db, [message]))[0]
 
 
 @router.post(
@@ -277,3 +299,56 @@ async def update_custom_field(
         actor=principal.actor,
     )
     return CustomFieldRead.model_validate(field)
+
+
+def _storage(request: Request) -> Storage:
+    settings = runtime(request).settings
+    return storage_for(settings.attachment_storage, settings.data_dir)
+
+
+@router.post(
+    "/uploads",
+    response_model=AttachmentRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["attachments"],
+    summary="Upload a file to attach to a message",
+    responses={
+        413: {"description": "Larger than the limit"},
+        415: {"description": "A blocked or disguised type"},
+    },
+)
+async def upload(request: Request, file: UploadFile, principal: ApiUser, db: Db) -> AttachmentRead:
+    limit = runtime(request).settings.max_attachment_bytes
+    # one byte more than the limit tells an oversized file without reading all of it
+    data = await file.read(limit + 1)
+    attachment = await attachments.upload(
+        db,
+        _storage(request),
+        filename=file.filename or "",
+        content_type=file.content_type,
+        data=data,
+        max_bytes=limit,
+        user_id=principal.identity.id,
+        actor=principal.actor,
+    )
+    return attachment_read(attachment)
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    tags=["attachments"],
+    response_class=Response,
+    summary="Download a file",
+)
+async def download(request: Request, attachment_id: int, principal: ApiUser, db: Db) -> Response:
+    attachment = await attachments.get_attachment(db, attachment_id)
+    data = await _storage(request).get(db, attachment.storage_key)
+    return Response(
+        data,
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.filename)}",
+            "Content-Security-Policy": "sandbox",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

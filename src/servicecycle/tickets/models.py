@@ -14,6 +14,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -124,3 +125,33 @@ class CustomField(Base):
         CheckConstraint("kind IN ('text', 'number', 'date', 'dropdown', 'checkbox')", name="kind"),
     )
     __mapper_args__ = {"version_id_col": version}
+
+
+class Attachment(Base):
+    """A file on a message (or an upload not yet sent with one). Bytes live in storage."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(120), unique=True)
+    inline: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (Index("ix_attachments_message_id", "message_id"),)
+
+
+class AttachmentBlob(Base):
+    """File contents when attachments are stored in the database."""
+
+    __tablename__ = "attachment_blobs"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

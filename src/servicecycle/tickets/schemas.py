@@ -85,6 +85,17 @@ class TicketPage(BaseModel):
     next_cursor: str | None
 
 
+class AttachmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    url: str = ""
+
+
 class MessageRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -98,6 +109,7 @@ class MessageRead(BaseModel):
     body_html: str = Field(description="Sanitised HTML")
     body_text: str
     created_at: datetime
+    attachments: list[AttachmentRead] = Field(default_factory=list)
 
 
 class MessageCreate(Strict):
@@ -106,6 +118,9 @@ class MessageCreate(Strict):
     body_html: str | None = Field(default=None, description="HTML; sanitised before it is stored")
     status: Status | None = Field(default=None, description="Set the ticket's status with a reply")
     version: int | None = Field(default=None, description="Refuse if the ticket changed since")
+    attachment_ids: list[int] = Field(
+        default_factory=list, max_length=20, description="Ids from POST /api/v1/uploads"
+    )
 
 
 class ViewCount(BaseModel):

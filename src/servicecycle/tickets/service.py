@@ -17,7 +17,7 @@ from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
-from servicecycle.tickets import content, custom_fields
+from servicecycle.tickets import attachments, content, custom_fields
 from servicecycle.tickets.fields import clean_values, missing_required
 from servicecycle.tickets.models import CHANNELS, PRIORITIES, STATUSES, Message, Ticket
 from servicecycle.tickets.rules import (
@@ -495,6 +495,7 @@ async def add_message(
     channel: str | None = None,
     status: str | None = None,
     expected_version: int | None = None,
+    attachment_ids: list[int] | None = None,
     actor: Actor,
 ) -> Message:
     """Add a reply or note. A customer's reply reopens; an agent may set the status with it."""
@@ -533,6 +534,10 @@ async def add_message(
         occurred_at=now,
         data={"message_id": message.id, "public": public, "author_type": author_type},
     )
+    if attachment_ids:
+        await attachments.attach(
+            session, message, attachment_ids, user_id=author_user_id, actor=actor
+        )
     if author_type == "customer":
         next_status = status_after_customer_reply(ticket.status)
     elif author_type == "agent" and public:
