@@ -223,3 +223,34 @@ async def test_script_never_reaches_the_api_unescaped(
         await client.get(f"/api/v1/tickets/{created.json()['id']}/messages", headers=agent.headers)
     ).json()
     assert "<script" not in thread[0]["body_html"] and "onerror" not in thread[0]["body_html"]
+
+
+async def test_one_update_moves_the_version_by_exactly_one(
+    client: AsyncClient, make_token: MakeToken, make_ticket: Make
+) -> None:
+    agent = await make_token("agent")
+    ticket = await make_ticket()
+    url = f"/api/v1/tickets/{ticket.id}"
+    many = await client.patch(
+        url,
+        headers=agent.headers,
+        json={
+            "status": "open",
+            "priority": "high",
+            "assignee_id": agent.user.id,
+            "tags": ["a"],
+            "version": 1,
+        },
+    )
+    assert many.json()["version"] == 2
+    reply = await client.post(
+        f"{url}/messages",
+        headers=agent.headers,
+        json={"kind": "reply", "body": "hi", "status": "pending", "version": 2},
+    )
+    assert reply.status_code == 201
+    assert (await client.get(url, headers=agent.headers)).json()["version"] == 3
+    stale = await client.post(
+        f"{url}/messages", headers=agent.headers, json={"kind": "reply", "body": "hi", "version": 2}
+    )
+    assert stale.status_code == 412

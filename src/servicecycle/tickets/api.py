@@ -6,13 +6,14 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, status
+from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db, runtime
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
-from servicecycle.tickets import attachments, custom_fields, service
+from servicecycle.tickets import attachments, custom_fields, merging, service
 from servicecycle.tickets import search as ticket_search
 from servicecycle.tickets.bulk import bulk_update
 from servicecycle.tickets.models import Attachment, Message
@@ -32,8 +33,12 @@ from servicecycle.tickets.schemas import (
     Status,
     TicketCreate,
     TicketHitRead,
+    TicketLinkCreate,
+    TicketMerge,
     TicketPage,
     TicketRead,
+    TicketRelations,
+    TicketSplit,
     TicketUpdate,
     ViewCount,
 )
@@ -162,11 +167,77 @@ async def search(
     )
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketRead)
-async def get_ticket(ticket_id: int, principal: ApiUser, db: Db, response: Response) -> TicketRead:
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=TicketRead,
+    responses={308: {"description": "The ticket was merged: Location is the one it became"}},
+)
+async def get_ticket(
+    ticket_id: int, principal: ApiUser, db: Db, response: Response
+) -> Response | TicketRead:
     ticket = await service.get_ticket(db, ticket_id)
+    if ticket.merged_into_id is not None:
+        return RedirectResponse(f"/api/v1/tickets/{ticket.merged_into_id}", status_code=308)
     response.headers["ETag"] = etag(ticket.version)
     return TicketRead.model_validate(ticket)
+
+
+@router.post(
+    "/tickets/{ticket_id}/merge",
+    response_model=TicketRead,
+    summary="Merge this ticket into another (messages move; this number redirects)",
+)
+async def merge_ticket(ticket_id: int, body: TicketMerge, principal: ApiUser, db: Db) -> TicketRead:
+    source = await service.get_ticket(db, ticket_id)
+    target = await service.get_ticket(db, body.into_id)
+    return TicketRead.model_validate(await merging.merge(db, source, target, actor=principal.actor))
+
+
+@router.post(
+    "/tickets/{ticket_id}/split",
+    response_model=TicketRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Move messages into a new, linked ticket",
+)
+async def split_ticket(ticket_id: int, body: TicketSplit, principal: ApiUser, db: Db) -> TicketRead:
+    ticket = await service.get_ticket(db, ticket_id)
+    new = await merging.split(
+        db, ticket, message_ids=body.message_ids, subject=body.subject, actor=principal.actor
+    )
+    return TicketRead.model_validate(new)
+
+
+@router.get("/tickets/{ticket_id}/relations", response_model=TicketRelations)
+async def relations(ticket_id: int, principal: ApiUser, db: Db) -> TicketRelations:
+    ticket = await service.get_ticket(db, ticket_id)
+    links = [
+        {"ticket_id": other, "kind": kind} for other, kind in await merging.links_of(db, ticket)
+    ]
+    return TicketRelations(links=links, follower_ids=await merging.followers_of(db, ticket))
+
+
+@router.post("/tickets/{ticket_id}/links", response_model=TicketRelations)
+async def link_ticket(
+    ticket_id: int, body: TicketLinkCreate, principal: ApiUser, db: Db
+) -> TicketRelations:
+    ticket = await service.get_ticket(db, ticket_id)
+    other = await service.get_ticket(db, body.linked_id)
+    await merging.link(db, ticket, other, actor=principal.actor)
+    return await relations(ticket_id, principal, db)
+
+
+@router.put("/tickets/{ticket_id}/followers/{user_id}", response_model=TicketRelations)
+async def follow(ticket_id: int, user_id: int, principal: ApiUser, db: Db) -> TicketRelations:
+    ticket = await service.get_ticket(db, ticket_id)
+    await merging.follow(db, ticket, user_id, actor=principal.actor)
+    return await relations(ticket_id, principal, db)
+
+
+@router.delete("/tickets/{ticket_id}/followers/{user_id}", response_model=TicketRelations)
+async def unfollow(ticket_id: int, user_id: int, principal: ApiUser, db: Db) -> TicketRelations:
+    ticket = await service.get_ticket(db, ticket_id)
+    await merging.unfollow(db, ticket, user_id, actor=principal.actor)
+    return await relations(ticket_id, principal, db)
 
 
 @router.patch(

@@ -51,7 +51,7 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     custom: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     search: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed("setweight(to_tsvector('english', coalesce(subject, '')), 'A')", persisted=True),
@@ -70,7 +70,9 @@ class Ticket(Base):
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_search", "search", postgresql_using="gin"),
     )
-    __mapper_args__ = {"version_id_col": version}
+    # The version counts committed changes: services bump it once per transaction
+    # (tickets.service.touch); SQLAlchemy still checks it in every UPDATE's WHERE clause.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class Message(Base):
@@ -155,3 +157,40 @@ class AttachmentBlob(Base):
 
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TicketFollower(Base):
+    """An agent who is told about a ticket's changes without owning it."""
+
+    __tablename__ = "ticket_followers"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+LINK_KINDS = ("related", "split_from")
+
+
+class TicketLink(Base):
+    """Two tickets about the same thing; stored once, with the lower id first."""
+
+    __tablename__ = "ticket_links"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    linked_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), server_default="related")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("ticket_id < linked_id", name="ordered"),
+        Index("ix_ticket_links_linked_id", "linked_id"),
+    )

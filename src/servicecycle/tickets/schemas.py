@@ -129,6 +129,24 @@ class ViewCount(BaseModel):
     count: int
 
 
+class TicketMerge(Strict):
+    into_id: int = Field(description="The ticket that keeps every message")
+
+
+class TicketSplit(Strict):
+    message_ids: list[int] = Field(min_length=1, max_length=500)
+    subject: str = Field(max_length=300)
+
+
+class TicketLinkCreate(Strict):
+    linked_id: int
+
+
+class TicketRelations(BaseModel):
+    links: list[dict[str, Any]] = Field(description="[{ticket_id, kind}]")
+    follower_ids: list[int]
+
+
 class CustomerMerge(Strict):
     into_id: int = Field(description="The customer who keeps everything")
 

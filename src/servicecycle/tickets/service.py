@@ -109,7 +109,7 @@ def _clean_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-def _clean_subject(subject: str) -> str:
+def clean_subject(subject: str) -> str:
     subject = " ".join(subject.split())
     if not subject:
         raise ValidationFailed("Subject is required", fields={"subject": "must not be empty"})
@@ -175,7 +175,7 @@ async def create_ticket(
     actor: Actor,
 ) -> tuple[Ticket, Message]:
     """Open a ticket with its first message (from the customer, or an agent on their behalf)."""
-    subject = _clean_subject(subject)
+    subject = clean_subject(subject)
     values = clean_values(await custom_fields.specs(session), custom) if custom else {}
     _check_choice("channel", channel, CHANNELS)
     _check_choice("priority", priority, PRIORITIES)
@@ -343,6 +343,17 @@ async def tickets_of_customer(session: AsyncSession, customer_id: int) -> list[T
 # -- change ---------------------------------------------------------------------------------
 
 
+def touch(session: AsyncSession, ticket: Ticket) -> None:
+    """Mark a change: ``updated_at`` now, and the version up by one per transaction, however
+    many steps the change takes (so a client's If-Match counts whole updates)."""
+    ticket.updated_at = clock.now()
+    bumped: set[tuple[int, int]] = session.info.setdefault("tickets_bumped", set())
+    key = (id(session.get_transaction()), ticket.id)
+    if key not in bumped:
+        bumped.add(key)
+        ticket.version = ticket.version + 1
+
+
 def _check_version(ticket: Ticket, expected_version: int | None) -> None:
     if expected_version is not None and ticket.version != expected_version:
         raise PreconditionFailed(
@@ -351,7 +362,10 @@ def _check_version(ticket: Ticket, expected_version: int | None) -> None:
         )
 
 
-async def _set_status(session: AsyncSession, ticket: Ticket, status: str, *, actor: Actor) -> None:
+async def set_status(
+    session: AsyncSession, ticket: Ticket, status: str, *, actor: Actor, check_fields: bool = True
+) -> None:
+    """Move to ``status`` if the life cycle allows it (409 listing what it allows)."""
     _check_choice("status", status, STATUSES)
     if status == ticket.status:
         return
@@ -362,7 +376,7 @@ async def _set_status(session: AsyncSession, ticket: Ticket, status: str, *, act
             fields={"status": f"allowed: {', '.join(allowed) or 'none (closed is final)'}"},
             extra={"allowed": list(allowed)},
         )
-    if status == "solved":
+    if status == "solved" and check_fields:
         missing = missing_required(await custom_fields.specs(session), ticket.custom)
         if missing:
             raise ValidationFailed(
@@ -371,6 +385,7 @@ async def _set_status(session: AsyncSession, ticket: Ticket, status: str, *, act
             )
     before, now = ticket.status, clock.now()
     ticket.status = status
+    touch(session, ticket)
     if status == "solved":
         ticket.solved_at = now
     elif status == "closed":
@@ -416,7 +431,7 @@ async def update_ticket(
             )
             ticket.custom = values
     if "status" in changes:
-        await _set_status(session, ticket, changes["status"], actor=actor)
+        await set_status(session, ticket, changes["status"], actor=actor)
     if "assignee_id" in changes or "team_id" in changes:
         await assign(
             session,
@@ -429,7 +444,7 @@ async def update_ticket(
     if "priority" in changes and changes["priority"] != ticket.priority:
         changed["priority"] = _check_choice("priority", changes["priority"], PRIORITIES)
     if "subject" in changes:
-        subject = _clean_subject(changes["subject"])
+        subject = clean_subject(changes["subject"])
         if subject != ticket.subject:
             changed["subject"] = subject
     if "type" in changes and changes["type"] != ticket.type:
@@ -441,7 +456,7 @@ async def update_ticket(
 
     for key, value in changed.items():
         setattr(ticket, key, value)
-    ticket.updated_at = clock.now()
+    touch(session, ticket)
     await session.flush()
     if changed:
         await record(
@@ -469,7 +484,7 @@ async def assign(
     await _check_team(session, team_id)
     before = {"assignee_id": ticket.assignee_id, "team_id": ticket.team_id}
     ticket.assignee_id, ticket.team_id = assignee_id, team_id
-    ticket.updated_at = clock.now()
+    touch(session, ticket)
     await session.flush()
     await record(
         session,
@@ -546,8 +561,8 @@ async def add_message(
             ticket.first_reply_at = now
     else:
         next_status = status or ticket.status
-    await _set_status(session, ticket, next_status, actor=actor)
-    ticket.updated_at = now
+    await set_status(session, ticket, next_status, actor=actor)
+    touch(session, ticket)
     await session.flush()
     return message
 
@@ -561,7 +576,7 @@ async def move_requester(
             await session.execute(
                 update(Ticket)
                 .where(Ticket.requester_id == from_id)
-                .values(requester_id=to_id)
+                .values(requester_id=to_id, version=Ticket.version + 1, updated_at=clock.now())
                 .returning(Ticket.id)
             )
         ).scalars()
