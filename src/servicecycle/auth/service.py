@@ -81,6 +81,12 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def users_by_id(session: AsyncSession, user_ids: list[int]) -> list[User]:
+    if not user_ids:
+        return []
+    return list((await session.scalars(select(User).where(User.id.in_(user_ids)))).all())
+
+
 async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
     stmt = select(User).where(func.lower(User.email) == email.strip().lower())
     return (await session.scalars(stmt)).one_or_none()

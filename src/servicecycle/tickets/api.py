@@ -9,12 +9,15 @@ from fastapi import APIRouter, Header, Query, Request, Response, UploadFile, sta
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.auth import service as auth
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db, runtime
+from servicecycle.auth.models import Role
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
 from servicecycle.tickets import attachments, custom_fields, merging, service
 from servicecycle.tickets import search as ticket_search
+from servicecycle.tickets import views as ticket_views
 from servicecycle.tickets.bulk import bulk_update
 from servicecycle.tickets.models import Attachment, Message
 from servicecycle.tickets.schemas import (
@@ -28,7 +31,9 @@ from servicecycle.tickets.schemas import (
     CustomFieldUpdate,
     MessageCreate,
     MessageRead,
+    Presence,
     Priority,
+    SavedViewCreate,
     SearchResults,
     Status,
     TicketCreate,
@@ -41,6 +46,7 @@ from servicecycle.tickets.schemas import (
     TicketSplit,
     TicketUpdate,
     ViewCount,
+    ViewerRead,
 )
 from servicecycle.tickets.storage import Storage, storage_for
 from servicecycle.web.concurrency import etag, parse_if_match
@@ -102,9 +108,7 @@ async def list_tickets(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: str | None = None,
 ) -> TicketPage:
-    flt = (
-        service.view_filter(view, user_id=principal.identity.id) if view else service.TicketFilter()
-    )
+    flt = await _view(db, view, user_id=principal.identity.id)
     flt = service.refine(
         flt,
         statuses=status_,
@@ -139,12 +143,81 @@ async def bulk(body: BulkUpdate, principal: ApiUser, db: Db) -> list[TicketRead]
     return [TicketRead.model_validate(t) for t in updated]
 
 
+async def _view(db: AsyncSession, view: str | None, *, user_id: int) -> service.TicketFilter:
+    if not view:
+        return service.TicketFilter()
+    if view.startswith("saved:") and view[6:].isdigit():
+        saved = await ticket_views.get_view(db, int(view[6:]), user_id=user_id)
+        return ticket_views.filter_from(saved.filters)
+    return service.view_filter(view, user_id=user_id)
+
+
 @router.get("/views", response_model=list[ViewCount], summary="Built-in views with live counts")
 async def views(principal: ApiUser, db: Db) -> list[ViewCount]:
-    counts = await service.count_views(db, user_id=principal.identity.id)
-    return [
+    me = principal.identity.id
+    counts = await service.count_views(db, user_id=me)
+    built_in = [
         ViewCount(key=key, name=name, count=counts[key])
         for key, (name, _) in service.BUILTIN_VIEWS.items()
+    ]
+    saved = [
+        ViewCount(
+            key=f"saved:{v.id}",
+            name=v.name,
+            shared=v.owner_id is None,
+            count=await ticket_views.count(db, ticket_views.filter_from(v.filters)),
+        )
+        for v in await ticket_views.views_for(db, me)
+    ]
+    return built_in + saved
+
+
+@router.post(
+    "/views",
+    response_model=ViewCount,
+    status_code=status.HTTP_201_CREATED,
+    summary="Save a filter as a view (personal, or shared by an admin)",
+)
+async def create_view(body: SavedViewCreate, principal: ApiUser, db: Db) -> ViewCount:
+    view = await ticket_views.create_view(
+        db,
+        name=body.name,
+        filters=body.filters,
+        shared=body.shared,
+        owner_id=principal.identity.id,
+        is_admin=principal.role == Role.admin,
+        actor=principal.actor,
+    )
+    total = await ticket_views.count(db, ticket_views.filter_from(view.filters))
+    return ViewCount(
+        key=f"saved:{view.id}", name=view.name, count=total, shared=view.owner_id is None
+    )
+
+
+@router.delete("/views/{view_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_view(view_id: int, principal: ApiUser, db: Db) -> None:
+    view = await ticket_views.get_view(db, view_id, user_id=principal.identity.id)
+    await ticket_views.delete_view(
+        db, view, is_admin=principal.role == Role.admin, actor=principal.actor
+    )
+
+
+@router.post(
+    "/tickets/{ticket_id}/viewers",
+    response_model=list[ViewerRead],
+    summary="I have this ticket open; who else has?",
+)
+async def viewers(ticket_id: int, body: Presence, principal: ApiUser, db: Db) -> list[ViewerRead]:
+    """Call every few seconds while a ticket is open: the answer lists the other agents
+    who have it open now, and whether they are writing a reply (a collision warning)."""
+    ticket = await service.get_ticket(db, ticket_id)
+    others = await ticket_views.looking(
+        db, ticket, user_id=principal.identity.id, replying=body.replying
+    )
+    names = {u.id: u.name for u in await auth.users_by_id(db, [v.user_id for v in others])}
+    return [
+        ViewerRead(user_id=v.user_id, name=names.get(v.user_id, "?"), replying=v.replying)
+        for v in others
     ]
 
 

@@ -194,3 +194,34 @@ class TicketLink(Base):
         CheckConstraint("ticket_id < linked_id", name="ordered"),
         Index("ix_ticket_links_linked_id", "linked_id"),
     )
+
+
+class SavedView(Base):
+    """A named ticket filter: personal (``owner_id``) or shared (admins make those)."""
+
+    __tablename__ = "saved_views"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    position: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (Index("ix_saved_views_owner_id", "owner_id"),)
+
+
+class TicketViewer(Base):
+    """Who has a ticket open right now (refreshed while the page is open), for collision
+    warnings."""
+
+    __tablename__ = "ticket_viewers"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_at: Mapped[datetime]
+    replying: Mapped[bool] = mapped_column(Boolean, server_default="false")

@@ -124,9 +124,30 @@ class MessageCreate(Strict):
 
 
 class ViewCount(BaseModel):
-    key: str
+    key: str = Field(description="A built-in view's key, or saved:<id>")
     name: str
     count: int
+    shared: bool = True
+
+
+class SavedViewCreate(Strict):
+    name: str = Field(max_length=120, examples=["Urgent billing"])
+    filters: dict[str, Any] = Field(
+        examples=[{"statuses": ["new", "open"], "priority": "urgent", "team_id": 2}],
+        description="statuses, assignee_id, unassigned, team_id, tag, priority, channel, "
+        "requester_id, sort",
+    )
+    shared: bool = Field(default=False, description="Visible to everyone (admins only)")
+
+
+class ViewerRead(BaseModel):
+    user_id: int
+    name: str
+    replying: bool
+
+
+class Presence(Strict):
+    replying: bool = False
 
 
 class TicketMerge(Strict):

@@ -261,7 +261,7 @@ async def thread(
     return list((await session.scalars(stmt.order_by(Message.id))).all())
 
 
-def _filtered(flt: TicketFilter) -> Select[Any]:
+def filtered(flt: TicketFilter) -> Select[Any]:
     stmt = select(Ticket).where(Ticket.merged_into_id.is_(None))
     if flt.statuses:
         stmt = stmt.where(Ticket.status.in_(flt.statuses))
@@ -292,7 +292,7 @@ async def list_tickets(
     if flt.sort not in _SORTS:
         raise ValidationFailed("Invalid sort", fields={"sort": ", ".join(_SORTS)})
     key = _SORTS[flt.sort]
-    stmt = _filtered(flt)
+    stmt = filtered(flt)
     if cursor is not None:
         values = decode_cursor(cursor)
         if len(values) != 2 or not isinstance(values[1], int):
