@@ -130,3 +130,55 @@ async def test_merge_moves_identities_and_tickets(
         f"/api/v1/customers/{dupe.id}/merge", headers=agent.headers, json={"into_id": keep.id}
     )
     assert again.status_code == 409
+
+
+async def test_identities_companies_and_listing_through_the_api(
+    client: AsyncClient, make_token: MakeToken
+) -> None:
+    agent = await make_token("agent")
+    company = await client.post(
+        "/api/v1/companies",
+        headers=agent.headers,
+        json={"name": "Acme Ltd", "domain": "ACME.example", "tier": "enterprise"},
+    )
+    assert company.status_code == 201 and company.json()["domain"] == "acme.example"
+    twin = await client.post("/api/v1/companies", headers=agent.headers, json={"name": "acme ltd"})
+    assert twin.status_code == 409
+    person = (
+        await client.post(
+            "/api/v1/customers",
+            headers=agent.headers,
+            json={
+                "name": "Rae",
+                "emails": ["rae@acme.example"],
+                "company_id": company.json()["id"],
+            },
+        )
+    ).json()
+    added = await client.post(
+        f"/api/v1/customers/{person['id']}/identities",
+        headers=agent.headers,
+        json={"kind": "phone", "value": "+1 555 0100"},
+    )
+    assert added.status_code == 201
+    assert {"kind": "phone", "value": "+15550100"} in added.json()["identities"]
+    bad_kind = await client.post(
+        f"/api/v1/customers/{person['id']}/identities",
+        headers=agent.headers,
+        json={"kind": "fax", "value": "1"},
+    )
+    assert bad_kind.status_code == 422 and "kind" in bad_kind.json()["error"]["fields"]
+    found = await client.get("/api/v1/customers", headers=agent.headers, params={"q": "555 01"})
+    assert found.status_code == 200
+    listed = await client.get("/api/v1/customers", headers=agent.headers, params={"q": "rae@acme"})
+    assert [c["id"] for c in listed.json()["items"]] == [person["id"]]
+    companies = (await client.get("/api/v1/companies", headers=agent.headers)).json()
+    assert [c["name"] for c in companies] == ["Acme Ltd"]
+    missing = await client.get("/api/v1/customers/99999999", headers=agent.headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    ghost_company = await client.post(
+        "/api/v1/customers", headers=agent.headers, json={"name": "G", "company_id": 99999999}
+    )
+    assert (
+        ghost_company.status_code == 422 and "company_id" in ghost_company.json()["error"]["fields"]
+    )

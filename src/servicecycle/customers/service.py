@@ -82,6 +82,11 @@ async def get_company(session: AsyncSession, company_id: int) -> Company:
     return company
 
 
+async def _check_company(session: AsyncSession, company_id: int | None) -> None:
+    if company_id is not None and await session.get(Company, company_id) is None:
+        raise ValidationFailed("No such company", fields={"company_id": "unknown company"})
+
+
 async def list_companies(session: AsyncSession) -> list[Company]:
     return list((await session.scalars(select(Company).order_by(Company.name))).all())
 
@@ -143,8 +148,7 @@ async def create_customer(
     name = name.strip() or next((v.split("@")[0] for k, v in normalised if k == "email"), "")
     if not name:
         raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
-    if company_id is not None:
-        await get_company(session, company_id)
+    await _check_company(session, company_id)
     await _refuse_taken(session, normalised)
     customer = Customer(
         name=name[:200],
@@ -231,8 +235,8 @@ async def update_customer(
                 raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
         if key == "tags":
             value = _clean_tags(value)
-        if key == "company_id" and value is not None:
-            await get_company(session, value)
+        if key == "company_id":
+            await _check_company(session, value)
         if getattr(customer, key) != value:
             setattr(customer, key, value)
             changed[key] = value
