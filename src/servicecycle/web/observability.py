@@ -58,6 +58,9 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:
+        # one line per job start and end drowns the request log; failures still show
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     # our own request log replaces uvicorn's access log
     logging.getLogger("uvicorn.access").disabled = True
 
