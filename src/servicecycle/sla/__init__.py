@@ -1,0 +1,1 @@
+"""Service standards: business calendars, SLA policies, clocks and escalation."""
