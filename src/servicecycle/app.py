@@ -28,6 +28,7 @@ from servicecycle.events import pages as events_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
+from servicecycle.sla import api as sla_api
 from servicecycle.tickets import api as tickets_api
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
@@ -104,6 +105,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(customers_api.router)
     app.include_router(tickets_api.router)
     app.include_router(events_api.router)
+    app.include_router(sla_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

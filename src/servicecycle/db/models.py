@@ -5,6 +5,7 @@ from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
 from servicecycle.jobs import models as job_models
+from servicecycle.sla import models as sla_models
 from servicecycle.tickets import models as ticket_models
 
 metadata = Base.metadata
@@ -15,5 +16,6 @@ __all__ = [
     "event_models",
     "job_models",
     "metadata",
+    "sla_models",
     "ticket_models",
 ]

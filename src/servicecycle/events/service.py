@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.events.bus import dispatch
 from servicecycle.events.models import Event
 from servicecycle.kit import clock
 from servicecycle.kit.errors import ValidationFailed
@@ -56,6 +57,7 @@ async def record(
     )
     session.add(event)
     await session.flush()
+    await dispatch(session, event)
     return event
 
 

@@ -1,0 +1,80 @@
+"""REST routes for calendars, SLA policies and a ticket's clocks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
+
+from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
+from servicecycle.sla import service
+from servicecycle.sla.schemas import (
+    CalendarCreate,
+    CalendarRead,
+    ClockRead,
+    PolicyCreate,
+    PolicyRead,
+    PolicyUpdate,
+)
+from servicecycle.tickets import service as tickets
+from servicecycle.web.concurrency import parse_if_match
+
+router = APIRouter(prefix="/api/v1", tags=["service standards"])
+
+
+@router.get("/calendars", response_model=list[CalendarRead])
+async def list_calendars(principal: ApiUser, db: Db) -> list[CalendarRead]:
+    return [CalendarRead.model_validate(c) for c in await service.list_calendars(db)]
+
+
+@router.post(
+    "/calendars",
+    response_model=CalendarRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"description": "Bad hours, zone or country; or no working time"}},
+)
+async def create_calendar(body: CalendarCreate, principal: ApiAdmin, db: Db) -> CalendarRead:
+    row = await service.create_calendar(db, actor=principal.actor, **body.model_dump())
+    return CalendarRead.model_validate(row)
+
+
+@router.get("/sla-policies", response_model=list[PolicyRead])
+async def list_policies(principal: ApiUser, db: Db) -> list[PolicyRead]:
+    return [PolicyRead.model_validate(p) for p in await service.list_policies(db)]
+
+
+@router.post("/sla-policies", response_model=PolicyRead, status_code=status.HTTP_201_CREATED)
+async def create_policy(body: PolicyCreate, principal: ApiAdmin, db: Db) -> PolicyRead:
+    policy = await service.create_policy(db, actor=principal.actor, **body.model_dump())
+    return PolicyRead.model_validate(policy)
+
+
+@router.patch("/sla-policies/{policy_id}", response_model=PolicyRead)
+async def update_policy(
+    policy_id: int,
+    body: PolicyUpdate,
+    principal: ApiAdmin,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> PolicyRead:
+    expected = parse_if_match(if_match, body.version)
+    policy = await service.get_policy(db, policy_id)
+    policy = await service.update_policy(
+        db,
+        policy,
+        expected_version=expected,
+        changes=body.model_dump(exclude_unset=True, exclude={"version"}),
+        actor=principal.actor,
+    )
+    return PolicyRead.model_validate(policy)
+
+
+@router.get(
+    "/tickets/{ticket_id}/sla",
+    response_model=list[ClockRead],
+    tags=["tickets"],
+    summary="The ticket's SLA clocks: targets, time used, due and breach times",
+)
+async def ticket_clocks(ticket_id: int, principal: ApiUser, db: Db) -> list[ClockRead]:
+    ticket = await tickets.get_ticket(db, ticket_id)
+    return [ClockRead.model_validate(c) for c in await service.clocks_of(db, ticket.id)]

@@ -1,0 +1,428 @@
+"""Calendars, policies and clocks. Flushes; the caller commits."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
+from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.sla.calendar import BusinessCalendar, CalendarError, Shift, public_holidays
+from servicecycle.sla.models import METRICS, Calendar, SlaClock, SlaPolicy
+from servicecycle.sla.rules import (
+    Adder,
+    Measurer,
+    TicketFacts,
+    calendar_adder,
+    calendar_measurer,
+    check_conditions,
+    check_targets,
+    due_from,
+    matches,
+)
+
+SYSTEM = Actor.system("sla")
+_built: dict[tuple[int, int], BusinessCalendar] = {}
+
+
+# -- calendars ------------------------------------------------------------------------------
+
+
+def build_calendar(
+    *,
+    zone: str,
+    week: dict[str, list[list[str]]],
+    holiday_country: str | None,
+    holiday_region: str | None,
+    closed_days: list[str],
+) -> BusinessCalendar:
+    """The pure calendar for these settings; any problem is a 422 naming its field."""
+    shifts: dict[int, list[Shift]] = {}
+    for day, spans in week.items():
+        if not day.isdigit() or int(day) > 6:
+            raise ValidationFailed("Invalid weekday", fields={f"week.{day}": "0 (Monday) to 6"})
+        try:
+            shifts[int(day)] = [Shift.of(start, end) for start, end in spans]
+        except (CalendarError, ValueError, TypeError) as exc:
+            raise ValidationFailed(
+                "Invalid hours", fields={f"week.{day}": str(exc) or "HH:MM pairs"}
+            ) from exc
+    try:
+        closed = frozenset(date.fromisoformat(d) for d in closed_days)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(
+            "Invalid closed day", fields={"closed_days": "YYYY-MM-DD dates"}
+        ) from exc
+    try:
+        source = public_holidays(holiday_country, holiday_region) if holiday_country else None
+    except CalendarError as exc:
+        raise ValidationFailed(str(exc), fields={"holiday_country": str(exc)}) from exc
+    try:
+        return BusinessCalendar(zone=zone, week=shifts, holidays=closed, holiday_source=source)
+    except CalendarError as exc:
+        field = "zone" if "zone" in str(exc) else "week"
+        raise ValidationFailed(f"Calendar refused: {exc}", fields={field: str(exc)}) from exc
+
+
+def business_calendar(row: Calendar) -> BusinessCalendar:
+    """The row's calendar, built once per version (building is the slow part)."""
+    key = (row.id, row.version)
+    if key not in _built:
+        _built[key] = build_calendar(
+            zone=row.zone,
+            week=row.week,
+            holiday_country=row.holiday_country,
+            holiday_region=row.holiday_region,
+            closed_days=row.closed_days,
+        )
+    return _built[key]
+
+
+async def create_calendar(
+    session: AsyncSession,
+    *,
+    name: str,
+    zone: str,
+    week: dict[str, list[list[str]]],
+    holiday_country: str | None,
+    holiday_region: str | None,
+    closed_days: list[str],
+    actor: Actor,
+) -> Calendar:
+    if not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    build_calendar(
+        zone=zone,
+        week=week,
+        holiday_country=holiday_country,
+        holiday_region=holiday_region,
+        closed_days=closed_days,
+    )
+    if await session.scalar(select(Calendar.id).where(Calendar.name == name.strip())) is not None:
+        raise Conflict("A calendar with this name exists", fields={"name": "already taken"})
+    row = Calendar(
+        name=name.strip(),
+        zone=zone,
+        week=week,
+        holiday_country=holiday_country,
+        holiday_region=holiday_region,
+        closed_days=closed_days,
+    )
+    session.add(row)
+    await session.flush()
+    await record(
+        session,
+        "calendar.created",
+        subject_type="calendar",
+        subject_id=row.id,
+        actor=actor,
+        data={"name": row.name, "zone": zone},
+    )
+    return row
+
+
+async def list_calendars(session: AsyncSession) -> list[Calendar]:
+    return list((await session.scalars(select(Calendar).order_by(Calendar.name))).all())
+
+
+async def get_calendar(session: AsyncSession, calendar_id: int) -> Calendar:
+    row = await session.get(Calendar, calendar_id)
+    if row is None:
+        raise NotFound(f"No calendar {calendar_id}")
+    return row
+
+
+# -- policies -------------------------------------------------------------------------------
+
+
+async def create_policy(
+    session: AsyncSession,
+    *,
+    name: str,
+    conditions: dict[str, Any],
+    targets: dict[str, Any],
+    calendar_id: int | None,
+    pause_statuses: list[str],
+    warn_minutes: int,
+    actor: Actor,
+) -> SlaPolicy:
+    if not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    clean_conditions = check_conditions(conditions)
+    clean_targets = check_targets(targets, METRICS)
+    _check_pause(pause_statuses)
+    if calendar_id is not None and await session.get(Calendar, calendar_id) is None:
+        raise ValidationFailed("No such calendar", fields={"calendar_id": "unknown calendar"})
+    if any(t["business"] for t in clean_targets.values()) and calendar_id is None:
+        raise ValidationFailed(
+            "Business-time targets need a calendar",
+            fields={"calendar_id": "required for business time"},
+        )
+    if await session.scalar(select(SlaPolicy.id).where(SlaPolicy.name == name.strip())) is not None:
+        raise Conflict("A policy with this name exists", fields={"name": "already taken"})
+    position = len((await session.scalars(select(SlaPolicy.id))).all())
+    policy = SlaPolicy(
+        name=name.strip(),
+        conditions=clean_conditions,
+        targets=clean_targets,
+        calendar_id=calendar_id,
+        pause_statuses=pause_statuses,
+        warn_minutes=warn_minutes,
+        position=position,
+    )
+    session.add(policy)
+    await session.flush()
+    await record(
+        session,
+        "sla_policy.created",
+        subject_type="sla_policy",
+        subject_id=policy.id,
+        actor=actor,
+        data={"name": policy.name, "conditions": clean_conditions, "targets": clean_targets},
+    )
+    return policy
+
+
+def _check_pause(statuses: list[str]) -> None:
+    if not set(statuses) <= {"pending", "on-hold"}:
+        raise ValidationFailed(
+            "Only pending and on-hold can pause clocks",
+            fields={"pause_statuses": "pending, on-hold"},
+        )
+
+
+async def list_policies(session: AsyncSession) -> list[SlaPolicy]:
+    stmt = select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def get_policy(session: AsyncSession, policy_id: int) -> SlaPolicy:
+    policy = await session.get(SlaPolicy, policy_id)
+    if policy is None:
+        raise NotFound(f"No SLA policy {policy_id}")
+    return policy
+
+
+async def update_policy(
+    session: AsyncSession,
+    policy: SlaPolicy,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> SlaPolicy:
+    if policy.version != expected_version:
+        raise PreconditionFailed(
+            "This policy was changed by someone else; reload and try again",
+            extra={"current_version": policy.version},
+        )
+    if "conditions" in changes:
+        changes["conditions"] = check_conditions(changes["conditions"])
+    if "targets" in changes:
+        changes["targets"] = check_targets(changes["targets"], METRICS)
+    if "pause_statuses" in changes:
+        _check_pause(changes["pause_statuses"])
+    changed = {k: v for k, v in changes.items() if getattr(policy, k) != v}
+    for key, value in changed.items():
+        setattr(policy, key, value)
+    if changed:
+        await session.flush()
+        await record(
+            session,
+            "sla_policy.updated",
+            subject_type="sla_policy",
+            subject_id=policy.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return policy
+
+
+async def choose_policy(session: AsyncSession, facts: TicketFacts) -> SlaPolicy | None:
+    """The first active policy, in order, whose conditions the ticket meets."""
+    for policy in await list_policies(session):
+        if policy.active and matches(policy.conditions, facts):
+            return policy
+    return None
+
+
+# -- clocks ---------------------------------------------------------------------------------
+
+
+async def _time(
+    session: AsyncSession, policy: SlaPolicy | None, business: bool
+) -> tuple[Adder, Measurer]:
+    if business and policy is not None and policy.calendar_id is not None:
+        row = await session.get(Calendar, policy.calendar_id)
+        if row is not None:
+            cal = business_calendar(row)
+            return cal.add_minutes, cal.minutes_between
+    return calendar_adder, calendar_measurer
+
+
+async def clocks_of(session: AsyncSession, ticket_id: int) -> list[SlaClock]:
+    stmt = select(SlaClock).where(SlaClock.ticket_id == ticket_id).order_by(SlaClock.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def start(
+    session: AsyncSession,
+    ticket_id: int,
+    policy: SlaPolicy,
+    metric: str,
+    *,
+    at: datetime,
+    paused: bool = False,
+) -> SlaClock | None:
+    """Start ``metric`` for the ticket if the policy has that target."""
+    target = policy.targets.get(metric)
+    if target is None:
+        return None
+    add, _ = await _time(session, policy, target["business"])
+    row = SlaClock(
+        ticket_id=ticket_id,
+        policy_id=policy.id,
+        metric=metric,
+        state="running",
+        target_minutes=target["minutes"],
+        business=target["business"],
+        started_at=at,
+        running_since=at,
+        used_minutes=0.0,
+    )
+    due = due_from(at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add)
+    row.due_at, row.warn_at = due.due_at, due.warn_at
+    session.add(row)
+    await session.flush()
+    if paused:
+        await pause(session, row, at=at)
+    return row
+
+
+async def pause(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
+    if row.state != "running" or row.running_since is None:
+        return
+    policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+    _, measure = await _time(session, policy, row.business)
+    row.used_minutes += max(measure(row.running_since, at), 0.0)
+    row.state, row.running_since, row.due_at, row.warn_at = "paused", None, None, None
+
+
+async def resume(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
+    if row.state != "paused":
+        return
+    policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+    add, _ = await _time(session, policy, row.business)
+    warn = policy.warn_minutes if policy is not None else 0
+    due = due_from(at, target=row.target_minutes, used=row.used_minutes, warn=warn, add=add)
+    row.state, row.running_since, row.due_at, row.warn_at = "running", at, due.due_at, due.warn_at
+
+
+async def stop(session: AsyncSession, row: SlaClock, *, at: datetime, met: bool = True) -> None:
+    """The target was reached (``met``) or no longer applies; a breached clock stays breached."""
+    if row.state in ("met", "cancelled") or row.stopped_at is not None:
+        return
+    if row.state == "running" and row.running_since is not None:
+        policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+        _, measure = await _time(session, policy, row.business)
+        row.used_minutes += max(measure(row.running_since, at), 0.0)
+    row.stopped_at, row.running_since = at, None
+    if row.state != "breached":
+        row.state = "met" if met else "cancelled"
+    await record(
+        session,
+        "sla.met" if met and row.state == "met" else "sla.stopped",
+        subject_type="ticket",
+        subject_id=row.ticket_id,
+        actor=SYSTEM,
+        data={
+            "metric": row.metric,
+            "clock_id": row.id,
+            "state": row.state,
+            "used_minutes": round(row.used_minutes, 2),
+        },
+    )
+
+
+async def retarget(
+    session: AsyncSession, row: SlaClock, policy: SlaPolicy, *, at: datetime
+) -> None:
+    """Apply a new policy's target to a live clock, keeping the time already used."""
+    target = policy.targets.get(row.metric)
+    if target is None:
+        await stop(session, row, at=at, met=False)
+        return
+    was_running = row.state == "running"
+    if was_running:
+        await pause(session, row, at=at)
+    row.policy_id, row.target_minutes, row.business = (
+        policy.id,
+        target["minutes"],
+        target["business"],
+    )
+    if was_running:
+        await resume(session, row, at=at)
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+
+async def sweep(
+    session: AsyncSession, *, now: datetime | None = None, batch: int = 500
+) -> tuple[int, int]:
+    """Warn and breach the running clocks whose moment has come; returns (warned, breached).
+
+    Rows are claimed with SKIP LOCKED, so several workers share the work, and the query
+    reads only due clocks through partial indexes: its cost follows what is due, not how
+    many tickets exist.
+    """
+    now = now or clock.now()
+    rows = list(
+        (
+            await session.scalars(
+                select(SlaClock)
+                .where(
+                    SlaClock.state == "running",
+                    or_(
+                        SlaClock.due_at <= now,
+                        (SlaClock.warned_at.is_(None)) & (SlaClock.warn_at <= now),
+                    ),
+                )
+                .order_by(SlaClock.due_at)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+    warned = breached = 0
+    for row in rows:
+        assert row.due_at is not None
+        if row.due_at <= now:
+            row.state, row.breached_at = "breached", row.due_at
+            breached += 1
+            await record(
+                session,
+                "sla.breached",
+                subject_type="ticket",
+                subject_id=row.ticket_id,
+                actor=SYSTEM,
+                occurred_at=row.due_at,
+                data={"metric": row.metric, "clock_id": row.id, "due_at": row.due_at.isoformat()},
+            )
+        else:
+            row.warned_at = now
+            warned += 1
+            await record(
+                session,
+                "sla.warning",
+                subject_type="ticket",
+                subject_id=row.ticket_id,
+                actor=SYSTEM,
+                data={"metric": row.metric, "clock_id": row.id, "due_at": row.due_at.isoformat()},
+            )
+    await session.flush()
+    return warned, breached
