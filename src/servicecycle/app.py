@@ -19,6 +19,7 @@ from servicecycle import __version__
 from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Db, Public, signed_in
+from servicecycle.automation import api as automation_api
 from servicecycle.config import Settings
 from servicecycle.customers import api as customers_api
 from servicecycle.dashboard import pages as dashboard_pages
@@ -106,6 +107,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(tickets_api.router)
     app.include_router(events_api.router)
     app.include_router(sla_api.router)
+    app.include_router(automation_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

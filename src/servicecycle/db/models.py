@@ -1,6 +1,7 @@
 """Imports every domain's tables so that ``metadata`` is complete (for Alembic)."""
 
 from servicecycle.auth import models as auth_models
+from servicecycle.automation import models as automation_models
 from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
@@ -12,6 +13,7 @@ metadata = Base.metadata
 
 __all__ = [
     "auth_models",
+    "automation_models",
     "customer_models",
     "event_models",
     "job_models",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,11 @@ async def beat(session: AsyncSession, name: str, *, at: datetime) -> None:
     stmt = insert(Heartbeat).values(name=name, beat_at=at, worker=WORKER_NAME)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Heartbeat.name],
-        set_={"beat_at": stmt.excluded.beat_at, "worker": stmt.excluded.worker},
+        # periodic jobs can run out of order (a late retry); the beat never goes back
+        set_={
+            "beat_at": func.greatest(Heartbeat.beat_at, stmt.excluded.beat_at),
+            "worker": stmt.excluded.worker,
+        },
     )
     await session.execute(stmt)
 

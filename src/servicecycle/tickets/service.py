@@ -252,6 +252,35 @@ async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket:
     return ticket
 
 
+async def get_message(session: AsyncSession, message_id: int) -> Message:
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"No message {message_id}")
+    return message
+
+
+async def open_tickets_for_rules(
+    session: AsyncSession,
+    *,
+    statuses: list[str] | None,
+    updated_before: datetime | None,
+    created_before: datetime | None,
+    after_id: int,
+    limit: int,
+) -> list[Ticket]:
+    """Tickets a time rule may act on, by id, narrowed in SQL by what it can narrow."""
+    stmt = select(Ticket).where(
+        Ticket.merged_into_id.is_(None), Ticket.status != "closed", Ticket.id > after_id
+    )
+    if statuses:
+        stmt = stmt.where(Ticket.status.in_(statuses))
+    if updated_before is not None:
+        stmt = stmt.where(Ticket.updated_at <= updated_before)
+    if created_before is not None:
+        stmt = stmt.where(Ticket.created_at <= created_before)
+    return list((await session.scalars(stmt.order_by(Ticket.id).limit(limit))).all())
+
+
 async def thread(
     session: AsyncSession, ticket: Ticket, *, public_only: bool = False
 ) -> list[Message]:

@@ -1,0 +1,1 @@
+"""Automations: triggers on events, time rules, macros and routing."""

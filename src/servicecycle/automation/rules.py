@@ -1,0 +1,183 @@
+"""Typed, validated conditions and actions, and how conditions are evaluated. Pure.
+
+A condition: ``{"field": "ticket.priority", "op": "in", "value": ["high", "urgent"]}``.
+An action: ``{"type": "set_priority", "value": "urgent"}``.
+A time rule's wait: ``{"field": "ticket.hours_since_update", "op": "gte", "value": 72}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from servicecycle.kit.errors import ValidationFailed
+
+STATUSES = ("new", "open", "pending", "on-hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+# field -> (type, allowed values or None)
+FIELDS: dict[str, tuple[type, tuple[str, ...] | None]] = {
+    "ticket.status": (str, STATUSES),
+    "ticket.priority": (str, PRIORITIES),
+    "ticket.channel": (str, None),
+    "ticket.tags": (list, None),
+    "ticket.team_id": (int, None),
+    "ticket.assignee_id": (int, None),
+    "ticket.subject": (str, None),
+    "ticket.hours_since_update": (float, None),
+    "ticket.hours_since_created": (float, None),
+    "customer.tier": (str, None),
+    "message.author_type": (str, ("agent", "customer", "system")),
+    "message.public": (bool, None),
+    "message.body": (str, None),
+    "event.kind": (str, None),
+    "sla.metric": (str, ("first_reply", "next_reply", "periodic_update", "resolution")),
+}
+OPS = {
+    str: ("is", "is_not", "in", "not_in", "contains", "not_contains"),
+    int: ("is", "is_not", "in", "not_in", "present", "absent"),
+    float: ("gte", "lte"),
+    bool: ("is",),
+    list: ("contains", "not_contains", "contains_any", "is_empty"),
+}
+ACTIONS: dict[str, tuple[type, tuple[str, ...] | None]] = {
+    "set_status": (str, STATUSES),
+    "set_priority": (str, PRIORITIES),
+    "assign_agent": (int, None),
+    "assign_team": (int, None),
+    "unassign": (type(None), None),
+    "add_tags": (list, None),
+    "remove_tags": (list, None),
+    "add_note": (str, None),
+}
+EVENT_KINDS = (
+    "ticket.created",
+    "message.added",
+    "status.changed",
+    "assigned",
+    "ticket.updated",
+    "sla.warning",
+    "sla.breached",
+)
+
+
+def _fail(path: str, problem: str) -> ValidationFailed:
+    return ValidationFailed(f"Invalid rule: {path} {problem}", fields={path: problem})
+
+
+def check_conditions(conditions: Any, *, path: str = "conditions") -> list[dict[str, Any]]:
+    if not isinstance(conditions, list):
+        raise _fail(path, "must be a list")
+    for index, condition in enumerate(conditions):
+        where = f"{path}[{index}]"
+        if not isinstance(condition, dict) or set(condition) - {"field", "op", "value"}:
+            raise _fail(where, "must be {field, op, value}")
+        field = condition.get("field")
+        if field not in FIELDS:
+            raise _fail(f"{where}.field", f"one of {', '.join(FIELDS)}")
+        kind, choices = FIELDS[field]
+        op = condition.get("op")
+        if op not in OPS[kind]:
+            raise _fail(f"{where}.op", f"one of {', '.join(OPS[kind])} for {field}")
+        value = condition.get("value")
+        if op in ("present", "absent", "is_empty"):
+            continue
+        values = value if op in ("in", "not_in", "contains_any") else [value]
+        if not isinstance(values, list) or not values:
+            raise _fail(f"{where}.value", "a non-empty list")
+        expected = str if kind is list else kind
+        for item in values:
+            ok = isinstance(item, expected) and not (
+                expected is not bool and isinstance(item, bool)
+            )
+            if expected is float:
+                ok = isinstance(item, int | float) and not isinstance(item, bool)
+            if not ok:
+                raise _fail(f"{where}.value", f"must be {expected.__name__}")
+            if choices and item not in choices and op not in ("contains", "not_contains"):
+                raise _fail(f"{where}.value", f"one of {', '.join(choices)}")
+    return conditions
+
+
+def check_actions(actions: Any) -> list[dict[str, Any]]:
+    if not isinstance(actions, list) or not actions:
+        raise _fail("actions", "a non-empty list")
+    for index, action in enumerate(actions):
+        where = f"actions[{index}]"
+        if not isinstance(action, dict) or set(action) - {"type", "value"}:
+            raise _fail(where, "must be {type, value}")
+        kind = action.get("type")
+        if kind not in ACTIONS:
+            raise _fail(f"{where}.type", f"one of {', '.join(ACTIONS)}")
+        expected, choices = ACTIONS[kind]
+        value = action.get("value")
+        if expected is type(None):
+            continue
+        if expected is list:
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and v for v in value)
+            ):
+                raise _fail(f"{where}.value", "a non-empty list of tags")
+        elif not isinstance(value, expected) or isinstance(value, bool):
+            raise _fail(f"{where}.value", f"must be {expected.__name__}")
+        elif choices and value not in choices:
+            raise _fail(f"{where}.value", f"one of {', '.join(choices)}")
+        if kind == "add_note" and not str(value).strip():
+            raise _fail(f"{where}.value", "must not be empty")
+    return actions
+
+
+def check_events(events: Any) -> list[str]:
+    if not isinstance(events, list) or not events or any(e not in EVENT_KINDS for e in events):
+        raise _fail("events", f"a non-empty list of {', '.join(EVENT_KINDS)}")
+    return events
+
+
+@dataclass(frozen=True)
+class Facts:
+    values: dict[str, Any]
+
+
+def _holds(condition: dict[str, Any], facts: Facts) -> bool:
+    actual = facts.values.get(condition["field"])
+    op: str = condition["op"]
+    value: Any = condition.get("value")
+    if op == "present":
+        return actual is not None
+    if op == "absent":
+        return actual is None
+    if op == "is_empty":
+        return not actual
+    if actual is None:
+        return op in ("is_not", "not_in", "not_contains")
+    if op == "is":
+        return bool(actual == value)
+    if op == "is_not":
+        return bool(actual != value)
+    if op == "in":
+        return actual in value
+    if op == "not_in":
+        return actual not in value
+    if op == "gte":
+        return bool(actual >= value)
+    if op == "lte":
+        return bool(actual <= value)
+    if isinstance(actual, list):
+        if op == "contains":
+            return value in actual
+        if op == "not_contains":
+            return value not in actual
+        if op == "contains_any":
+            return bool(set(value) & set(actual))
+    if op == "contains":
+        return str(value).lower() in str(actual).lower()
+    if op == "not_contains":
+        return str(value).lower() not in str(actual).lower()
+    return False
+
+
+def holds(conditions: list[dict[str, Any]], facts: Facts) -> bool:
+    """All conditions hold (an empty list always does)."""
+    return all(_holds(c, facts) for c in conditions)

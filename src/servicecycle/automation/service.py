@@ -1,0 +1,348 @@
+"""Rules: define, dry-run, and run them (triggers on events, time rules on a schedule)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.automation.models import Rule, RuleFiring
+from servicecycle.automation.rules import (
+    Facts,
+    check_actions,
+    check_conditions,
+    check_events,
+    holds,
+)
+from servicecycle.customers import service as customers
+from servicecycle.events.models import Event
+from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    ValidationFailed,
+)
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Message, Ticket
+
+log = structlog.get_logger(__name__)
+DRY_RUN_LIMIT = 200
+TIME_BATCH = 500
+
+
+def rule_actor(rule: Rule) -> Actor:
+    """Events caused by a rule name it as their actor."""
+    return Actor("rule", str(rule.id))
+
+
+# -- define ---------------------------------------------------------------------------------
+
+
+async def create_rule(
+    session: AsyncSession,
+    *,
+    name: str,
+    kind: str,
+    events: list[str],
+    conditions: list[dict[str, Any]],
+    actions: list[dict[str, Any]],
+    actor: Actor,
+) -> Rule:
+    if not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    if kind not in ("trigger", "time"):
+        raise ValidationFailed("Invalid kind", fields={"kind": "trigger or time"})
+    check_conditions(conditions)
+    check_actions(actions)
+    if kind == "trigger":
+        check_events(events)
+    else:
+        events = []
+        if not any(c["field"].startswith("ticket.hours_since") for c in conditions):
+            raise ValidationFailed(
+                "A time rule needs a waiting time",
+                fields={"conditions": "add ticket.hours_since_update or _created"},
+            )
+    if await session.scalar(select(Rule.id).where(Rule.name == name.strip())) is not None:
+        raise Conflict("A rule with this name exists", fields={"name": "already taken"})
+    rule = Rule(
+        name=name.strip(),
+        kind=kind,
+        events=events,
+        conditions=conditions,
+        actions=actions,
+        position=len((await session.scalars(select(Rule.id))).all()),
+    )
+    session.add(rule)
+    await session.flush()
+    await record(
+        session,
+        "rule.created",
+        subject_type="rule",
+        subject_id=rule.id,
+        actor=actor,
+        data={"name": rule.name, "kind": kind},
+    )
+    return rule
+
+
+async def get_rule(session: AsyncSession, rule_id: int) -> Rule:
+    rule = await session.get(Rule, rule_id)
+    if rule is None:
+        raise NotFound(f"No rule {rule_id}")
+    return rule
+
+
+async def list_rules(session: AsyncSession, *, kind: str | None = None) -> list[Rule]:
+    stmt = select(Rule).order_by(Rule.position, Rule.id)
+    if kind:
+        stmt = stmt.where(Rule.kind == kind)
+    return list((await session.scalars(stmt)).all())
+
+
+async def update_rule(
+    session: AsyncSession,
+    rule: Rule,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> Rule:
+    if rule.version != expected_version:
+        raise PreconditionFailed(
+            "This rule was changed by someone else; reload and try again",
+            extra={"current_version": rule.version},
+        )
+    if "conditions" in changes:
+        check_conditions(changes["conditions"])
+    if "actions" in changes:
+        check_actions(changes["actions"])
+    if "events" in changes and rule.kind == "trigger":
+        check_events(changes["events"])
+    if changes.get("active"):
+        changes["disabled_reason"] = None
+    changed = {k: v for k, v in changes.items() if getattr(rule, k) != v}
+    for key, value in changed.items():
+        setattr(rule, key, value)
+    if changed:
+        await session.flush()
+        await record(
+            session,
+            "rule.updated",
+            subject_type="rule",
+            subject_id=rule.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return rule
+
+
+# -- facts and actions ----------------------------------------------------------------------
+
+
+async def facts_for(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    event: Event | None = None,
+    message: Message | None = None,
+) -> Facts:
+    now = clock.now()
+    customer = await customers.get_customer(session, ticket.requester_id)
+    values: dict[str, Any] = {
+        "ticket.status": ticket.status,
+        "ticket.priority": ticket.priority,
+        "ticket.channel": ticket.channel,
+        "ticket.tags": list(ticket.tags),
+        "ticket.team_id": ticket.team_id,
+        "ticket.assignee_id": ticket.assignee_id,
+        "ticket.subject": ticket.subject,
+        "ticket.hours_since_update": (now - ticket.updated_at).total_seconds() / 3600,
+        "ticket.hours_since_created": (now - ticket.created_at).total_seconds() / 3600,
+        "customer.tier": customer.tier,
+    }
+    if event is not None:
+        values["event.kind"] = event.kind
+        values["sla.metric"] = event.data.get("metric")
+    if message is not None:
+        values |= {
+            "message.author_type": message.author_type,
+            "message.public": message.public,
+            "message.body": message.body_text,
+        }
+    return Facts(values)
+
+
+async def apply(session: AsyncSession, rule: Rule, ticket: Ticket) -> bool:
+    """Run the rule's actions on the ticket. A rule that refers to something gone (a deleted
+    team, a disabled agent) is switched off with the reason, instead of failing the caller."""
+    actor = rule_actor(rule)
+    try:
+        async with session.begin_nested():
+            for action in rule.actions:
+                await act(session, ticket, action, actor)
+    except ServiceError as exc:
+        reason = exc.message + "".join(f" ({k}: {v})" for k, v in exc.fields.items())
+        if isinstance(exc, ValidationFailed):
+            rule.active, rule.disabled_reason = False, f"Disabled: {reason}"
+            await record(
+                session,
+                "rule.disabled",
+                subject_type="rule",
+                subject_id=rule.id,
+                actor=actor,
+                data={"reason": reason, "ticket_id": ticket.id},
+            )
+            log.warning("automation.rule_disabled", rule_id=rule.id, reason=reason)
+        else:  # e.g. a status change the ticket cannot make now: skip this ticket
+            await record(
+                session,
+                "rule.skipped",
+                subject_type="rule",
+                subject_id=rule.id,
+                actor=actor,
+                data={"reason": reason, "ticket_id": ticket.id},
+            )
+        return False
+    return True
+
+
+async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], actor: Actor) -> None:
+    kind: str = action["type"]
+    value: Any = action.get("value")
+    if kind == "set_status":
+        await tickets.update_ticket(
+            session, ticket, expected_version=None, changes={"status": value}, actor=actor
+        )
+    elif kind == "set_priority":
+        await tickets.update_ticket(
+            session, ticket, expected_version=None, changes={"priority": value}, actor=actor
+        )
+    elif kind == "assign_agent":
+        await tickets.assign(
+            session, ticket, assignee_id=value, team_id=ticket.team_id, actor=actor
+        )
+    elif kind == "assign_team":
+        await tickets.assign(session, ticket, assignee_id=None, team_id=value, actor=actor)
+    elif kind == "unassign":
+        await tickets.assign(session, ticket, assignee_id=None, team_id=ticket.team_id, actor=actor)
+    elif kind in ("add_tags", "remove_tags"):
+        tags = (
+            set(ticket.tags) | set(value) if kind == "add_tags" else set(ticket.tags) - set(value)
+        )
+        await tickets.update_ticket(
+            session, ticket, expected_version=None, changes={"tags": sorted(tags)}, actor=actor
+        )
+    elif kind == "add_note":
+        await tickets.add_message(
+            session, ticket, public=False, author_type="system", body_text=str(value), actor=actor
+        )
+
+
+# -- triggers -------------------------------------------------------------------------------
+
+
+async def run_triggers(session: AsyncSession, event: Event) -> None:
+    """Every active trigger listening to ``event.kind`` whose conditions hold acts, at most
+    once per ticket in one chain of events (so rules cannot ping-pong)."""
+    if event.subject_type != "ticket" or not event.subject_id.isdigit():
+        return
+    if session.info.get("event_depth", 1) <= 1:
+        session.info["automation_fired"] = set()
+    fired: set[tuple[int, int]] = session.info.setdefault("automation_fired", set())
+    rules = [
+        r for r in await list_rules(session, kind="trigger") if r.active and event.kind in r.events
+    ]
+    if not rules:
+        return
+    ticket = await tickets.get_ticket(session, int(event.subject_id))
+    message = None
+    if event.kind == "message.added" and "message_id" in event.data:
+        message = await tickets.get_message(session, int(event.data["message_id"]))
+    for rule in rules:
+        key = (rule.id, ticket.id)
+        if key in fired or not rule.active:
+            continue
+        if holds(rule.conditions, await facts_for(session, ticket, event=event, message=message)):
+            fired.add(key)
+            await apply(session, rule, ticket)
+
+
+async def dry_run(session: AsyncSession, rule: Rule) -> list[int]:
+    """Tickets (open ones, newest first) whose fields meet the rule's conditions right now;
+    conditions on the event or message cannot hold outside an event and are ignored."""
+    static = [c for c in rule.conditions if c["field"].startswith(("ticket.", "customer."))]
+    page = await tickets.list_tickets(
+        session,
+        tickets.TicketFilter(statuses=("new", "open", "pending", "on-hold", "solved")),
+        limit=1000,
+    )
+    matched = []
+    for ticket in page.items:
+        if holds(static, await facts_for(session, ticket)):
+            matched.append(ticket.id)
+            if len(matched) >= DRY_RUN_LIMIT:
+                break
+    return matched
+
+
+# -- time rules -----------------------------------------------------------------------------
+
+
+def _threshold(rule: Rule, field: str, now: datetime) -> datetime | None:
+    hours = [c["value"] for c in rule.conditions if c["field"] == field and c["op"] == "gte"]
+    return now - timedelta(hours=max(hours)) if hours else None
+
+
+async def run_time_rules(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Apply each active time rule to the tickets that meet it now, once per ticket state."""
+    now = now or clock.now()
+    acted = 0
+    for rule in await list_rules(session, kind="time"):
+        if not rule.active:
+            continue
+        statuses = [
+            v
+            for c in rule.conditions
+            if c["field"] == "ticket.status"
+            for v in ([c["value"]] if c["op"] == "is" else c["value"] if c["op"] == "in" else [])
+        ]
+        after = 0
+        while True:
+            batch = await tickets.open_tickets_for_rules(
+                session,
+                statuses=statuses or None,
+                updated_before=_threshold(rule, "ticket.hours_since_update", now),
+                created_before=_threshold(rule, "ticket.hours_since_created", now),
+                after_id=after,
+                limit=TIME_BATCH,
+            )
+            for ticket in batch:
+                if not rule.active:
+                    break
+                if not holds(rule.conditions, await facts_for(session, ticket)):
+                    continue
+                claimed = await session.execute(
+                    insert(RuleFiring)
+                    .values(
+                        rule_id=rule.id,
+                        ticket_id=ticket.id,
+                        ticket_version=ticket.version,
+                        fired_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(RuleFiring.id)
+                )
+                if claimed.scalar() is not None and await apply(session, rule, ticket):
+                    acted += 1
+            if len(batch) < TIME_BATCH:
+                break
+            after = batch[-1].id
+    return acted
