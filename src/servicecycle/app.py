@@ -22,6 +22,7 @@ from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.automation import api as automation_api
 from servicecycle.config import Settings
 from servicecycle.customers import api as customers_api
+from servicecycle.customers import pages as customers_pages
 from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.db.engine import make_engine, make_sessionmaker
 from servicecycle.events import api as events_api
@@ -31,6 +32,7 @@ from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.tickets import api as tickets_api
+from servicecycle.tickets import pages as tickets_pages
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
 from servicecycle.web.templating import STATIC_DIR, render
@@ -100,6 +102,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(auth_pages.router)
     app.include_router(dashboard_pages.router)
     app.include_router(events_pages.router)
+    app.include_router(tickets_pages.router)
+    app.include_router(customers_pages.router)
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)

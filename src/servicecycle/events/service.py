@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.events.bus import dispatch
@@ -92,6 +92,21 @@ async def query(
     rows = list((await session.scalars(stmt.order_by(order).limit(limit + 1))).all())
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def timeline(
+    session: AsyncSession, *, subjects: list[tuple[str, str]], limit: int
+) -> list[Event]:
+    """The latest ``limit`` events about any of ``subjects`` ((type, id) pairs), oldest first."""
+    if not subjects:
+        return []
+    stmt = (
+        select(Event)
+        .where(tuple_(Event.subject_type, Event.subject_id).in_(subjects))
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(limit)
+    )
+    return list(reversed((await session.scalars(stmt)).all()))
 
 
 def _cursor_id(cursor: str) -> int:
