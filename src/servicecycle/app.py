@@ -20,6 +20,7 @@ from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.automation import api as automation_api
+from servicecycle.automation import pages as automation_pages
 from servicecycle.config import Settings
 from servicecycle.customers import api as customers_api
 from servicecycle.customers import pages as customers_pages
@@ -31,6 +32,7 @@ from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
+from servicecycle.sla import pages as sla_pages
 from servicecycle.tickets import api as tickets_api
 from servicecycle.tickets import pages as tickets_pages
 from servicecycle.web import errors
@@ -104,6 +106,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(events_pages.router)
     app.include_router(tickets_pages.router)
     app.include_router(customers_pages.router)
+    app.include_router(sla_pages.router)
+    app.include_router(automation_pages.router)
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)
