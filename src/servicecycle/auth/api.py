@@ -9,9 +9,11 @@ from fastapi import APIRouter, Header, Query, Response, status
 from servicecycle.auth import service
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
 from servicecycle.auth.schemas import (
+    Availability,
     TeamCreate,
     TeamMemberAdd,
     TeamRead,
+    TeamUpdate,
     TokenCreate,
     TokenCreated,
     TokenRead,
@@ -28,6 +30,17 @@ router = APIRouter(prefix="/api/v1", tags=["users and teams"])
 @router.get("/me", response_model=UserRead, summary="The signed-in user")
 async def me(principal: ApiUser) -> UserRead:
     return UserRead.model_validate(principal.user)
+
+
+@router.put(
+    "/me/availability",
+    response_model=UserRead,
+    summary="Go online (receive routed tickets), away or offline",
+)
+async def set_availability(body: Availability, principal: ApiUser, db: Db) -> UserRead:
+    user = await service.get_user(db, principal.identity.id)
+    user = await service.set_availability(db, user, body.status, actor=principal.actor)
+    return UserRead.model_validate(user)
 
 
 @router.get("/users", response_model=UserPage)
@@ -96,7 +109,9 @@ async def update_user(
 @router.get("/teams", response_model=list[TeamRead])
 async def list_teams(principal: ApiUser, db: Db) -> list[TeamRead]:
     return [
-        TeamRead(id=t.id, name=t.name, description=t.description, member_ids=members)
+        TeamRead(
+            id=t.id, name=t.name, description=t.description, member_ids=members, routing=t.routing
+        )
         for t, members in await service.list_teams(db)
     ]
 
@@ -107,6 +122,21 @@ async def create_team(body: TeamCreate, principal: ApiAdmin, db: Db) -> TeamRead
         db, name=body.name, description=body.description, actor=principal.actor
     )
     return TeamRead(id=team.id, name=team.name, description=team.description, member_ids=[])
+
+
+@router.patch(
+    "/teams/{team_id}", response_model=TeamRead, summary="Set how the team's tickets are routed"
+)
+async def update_team(team_id: int, body: TeamUpdate, principal: ApiAdmin, db: Db) -> TeamRead:
+    team = await service.get_team(db, team_id)
+    team = await service.set_team_routing(db, team, body.routing, actor=principal.actor)
+    return TeamRead(
+        id=team.id,
+        name=team.name,
+        description=team.description,
+        routing=team.routing,
+        member_ids=await service.team_member_ids(db, team),
+    )
 
 
 @router.post("/teams/{team_id}/members", response_model=TeamRead)

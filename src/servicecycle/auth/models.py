@@ -46,10 +46,15 @@ class User(Timestamped, Base):
     password_hash: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     last_login_at: Mapped[datetime | None]
+    # routing: whether new work may go to this agent, how much at once, and what they know
+    availability: Mapped[str] = mapped_column(String(10), server_default="offline")
+    capacity: Mapped[int] = mapped_column(Integer, server_default="20")
+    skills: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (
         Index("uq_users_email_lower", func.lower(email), unique=True),
+        CheckConstraint("availability IN ('online', 'away', 'offline')", name="availability"),
         CheckConstraint("role IN ('admin', 'agent', 'analyst')", name="role"),
     )
 
@@ -62,8 +67,17 @@ class Team(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     description: Mapped[str] = mapped_column(Text, server_default="")
+    routing: Mapped[str] = mapped_column(String(20), server_default="manual")
+    last_assigned_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", use_alter=True)
+    )
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
+    __table_args__ = (
+        CheckConstraint(
+            "routing IN ('manual', 'round_robin', 'least_loaded', 'skills')", name="routing"
+        ),
+    )
     __mapper_args__ = {"version_id_col": version}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,9 @@ class UserRead(BaseModel):
     name: str
     role: Role
     is_active: bool
+    availability: Literal["online", "away", "offline"]
+    capacity: int
+    skills: dict[str, int]
     last_login_at: datetime | None
     created_at: datetime
     version: int
@@ -42,6 +46,8 @@ class UserUpdate(Strict):
     role: Role | None = None
     is_active: bool | None = None
     password: str | None = Field(default=None, max_length=1024)
+    capacity: int | None = Field(default=None, description="Most open tickets routed to them")
+    skills: dict[str, int] | None = Field(default=None, examples=[{"billing": 3, "returns": 1}])
 
 
 class UserPage(BaseModel):
@@ -54,6 +60,15 @@ class TeamRead(BaseModel):
     name: str
     description: str
     member_ids: list[int]
+    routing: Literal["manual", "round_robin", "least_loaded", "skills"] = "manual"
+
+
+class TeamUpdate(Strict):
+    routing: Literal["manual", "round_robin", "least_loaded", "skills"]
+
+
+class Availability(Strict):
+    status: Literal["online", "away", "offline"]
 
 
 class TeamCreate(Strict):

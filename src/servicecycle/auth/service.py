@@ -186,6 +186,15 @@ async def update_user(
         user.role = changed["role"] = _check_role(changes["role"])
     if "is_active" in changes and changes["is_active"] != user.is_active:
         user.is_active = changed["is_active"] = bool(changes["is_active"])
+    if "capacity" in changes and changes["capacity"] != user.capacity:
+        capacity = changes["capacity"]
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= 1000:
+            raise ValidationFailed(
+                "Invalid capacity", fields={"capacity": "0 to 1000 open tickets"}
+            )
+        user.capacity = changed["capacity"] = capacity
+    if "skills" in changes and changes["skills"] != user.skills:
+        user.skills = changed["skills"] = _check_skills(changes["skills"])
     if changes.get("password") is not None:
         _check_password(changes["password"])
         user.password_hash = hash_password(changes["password"])
@@ -204,6 +213,83 @@ async def update_user(
             data={"changes": changed},
         )
     return user
+
+
+def _check_skills(skills: Any) -> dict[str, int]:
+    """``{"billing": 3, "returns": 1}``: skill names to levels 1 (some) to 5 (expert)."""
+    if not isinstance(skills, dict) or not all(
+        isinstance(k, str)
+        and k.strip()
+        and isinstance(v, int)
+        and not isinstance(v, bool)
+        and 1 <= v <= 5
+        for k, v in skills.items()
+    ):
+        raise ValidationFailed("Invalid skills", fields={"skills": "names to levels 1-5"})
+    return {k.strip().lower(): v for k, v in skills.items()}
+
+
+AVAILABILITY = ("online", "away", "offline")
+ROUTING = ("manual", "round_robin", "least_loaded", "skills")
+
+
+async def set_availability(session: AsyncSession, user: User, status: str, *, actor: Actor) -> User:
+    """Online agents receive routed work; coming online pulls the work waiting for them."""
+    if status not in AVAILABILITY:
+        raise ValidationFailed("Invalid availability", fields={"status": ", ".join(AVAILABILITY)})
+    if status != user.availability:
+        before = user.availability
+        # availability is not an edit of the user: no version bump
+        await session.execute(update(User).where(User.id == user.id).values(availability=status))
+        set_committed_value(user, "availability", status)
+        await record(
+            session,
+            "user.availability_changed",
+            subject_type="user",
+            subject_id=user.id,
+            actor=actor,
+            data={"from": before, "to": status},
+        )
+    return user
+
+
+async def set_team_routing(
+    session: AsyncSession, team: Team, routing: str, *, actor: Actor
+) -> Team:
+    if routing not in ROUTING:
+        raise ValidationFailed("Invalid routing", fields={"routing": ", ".join(ROUTING)})
+    if routing != team.routing:
+        team.routing = routing
+        await session.flush()
+        await record(
+            session,
+            "team.routing_changed",
+            subject_type="team",
+            subject_id=team.id,
+            actor=actor,
+            data={"routing": routing},
+        )
+    return team
+
+
+async def teams_of(session: AsyncSession, user_id: int) -> list[Team]:
+    stmt = (
+        select(Team)
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .where(TeamMember.user_id == user_id)
+        .order_by(Team.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def team_members(session: AsyncSession, team_id: int) -> list[User]:
+    stmt = (
+        select(User)
+        .join(TeamMember, TeamMember.user_id == User.id)
+        .where(TeamMember.team_id == team_id)
+        .order_by(User.id)
+    )
+    return list((await session.scalars(stmt)).all())
 
 
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:

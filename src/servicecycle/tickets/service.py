@@ -281,6 +281,45 @@ async def open_tickets_for_rules(
     return list((await session.scalars(stmt.order_by(Ticket.id).limit(limit))).all())
 
 
+async def open_counts(session: AsyncSession, user_ids: list[int]) -> dict[int, int]:
+    """How many open tickets each agent holds (their load)."""
+    counts = dict.fromkeys(user_ids, 0)
+    if user_ids:
+        rows = await session.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(
+                Ticket.assignee_id.in_(user_ids),
+                Ticket.status.in_(OPEN_STATUSES),
+                Ticket.merged_into_id.is_(None),
+            )
+            .group_by(Ticket.assignee_id)
+        )
+        for user_id, count in rows:
+            if user_id is not None:
+                counts[user_id] = int(count)
+    return counts
+
+
+async def waiting_for_teams(
+    session: AsyncSession, team_ids: list[int], *, limit: int
+) -> list[Ticket]:
+    """Unassigned open tickets of these teams, oldest first (the queue routing drains)."""
+    if not team_ids:
+        return []
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.team_id.in_(team_ids),
+            Ticket.assignee_id.is_(None),
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.merged_into_id.is_(None),
+        )
+        .order_by(Ticket.created_at, Ticket.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def thread(
     session: AsyncSession, ticket: Ticket, *, public_only: bool = False
 ) -> list[Message]:
