@@ -82,6 +82,7 @@ async def create_rule(
     )
     session.add(rule)
     await session.flush()
+    session.info.pop("automation_triggers", None)
     await record(
         session,
         "rule.created",
@@ -131,6 +132,7 @@ async def update_rule(
     changed = {k: v for k, v in changes.items() if getattr(rule, k) != v}
     for key, value in changed.items():
         setattr(rule, key, value)
+    session.info.pop("automation_triggers", None)
     if changed:
         await session.flush()
         await record(
@@ -249,6 +251,23 @@ async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], act
 # -- triggers -------------------------------------------------------------------------------
 
 
+async def _triggers(session: AsyncSession) -> list[Rule]:
+    """The trigger rules, read once per transaction (a sweep may dispatch thousands of events);
+    creating or changing a rule forgets the copy."""
+    key = id(session.get_transaction())
+    cached = session.info.get("automation_triggers")
+    if cached is None or cached[0] != key:
+        cached = (key, await list_rules(session, kind="trigger"))
+        session.info["automation_triggers"] = cached
+    rules: list[Rule] = cached[1]
+    return rules
+
+
+async def listens(session: AsyncSession, kind: str) -> bool:
+    """Does any active trigger listen to ``kind``?"""
+    return any(r.active and kind in r.events for r in await _triggers(session))
+
+
 async def run_triggers(session: AsyncSession, event: Event) -> None:
     """Every active trigger listening to ``event.kind`` whose conditions hold acts, at most
     once per ticket in one chain of events (so rules cannot ping-pong)."""
@@ -257,9 +276,7 @@ async def run_triggers(session: AsyncSession, event: Event) -> None:
     if session.info.get("event_depth", 1) <= 1:
         session.info["automation_fired"] = set()
     fired: set[tuple[int, int]] = session.info.setdefault("automation_fired", set())
-    rules = [
-        r for r in await list_rules(session, kind="trigger") if r.active and event.kind in r.events
-    ]
+    rules = [r for r in await _triggers(session) if r.active and event.kind in r.events]
     if not rules:
         return
     ticket = await tickets.get_ticket(session, int(event.subject_id))

@@ -18,6 +18,13 @@ async def on_event(session: AsyncSession, event: Event) -> None:
     await service.run_triggers(session, event)
 
 
+async def _wants(session: AsyncSession, kind: str) -> bool:
+    return await service.listens(session, kind)
+
+
+on_event.wants = _wants  # type: ignore[attr-defined]
+
+
 @subscribe("ticket.created", "assigned")
 async def on_team_work(session: AsyncSession, event: Event) -> None:
     """A ticket for a routed team without an agent is routed at once (after triggers)."""

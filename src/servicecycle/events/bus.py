@@ -11,12 +11,29 @@ import importlib
 import importlib.util
 import pkgutil
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from servicecycle.events.models import Event
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An event appended in bulk (by SQL, not the ORM), as handlers see it."""
+
+    id: int
+    kind: str
+    subject_type: str
+    subject_id: str
+    actor_type: str
+    actor_id: str | None
+    data: dict[str, Any]
+    occurred_at: datetime
+
 
 Handler = Callable[["AsyncSession", "Event"], Awaitable[None]]
 MAX_DEPTH = 8
@@ -50,7 +67,33 @@ def load_all() -> None:
             importlib.import_module(name)
 
 
-async def dispatch(session: AsyncSession, event: Event) -> None:
+async def dispatch_many(session: AsyncSession, events: list[Appended]) -> None:
+    """Dispatch a bulk of events; a handler with a ``wants(session, kind)`` check is asked
+    once per kind, so a sweep of thousands of events costs little when nobody listens."""
+    load_all()
+    asked: dict[tuple[int, str], bool] = {}
+    for event in events:
+        for handler in _handlers.get(event.kind, ()):
+            key = (id(handler), event.kind)
+            if key not in asked:
+                wants = getattr(handler, "wants", None)
+                asked[key] = True if wants is None else bool(await wants(session, event.kind))
+            if asked[key]:
+                await _run(session, handler, event)
+
+
+async def _run(session: AsyncSession, handler: Handler, event: Event | Appended) -> None:
+    depth = session.info.get("event_depth", 0)
+    if depth >= MAX_DEPTH:
+        raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {event.kind}")
+    session.info["event_depth"] = depth + 1
+    try:
+        await handler(session, event)  # type: ignore[arg-type]  # same fields as Event
+    finally:
+        session.info["event_depth"] = depth
+
+
+async def dispatch(session: AsyncSession, event: Event | Appended) -> None:
     """Run the handlers for ``event``; a chain deeper than MAX_DEPTH is a bug, and stops."""
     load_all()
     handlers = _handlers.get(event.kind)
@@ -62,6 +105,6 @@ async def dispatch(session: AsyncSession, event: Event) -> None:
     session.info["event_depth"] = depth + 1
     try:
         for handler in handlers:
-            await handler(session, event)
+            await handler(session, event)  # type: ignore[arg-type]  # same fields as Event
     finally:
         session.info["event_depth"] = depth

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -269,6 +270,20 @@ async def clocks_of(session: AsyncSession, ticket_id: int) -> list[SlaClock]:
     return list((await session.scalars(stmt)).all())
 
 
+async def clocks_of_many(session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[SlaClock]]:
+    """The clocks of many tickets in one query (an inbox page); every id gets a list."""
+    found: dict[int, list[SlaClock]] = {ticket_id: [] for ticket_id in ticket_ids}
+    if found:
+        stmt = (
+            select(SlaClock)
+            .where(SlaClock.ticket_id.in_(list(found)))
+            .order_by(SlaClock.ticket_id, SlaClock.id)
+        )
+        for row in await session.scalars(stmt):
+            found[row.ticket_id].append(row)
+    return found
+
+
 async def start(
     session: AsyncSession,
     ticket_id: int,
@@ -370,59 +385,62 @@ async def retarget(
 
 # -- the sweep ------------------------------------------------------------------------------
 
+_SWEEP = text("""
+WITH due AS (
+    SELECT id FROM sla_clocks
+    WHERE state = 'running'
+      AND (due_at <= :now OR (warned_at IS NULL AND warn_at <= :now))
+    ORDER BY due_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+),
+changed AS (
+    UPDATE sla_clocks c
+    SET state = CASE WHEN c.due_at <= :now THEN 'breached' ELSE c.state END,
+        breached_at = CASE WHEN c.due_at <= :now THEN c.due_at ELSE c.breached_at END,
+        warned_at = CASE WHEN c.due_at <= :now THEN c.warned_at ELSE :now END
+    FROM due WHERE c.id = due.id
+    RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.state
+)
+INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
+SELECT CASE WHEN state = 'breached' THEN 'sla.breached' ELSE 'sla.warning' END,
+       'ticket', ticket_id::text, 'system', 'sla',
+       jsonb_build_object('metric', metric, 'clock_id', id, 'due_at', due_at),
+       CASE WHEN state = 'breached' THEN due_at ELSE :now END
+FROM changed
+RETURNING id, kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at
+""")
+
 
 async def sweep(
-    session: AsyncSession, *, now: datetime | None = None, batch: int = 500
+    session: AsyncSession, *, now: datetime | None = None, batch: int = 1000
 ) -> tuple[int, int]:
     """Warn and breach the running clocks whose moment has come; returns (warned, breached).
 
-    Rows are claimed with SKIP LOCKED, so several workers share the work, and the query
-    reads only due clocks through partial indexes: its cost follows what is due, not how
-    many tickets exist.
+    One statement claims a batch with SKIP LOCKED (so several workers share the work),
+    updates it and appends its events; it reads only due clocks through partial indexes,
+    so its cost follows what is due, not how many tickets exist. The events then go to
+    their subscribers (escalation rules) like any other.
     """
     now = now or clock.now()
-    rows = list(
-        (
-            await session.scalars(
-                select(SlaClock)
-                .where(
-                    SlaClock.state == "running",
-                    or_(
-                        SlaClock.due_at <= now,
-                        (SlaClock.warned_at.is_(None)) & (SlaClock.warn_at <= now),
-                    ),
-                )
-                .order_by(SlaClock.due_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-    )
-    warned = breached = 0
-    for row in rows:
-        assert row.due_at is not None
-        if row.due_at <= now:
-            row.state, row.breached_at = "breached", row.due_at
-            breached += 1
-            await record(
-                session,
-                "sla.breached",
-                subject_type="ticket",
-                subject_id=row.ticket_id,
-                actor=SYSTEM,
-                occurred_at=row.due_at,
-                data={"metric": row.metric, "clock_id": row.id, "due_at": row.due_at.isoformat()},
-            )
-        else:
-            row.warned_at = now
-            warned += 1
-            await record(
-                session,
-                "sla.warning",
-                subject_type="ticket",
-                subject_id=row.ticket_id,
-                actor=SYSTEM,
-                data={"metric": row.metric, "clock_id": row.id, "due_at": row.due_at.isoformat()},
-            )
-    await session.flush()
+    rows = (await session.execute(_SWEEP, {"now": now, "batch": batch})).all()
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, SlaClock):  # changed behind the ORM's back: reload when next read
+            session.expire(loaded)
+    appended = [
+        Appended(
+            id=row.id,
+            kind=row.kind,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            actor_type=row.actor_type,
+            actor_id=row.actor_id,
+            data=row.data,
+            occurred_at=row.occurred_at,
+        )
+        for row in rows
+    ]
+    breached = sum(1 for event in appended if event.kind == "sla.breached")
+    warned = len(appended) - breached
+    await dispatch_many(session, appended)
     return warned, breached
