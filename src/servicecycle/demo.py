@@ -12,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
 from servicecycle.auth.models import Team, User
+from servicecycle.automation import macros
+from servicecycle.automation import service as automation
 from servicecycle.customers import service as customers
 from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
 from servicecycle.events.service import Actor
+from servicecycle.sla import service as sla
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 
@@ -68,6 +71,7 @@ async def load(url: str) -> int:
                 for email in members:
                     await auth.add_team_member(session, team, users[email], actor=actor)
             if not await session.scalar(select(func.count()).select_from(Ticket)):
+                created += await _standards(session, users)
                 created += await _tickets(session, users)
     finally:
         await engine.dispose()
@@ -177,6 +181,90 @@ STORIES = [
         status="on-hold",
     ),
 ]
+
+
+async def _standards(session: AsyncSession, users: dict[str, User]) -> int:
+    """Business hours, two SLA policies, an escalation rule and a macro, as an admin would."""
+    actor = Actor.user(users["admin@demo.servicecycle.test"].id)
+    hours = await sla.create_calendar(
+        session,
+        name="London office",
+        zone="Europe/London",
+        week={str(day): [["09:00", "17:00"]] for day in range(5)},
+        holiday_country="GB",
+        holiday_region="ENG",
+        closed_days=[],
+        actor=actor,
+    )
+    await sla.create_policy(
+        session,
+        name="VIP customers",
+        conditions={"tier": ["vip", "premium"]},
+        targets={
+            "first_reply": {"minutes": 60, "business": True},
+            "next_reply": {"minutes": 120, "business": True},
+            "resolution": {"minutes": 480, "business": True},
+        },
+        calendar_id=hours.id,
+        pause_statuses=["pending", "on-hold"],
+        warn_minutes=15,
+        actor=actor,
+    )
+    await sla.create_policy(
+        session,
+        name="Everyone else",
+        conditions={},
+        targets={
+            "first_reply": {"minutes": 240, "business": True},
+            "next_reply": {"minutes": 480, "business": True},
+            "resolution": {"minutes": 1440, "business": True},
+        },
+        calendar_id=hours.id,
+        pause_statuses=["pending", "on-hold"],
+        warn_minutes=30,
+        actor=actor,
+    )
+    await automation.create_rule(
+        session,
+        name="Escalate missed first replies",
+        kind="trigger",
+        events=["sla.breached"],
+        conditions=[{"field": "sla.metric", "op": "is", "value": "first_reply"}],
+        actions=[
+            {"type": "set_priority", "value": "high"},
+            {"type": "add_tags", "value": ["escalated"]},
+        ],
+        actor=actor,
+    )
+    await automation.create_rule(
+        session,
+        name="Close solved tickets after 4 days",
+        kind="time",
+        events=[],
+        conditions=[
+            {"field": "ticket.status", "op": "is", "value": "solved"},
+            {"field": "ticket.hours_since_update", "op": "gte", "value": 96},
+        ],
+        actions=[{"type": "set_status", "value": "closed"}],
+        actor=actor,
+    )
+    await macros.create_macro(
+        session,
+        name="Refund sent",
+        public=True,
+        shared=True,
+        is_admin=True,
+        owner_id=users["admin@demo.servicecycle.test"].id,
+        body="Hi {{customer.first_name}},\n\nI have refunded your payment for ticket "
+        "#{{ticket.number}}; it reaches your account in 3-5 working days.\n\n"
+        "{{agent.first_name}}",
+        actions=[
+            {"type": "set_status", "value": "solved"},
+            {"type": "add_tags", "value": ["refund"]},
+        ],
+        actor=actor,
+    )
+    return 6
 
 
 async def _tickets(session: AsyncSession, users: dict[str, User]) -> int:
