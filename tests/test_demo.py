@@ -22,6 +22,7 @@ async def test_demo_data_loads_once_through_the_services(
         created = conn.execute(
             "SELECT count(*) FROM events WHERE kind = 'ticket.created'"
         ).fetchone()
+        clocks = conn.execute("SELECT count(DISTINCT ticket_id) FROM sla_clocks").fetchone()
     assert tickets[0] == len(STORIES) == created[0]
     assert clocks is not None and clocks[0] == len(STORIES)  # every ticket runs on an SLA policy
     assert tickets[1] == sum(1 for s in STORIES if s.status == "solved" and not s.answer)

@@ -386,13 +386,20 @@ async def retarget(
 # -- the sweep ------------------------------------------------------------------------------
 
 _SWEEP = text("""
-WITH due AS (
-    SELECT id FROM sla_clocks
-    WHERE state = 'running'
-      AND (due_at <= :now OR (warned_at IS NULL AND warn_at <= :now))
-    ORDER BY due_at
+WITH candidates AS (
+    -- two index-only walks (one per partial index); an OR of both would scan every clock
+    (SELECT id FROM sla_clocks WHERE state = 'running' AND due_at <= :now
+     ORDER BY due_at LIMIT :batch)
+    UNION
+    (SELECT id FROM sla_clocks WHERE state = 'running' AND warned_at IS NULL AND warn_at <= :now
+     ORDER BY warn_at LIMIT :batch)
+),
+due AS (
+    SELECT c.id FROM sla_clocks c JOIN candidates USING (id)
+    WHERE c.state = 'running'
+    ORDER BY c.due_at
     LIMIT :batch
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF c SKIP LOCKED
 ),
 changed AS (
     UPDATE sla_clocks c
