@@ -70,3 +70,39 @@ async def test_admins_set_standards_and_agents_see_a_tickets_clocks(
         json={"active": False, "version": 1},
     )
     assert renamed.status_code == 200 and renamed.json()["active"] is False
+
+
+async def test_the_due_queue_lists_soonest_first_and_breaches(
+    client: AsyncClient, make_token: Callable[..., Awaitable[Token]]
+) -> None:
+    admin, agent = await make_token("admin"), await make_token("agent")
+    await client.post(
+        "/api/v1/sla-policies",
+        headers=admin.headers,
+        json={"name": "Clock time", "targets": {"first_reply": {"minutes": 30, "business": False}}},
+    )
+    ids = []
+    for subject in ("first", "second"):
+        made = await client.post(
+            "/api/v1/tickets",
+            headers=agent.headers,
+            json={
+                "subject": subject,
+                "requester": {"email": f"{subject}@example.com"},
+                "body": "x",
+            },
+        )
+        ids.append(made.json()["id"])
+    soon = (
+        await client.get("/api/v1/sla/due", headers=agent.headers, params={"within_minutes": 60})
+    ).json()
+    assert isinstance(soon, list), soon
+    assert [c["ticket_id"] for c in soon if c["ticket_id"] in ids] == ids
+    none_yet = (
+        await client.get("/api/v1/sla/due", headers=agent.headers, params={"within_minutes": 10})
+    ).json()
+    assert not [c for c in none_yet if c["ticket_id"] in ids]
+    breached = (
+        await client.get("/api/v1/sla/due", headers=agent.headers, params={"breached": True})
+    ).json()
+    assert not [c for c in breached if c["ticket_id"] in ids]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Query, status
 
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
 from servicecycle.sla import service
@@ -67,6 +67,24 @@ async def update_policy(
         actor=principal.actor,
     )
     return PolicyRead.model_validate(policy)
+
+
+@router.get(
+    "/sla/due",
+    response_model=list[ClockRead],
+    summary="Clocks soonest due first: the queue to work on, or what is already breached",
+)
+async def due(
+    principal: ApiUser,
+    db: Db,
+    within_minutes: Annotated[int | None, Query(ge=0, le=525_600)] = None,
+    breached: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ClockRead]:
+    clocks = await service.due_clocks(
+        db, within_minutes=within_minutes, breached=breached, limit=limit
+    )
+    return [ClockRead.model_validate(c) for c in clocks]
 
 
 @router.get(

@@ -99,6 +99,7 @@ class ClockRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    ticket_id: int
     metric: Metric
     state: Literal["running", "paused", "met", "breached", "cancelled"]
     policy_id: int | None

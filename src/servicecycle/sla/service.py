@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -284,6 +284,22 @@ async def clocks_of_many(session: AsyncSession, ticket_ids: list[int]) -> dict[i
     return found
 
 
+async def due_clocks(
+    session: AsyncSession, *, within_minutes: int | None, breached: bool, limit: int
+) -> list[SlaClock]:
+    """Live clocks soonest due first: those due within ``within_minutes`` (or all running
+    ones), or the breached ones whose ticket still waits (not yet stopped)."""
+    stmt = select(SlaClock)
+    if breached:
+        stmt = stmt.where(SlaClock.state == "breached", SlaClock.stopped_at.is_(None))
+    else:
+        stmt = stmt.where(SlaClock.state == "running")
+        if within_minutes is not None:
+            stmt = stmt.where(SlaClock.due_at <= clock.now() + timedelta(minutes=within_minutes))
+    stmt = stmt.order_by(SlaClock.due_at, SlaClock.id).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
 async def start(
     session: AsyncSession,
     ticket_id: int,
@@ -395,8 +411,9 @@ WITH candidates AS (
      ORDER BY warn_at LIMIT :batch)
 ),
 due AS (
-    SELECT c.id FROM sla_clocks c JOIN candidates USING (id)
-    WHERE c.state = 'running'
+    -- by primary key (a join here makes the planner scan every clock)
+    SELECT c.id FROM sla_clocks c
+    WHERE c.id = ANY(ARRAY(SELECT id FROM candidates)) AND c.state = 'running'
     ORDER BY c.due_at
     LIMIT :batch
     FOR UPDATE OF c SKIP LOCKED
