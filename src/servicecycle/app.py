@@ -30,6 +30,7 @@ from servicecycle.events import api as events_api
 from servicecycle.events import pages as events_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
+from servicecycle.notifications import api as notifications_api
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.sla import pages as sla_pages
@@ -116,6 +117,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(events_api.router)
     app.include_router(sla_api.router)
     app.include_router(automation_api.router)
+    app.include_router(notifications_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

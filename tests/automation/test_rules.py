@@ -227,3 +227,55 @@ async def test_sla_breach_escalates_through_a_trigger(
     frozen[0] += timedelta(minutes=31)
     await sla.sweep(db)
     assert (ticket.priority, ticket.tags) == ("urgent", ["escalated"])
+
+
+async def test_a_warning_notifies_the_team(
+    db: AsyncSession, make_customer: Make, make_user: Make, frozen: list[datetime]
+) -> None:
+    from servicecycle.auth import service as auth
+    from servicecycle.notifications import service as notifications
+    from servicecycle.sla import service as sla
+
+    team = await auth.create_team(db, name="Escalations", description="", actor=ADMIN)
+    lead = await auth.get_user(db, (await make_user("agent")).id)
+    await auth.add_team_member(db, team, lead, actor=ADMIN)
+    await sla.create_policy(
+        db,
+        name="Quick",
+        conditions={},
+        targets={"first_reply": {"minutes": 60, "business": False}},
+        calendar_id=None,
+        pause_statuses=[],
+        warn_minutes=15,
+        actor=ADMIN,
+    )
+    await automation.create_rule(
+        db,
+        name="Warn the team",
+        kind="trigger",
+        events=["sla.warning"],
+        conditions=[],
+        actions=[{"type": "notify", "value": {"to": "team", "text": "first reply due soon"}}],
+        actor=ADMIN,
+    )
+    with pytest.raises(ValidationFailed) as bad:
+        check_actions([{"type": "notify", "value": {"to": "everyone", "text": "x"}}])
+    assert list(bad.value.fields) == ["actions[0].value.to"]
+    customer = await db.merge(await make_customer())
+    ticket, _ = await tickets.create_ticket(
+        db,
+        subject="Printer",
+        requester=customer,
+        channel="web",
+        body_text="jammed",
+        team_id=team.id,
+        actor=ADMIN,
+    )
+    frozen[0] += timedelta(minutes=50)
+    assert await sla.sweep(db) == (1, 0)
+    inbox = await notifications.unread(db, lead.id)
+    assert [(n.ticket_id, n.text) for n in inbox] == [
+        (ticket.id, f"#{ticket.id} Printer: first reply due soon")
+    ]
+    assert await notifications.mark_read(db, lead.id, None) == 1
+    assert await notifications.unread_count(db, lead.id) == 0

@@ -49,6 +49,7 @@ ACTIONS: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "add_tags": (list, None),
     "remove_tags": (list, None),
     "add_note": (str, None),
+    "notify": (dict, None),  # {"to": "assignee" | "team" | <user id>, "text": "..."}
 }
 EVENT_KINDS = (
     "ticket.created",
@@ -126,6 +127,14 @@ def check_actions(actions: Any) -> list[dict[str, Any]]:
             raise _fail(f"{where}.value", f"one of {', '.join(choices)}")
         if kind == "add_note" and not str(value).strip():
             raise _fail(f"{where}.value", "must not be empty")
+        if kind == "notify" and isinstance(value, dict):
+            to, text = value.get("to"), value.get("text")
+            if set(value) - {"to", "text"} or not (
+                to in ("assignee", "team") or (isinstance(to, int) and not isinstance(to, bool))
+            ):
+                raise _fail(f"{where}.value.to", 'one of "assignee", "team" or a user id')
+            if not isinstance(text, str) or not text.strip():
+                raise _fail(f"{where}.value.text", "must not be empty")
     return actions
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.auth import service as auth
 from servicecycle.automation.models import Rule, RuleFiring
 from servicecycle.automation.rules import (
     Facts,
@@ -29,6 +30,7 @@ from servicecycle.kit.errors import (
     ServiceError,
     ValidationFailed,
 )
+from servicecycle.notifications import service as notifications
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Message, Ticket
 
@@ -242,10 +244,32 @@ async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], act
         await tickets.update_ticket(
             session, ticket, expected_version=None, changes={"tags": sorted(tags)}, actor=actor
         )
+    elif kind == "notify":
+        await _notify(session, ticket, value, actor)
     elif kind == "add_note":
         await tickets.add_message(
             session, ticket, public=False, author_type="system", body_text=str(value), actor=actor
         )
+
+
+async def _notify(
+    session: AsyncSession, ticket: Ticket, value: dict[str, Any], actor: Actor
+) -> None:
+    to = value["to"]
+    if to == "assignee":
+        users = [ticket.assignee_id] if ticket.assignee_id else []
+    elif to == "team":
+        users = (
+            [m.id for m in await auth.team_members(session, ticket.team_id)]
+            if ticket.team_id
+            else []
+        )
+    else:
+        users = [(await auth.get_user(session, int(to))).id]
+    text = f"#{ticket.id} {ticket.subject}: {value['text']}"
+    await notifications.notify(
+        session, users, text=text, kind="rule", ticket_id=ticket.id, actor=actor
+    )
 
 
 # -- triggers -------------------------------------------------------------------------------

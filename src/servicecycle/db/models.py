@@ -6,6 +6,7 @@ from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
 from servicecycle.jobs import models as job_models
+from servicecycle.notifications import models as notification_models
 from servicecycle.sla import models as sla_models
 from servicecycle.tickets import models as ticket_models
 
@@ -18,6 +19,7 @@ __all__ = [
     "event_models",
     "job_models",
     "metadata",
+    "notification_models",
     "sla_models",
     "ticket_models",
 ]

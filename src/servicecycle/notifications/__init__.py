@@ -1,0 +1,1 @@
+"""Notifications: short messages to agents (escalations, mentions), read in the workspace."""
