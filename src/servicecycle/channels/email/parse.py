@@ -1,0 +1,235 @@
+"""Raw mail to what a ticket needs. Pure: no database, no network.
+
+Best effort on hostile input: malformed MIME, wrong or missing charsets, 8-bit headers and
+deep nesting still give a sender (or a clear refusal), a subject, a body and the files;
+nothing here raises on bad content except :class:`Unreadable` for mail with no sender.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+
+from servicecycle.tickets.content import html_to_text, sanitise_html
+
+MAX_PARTS = 200
+MAX_DEPTH = 20
+TICKET_TOKEN = re.compile(r"\[#(\d{1,12})\]")
+REPLY_ADDRESS = re.compile(r"\+t(\d{1,12})@", re.IGNORECASE)
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
+BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
+
+
+class Unreadable(ValueError):
+    """A mail that cannot become a ticket at all (no sender); the reason is the message."""
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool
+    content_id: str | None
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str
+    sender: str
+    sender_name: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    attachments: tuple[ParsedAttachment, ...] = ()
+    automatic: str | None = None  # why this mail must never be answered (auto-reply, bounce...)
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """The Message-IDs this mail answers, nearest first."""
+        return tuple(dict.fromkeys((*self.in_reply_to, *reversed(self.references))))
+
+    def ticket_hint(self) -> int | None:
+        """A ticket number named in the subject ([#1234]) or the reply address (+t1234@)."""
+        found = TICKET_TOKEN.search(self.subject)
+        if found:
+            return int(found.group(1))
+        for recipient in self.recipients:
+            match = REPLY_ADDRESS.search(recipient)
+            if match:
+                return int(match.group(1))
+        return None
+
+
+def _header(message: Message, name: str, problems: list[str]) -> str:
+    try:
+        value = message.get(name)
+        return " ".join(str(value).split()) if value is not None else ""
+    except Exception as exc:  # a header the library cannot decode: keep what we can
+        problems.append(f"unreadable {name} header ({type(exc).__name__})")
+        raw = message.get_all(name, failobj=[])
+        return " ".join(str(raw[0]).split()) if raw else ""
+
+
+def _ids(value: str) -> tuple[str, ...]:
+    return tuple(_MESSAGE_ID.findall(value or ""))
+
+
+def _decode(part: Message, problems: list[str]) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    for candidate in (charset, "utf-8", "cp1252", "latin-1"):
+        try:
+            text = payload.decode(candidate)
+            if candidate != charset:
+                problems.append(f"body was not {charset}; read as {candidate}")
+            return text
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("utf-8", errors="replace")
+
+
+def _automatic(message: Message, sender: str, subject: str) -> str | None:
+    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+        if message.get(header) is not None and header != "X-Auto-Response-Suppress":
+            return f"{header} header"
+    if (
+        sender.lower().startswith(BOUNCE_SENDERS)
+        or message.get_content_type() == "multipart/report"
+    ):
+        return "delivery report (bounce)"
+    if message.get("Return-Path", "").strip() == "<>":
+        return "empty return path"
+    if subject.lower().startswith(("auto:", "automatic reply", "out of office", "undeliverable:")):
+        return "auto-reply subject"
+    return None
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse one raw RFC 5322 message."""
+    problems: list[str] = []
+    message: Message
+    try:
+        message = BytesParser(policy=email.policy.default).parsebytes(raw)
+    except Exception as exc:  # the parser itself gave up: fall back to the compat policy
+        problems.append(f"unparseable structure ({type(exc).__name__})")
+        message = BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    name, sender = parseaddr(
+        _header(message, "Reply-To", problems) or _header(message, "From", problems)
+    )
+    if "@" not in sender:
+        name, sender = parseaddr(_header(message, "From", problems))
+    if "@" not in sender or len(sender) > 320:
+        raise Unreadable("the mail has no usable sender (From) address")
+    sender = sender.strip().lower()
+    recipients = tuple(
+        addr.lower()
+        for _, addr in getaddresses(
+            [_header(message, h, problems) for h in ("To", "Cc", "Delivered-To")]
+        )
+        if "@" in addr
+    )
+    subject = _header(message, "Subject", problems)[:300] or "(no subject)"
+    message_id = (_ids(_header(message, "Message-ID", problems)) or ("",))[0]
+    text_parts: list[str] = []
+    html_parts: list[str] = []
+    attachments: list[ParsedAttachment] = []
+    _walk(message, 0, text_parts, html_parts, attachments, problems)
+    html = sanitise_html("".join(html_parts)) if html_parts else None
+    text = "\n\n".join(t.strip() for t in text_parts if t.strip())
+    if not text and html:
+        text = html_to_text(html)
+    return ParsedMail(
+        message_id=message_id,
+        sender=sender,
+        sender_name=_clean_name(name, sender),
+        recipients=recipients,
+        subject=subject,
+        text=text,
+        html=html,
+        in_reply_to=_ids(_header(message, "In-Reply-To", problems)),
+        references=_ids(_header(message, "References", problems)),
+        attachments=tuple(attachments),
+        automatic=_automatic(message, sender, subject),
+        problems=tuple(problems),
+    )
+
+
+def _clean_name(name: str, address: str) -> str:
+    name = " ".join(name.replace('"', "").split())[:200]
+    return name or Address(addr_spec=address).username if "@" in address else name
+
+
+def _walk(
+    part: Message,
+    depth: int,
+    text: list[str],
+    html: list[str],
+    files: list[ParsedAttachment],
+    problems: list[str],
+) -> None:
+    if depth > MAX_DEPTH:
+        problems.append(f"nesting deeper than {MAX_DEPTH} parts was ignored")
+        return
+    if part.is_multipart():
+        children = part.get_payload()
+        if not isinstance(children, list):
+            return
+        if len(children) > MAX_PARTS:
+            problems.append(f"only the first {MAX_PARTS} parts were read")
+        kind = part.get_content_type()
+        for child in children[:MAX_PARTS]:
+            if not isinstance(child, Message):
+                continue
+            # in multipart/alternative keep one body: plain text and HTML are the same words
+            if (
+                kind == "multipart/alternative"
+                and child.get_content_type() == "text/plain"
+                and any(
+                    c.get_content_type() == "text/html" for c in children if isinstance(c, Message)
+                )
+            ):
+                continue
+            _walk(child, depth + 1, text, html, files, problems)
+        return
+    kind = part.get_content_type()
+    disposition = (part.get_content_disposition() or "").lower()
+    filename = part.get_filename()
+    if kind == "message/rfc822" and isinstance(part.get_payload(), list):
+        for inner in part.get_payload():
+            if isinstance(inner, Message):
+                _walk(inner, depth + 1, text, html, files, problems)
+        return
+    if disposition != "attachment" and filename is None and kind in ("text/plain", "text/html"):
+        (html if kind == "text/html" else text).append(_decode(part, problems))
+        return
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        content_id = part.get("Content-ID")
+        files.append(
+            ParsedAttachment(
+                filename=filename or f"part-{len(files) + 1}",
+                content_type=kind,
+                data=payload,
+                inline=disposition == "inline" or content_id is not None,
+                content_id=content_id.strip("<>") if content_id else None,
+            )
+        )
+
