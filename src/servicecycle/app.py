@@ -21,6 +21,7 @@ from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.automation import api as automation_api
 from servicecycle.automation import pages as automation_pages
+from servicecycle.channels import api as channels_api
 from servicecycle.config import Settings
 from servicecycle.customers import api as customers_api
 from servicecycle.customers import pages as customers_pages
@@ -118,6 +119,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(sla_api.router)
     app.include_router(automation_api.router)
     app.include_router(notifications_api.router)
+    app.include_router(channels_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

@@ -2,6 +2,7 @@
 
 from servicecycle.auth import models as auth_models
 from servicecycle.automation import models as automation_models
+from servicecycle.channels import models as channel_models
 from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
@@ -15,6 +16,7 @@ metadata = Base.metadata
 __all__ = [
     "auth_models",
     "automation_models",
+    "channel_models",
     "customer_models",
     "event_models",
     "job_models",

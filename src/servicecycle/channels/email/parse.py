@@ -232,4 +232,3 @@ def _walk(
                 content_id=content_id.strip("<>") if content_id else None,
             )
         )
-

@@ -1,0 +1,49 @@
+"""Tables of the channels domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from servicecycle.db.base import Base
+
+
+class InboundMail(Base):
+    """Every mail received, whatever became of it: a ticket, a reply, ignored, or rejected."""
+
+    __tablename__ = "inbound_mails"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300), server_default="")
+    outcome: Mapped[str] = mapped_column(String(20))  # ticket | reply | ignored | rejected
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    message_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # the same Message-ID never makes two tickets or messages, however often it arrives
+        Index(
+            "uq_inbound_mails_message_id",
+            "message_id",
+            unique=True,
+            postgresql_where=text("message_id IS NOT NULL"),
+        ),
+        Index("ix_inbound_mails_received_at", "received_at"),
+    )
+
+
+class MailThread(Base):
+    """Which ticket a Message-ID belongs to (mails received and sent), for threading."""
+
+    __tablename__ = "mail_threads"
+
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
