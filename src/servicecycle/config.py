@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For/-Proto (comma-separated, or *).",
     )
+    smtp_host: str = Field(default="localhost", description="Where outgoing mail is handed over")
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = Field(default="help@servicecycle.localhost", description="The desk's address")
     worker_concurrency: int = 4
     db_pool_size: int = 10
 

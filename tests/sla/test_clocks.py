@@ -253,3 +253,32 @@ async def test_calendars_and_policies_refuse_bad_input(db: AsyncSession) -> None
             actor=AGENT,
         )
     assert "calendar_id" in needs_calendar.value.fields
+
+
+async def test_a_ticket_routed_at_creation_gets_one_set_of_clocks(
+    db: AsyncSession,
+    frozen: Clock,
+    make_customer: Callable[..., Awaitable[Any]],
+    make_user: Callable[..., Awaitable[Any]],
+) -> None:
+    from servicecycle.auth import service as auth
+
+    await _office_policy(db, first_reply=240, resolution=960)
+    team = await auth.create_team(db, name="Routed", description="", actor=AGENT)
+    await auth.set_team_routing(db, team, "round_robin", actor=AGENT)
+    agent = await auth.get_user(db, (await make_user("agent")).id)
+    await auth.add_team_member(db, team, agent, actor=AGENT)
+    await auth.set_availability(db, agent, "online", actor=AGENT)
+    customer = await db.merge(await make_customer())
+    ticket, _ = await tickets.create_ticket(
+        db,
+        subject="Routed",
+        requester=customer,
+        channel="web",
+        body_text="x",
+        team_id=team.id,
+        actor=AGENT,
+    )
+    assert ticket.assignee_id == agent.id
+    clocks = await sla.clocks_of(db, ticket.id)
+    assert sorted(c.metric for c in clocks) == ["first_reply", "resolution"]

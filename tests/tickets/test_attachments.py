@@ -145,3 +145,38 @@ async def test_folder_storage_and_stale_upload_cleanup(db: AsyncSession, tmp_pat
     )
     assert removed == 1
     assert not (tmp_path / "attachments" / kept.storage_key[:2] / kept.storage_key).exists()
+
+
+async def test_an_unsent_upload_is_its_uploaders_alone(
+    client: AsyncClient, make_token: MakeToken
+) -> None:
+    owner, other = await make_token("agent"), await make_token("agent")
+    file_id = (
+        await client.post(
+            "/api/v1/uploads",
+            headers=owner.headers,
+            files={"file": ("draft.txt", b"secret draft", "text/plain")},
+        )
+    ).json()["id"]
+    assert (
+        await client.get(f"/api/v1/attachments/{file_id}", headers=other.headers)
+    ).status_code == 404
+    assert (
+        await client.get(f"/api/v1/attachments/{file_id}", headers=owner.headers)
+    ).status_code == 200
+
+
+async def test_analysts_read_tickets_but_do_not_change_them(
+    client: AsyncClient, make_token: MakeToken, make_ticket: Callable[..., Awaitable[Any]]
+) -> None:
+    analyst = await make_token("analyst")
+    ticket = await make_ticket()
+    assert (
+        await client.get(f"/api/v1/tickets/{ticket.id}", headers=analyst.headers)
+    ).status_code == 200
+    note = await client.post(
+        f"/api/v1/tickets/{ticket.id}/messages",
+        headers=analyst.headers,
+        json={"kind": "note", "body": "hi"},
+    )
+    assert note.status_code == 403

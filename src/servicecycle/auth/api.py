@@ -148,6 +148,7 @@ async def add_member(team_id: int, body: TeamMemberAdd, principal: ApiAdmin, db:
         id=team.id,
         name=team.name,
         description=team.description,
+        routing=team.routing,
         member_ids=await service.team_member_ids(db, team),
     )
 

@@ -179,6 +179,8 @@ public.access = ("public", ())  # type: ignore[attr-defined]
 ApiUser = Annotated[Principal, Depends(api_access())]
 ApiAdmin = Annotated[Principal, Depends(api_access(Role.admin, admin_scope=True))]
 ApiAnalyst = Annotated[Principal, Depends(api_access(Role.admin, Role.analyst))]
+# changing tickets and customers is agents' (and admins') work; analysts read
+ApiAgent = Annotated[Principal, Depends(api_access(Role.admin, Role.agent))]
 PageUser = Annotated[Principal, Depends(page_access())]
 PageAdmin = Annotated[Principal, Depends(page_access(Role.admin))]
 PageAnalyst = Annotated[Principal, Depends(page_access(Role.admin, Role.analyst))]

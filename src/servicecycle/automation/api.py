@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, status
 
-from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
+from servicecycle.auth.deps import ApiAdmin, ApiAgent, ApiUser, Db
 from servicecycle.auth.models import Role
 from servicecycle.automation import macros, service
 from servicecycle.automation.schemas import (
@@ -83,7 +83,7 @@ async def list_macros(principal: ApiUser, db: Db) -> list[MacroRead]:
 @router.post(
     "/macros", response_model=MacroRead, status_code=status.HTTP_201_CREATED, tags=["macros"]
 )
-async def create_macro(body: MacroCreate, principal: ApiUser, db: Db) -> MacroRead:
+async def create_macro(body: MacroCreate, principal: ApiAgent, db: Db) -> MacroRead:
     macro = await macros.create_macro(
         db,
         owner_id=principal.identity.id,
@@ -111,7 +111,7 @@ async def preview_macro(ticket_id: int, macro_id: int, principal: ApiUser, db: D
     summary="Apply a macro: send its reply and run its actions",
 )
 async def apply_macro(
-    ticket_id: int, macro_id: int, body: MacroApply, principal: ApiUser, db: Db
+    ticket_id: int, macro_id: int, body: MacroApply, principal: ApiAgent, db: Db
 ) -> list[MessageRead]:
     macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
     ticket = await tickets.get_ticket(db, ticket_id)

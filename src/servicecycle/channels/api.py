@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from servicecycle.auth.deps import ApiUser, Db, runtime
+from servicecycle.auth.deps import ApiAgent, Db, runtime
 from servicecycle.channels.email import intake
 from servicecycle.kit.errors import TooLarge, ValidationFailed
 from servicecycle.tickets.storage import storage_for
@@ -25,7 +25,7 @@ class InboundResult(BaseModel):
     summary="Deliver one raw mail (RFC 5322 bytes as the body, e.g. message/rfc822)",
     responses={413: {"description": "Larger than the mail limit"}},
 )
-async def inbound(request: Request, principal: ApiUser, db: Db) -> InboundResult:
+async def inbound(request: Request, principal: ApiAgent, db: Db) -> InboundResult:
     """For mail providers that post each incoming mail. The answer says what became of it:
     a new `ticket`, a `reply` on its ticket, a `duplicate` (this Message-ID came before),
     `ignored` (an auto-reply or bounce with no ticket) or `rejected` (with the reason)."""

@@ -47,3 +47,38 @@ class MailThread(Base):
 
     message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+
+
+class OutboundMail(Base):
+    """A mail to send, written in the same transaction as the reply that caused it (an outbox):
+    a crash after the commit loses nothing, and each row is sent at most once."""
+
+    __tablename__ = "outbound_mails"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    message_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(20))  # reply | acknowledgement
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(400))
+    body_text: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str] = mapped_column(Text, server_default="")
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(12), server_default="queued")  # queued|sent|failed
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_outbound_mails_queued",
+            "next_attempt_at",
+            postgresql_where=text("status = 'queued'"),
+        ),
+    )

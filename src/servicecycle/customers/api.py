@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.auth.deps import ApiUser, Db
+from servicecycle.auth.deps import ApiAgent, ApiUser, Db
 from servicecycle.customers import service
 from servicecycle.customers.models import Customer
 from servicecycle.customers.schemas import (
@@ -62,7 +62,7 @@ async def list_customers(
 
 @router.post("/customers", response_model=CustomerRead, status_code=status.HTTP_201_CREATED)
 async def create_customer(
-    body: CustomerCreate, principal: ApiUser, db: Db, response: Response
+    body: CustomerCreate, principal: ApiAgent, db: Db, response: Response
 ) -> CustomerRead:
     customer = await service.create_customer(db, actor=principal.actor, **body.model_dump())
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
@@ -83,7 +83,7 @@ async def get_customer(
 async def update_customer(
     customer_id: int,
     body: CustomerUpdate,
-    principal: ApiUser,
+    principal: ApiAgent,
     db: Db,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
@@ -107,7 +107,7 @@ async def update_customer(
     status_code=status.HTTP_201_CREATED,
 )
 async def add_identity(
-    customer_id: int, body: IdentityCreate, principal: ApiUser, db: Db
+    customer_id: int, body: IdentityCreate, principal: ApiAgent, db: Db
 ) -> CustomerRead:
     customer = await service.get_customer(db, customer_id)
     await service.add_identity(
@@ -122,7 +122,7 @@ async def list_companies(principal: ApiUser, db: Db) -> list[CompanyRead]:
 
 
 @router.post("/companies", response_model=CompanyRead, status_code=status.HTTP_201_CREATED)
-async def create_company(body: CompanyCreate, principal: ApiUser, db: Db) -> CompanyRead:
+async def create_company(body: CompanyCreate, principal: ApiAgent, db: Db) -> CompanyRead:
     company = await service.create_company(
         db, name=body.name, domain=body.domain, tier=body.tier, actor=principal.actor
     )

@@ -300,7 +300,7 @@ async def merge_into(
     higher domains hold (tickets) in the same transaction."""
     if source.id == target.id:
         raise ValidationFailed(
-            "A customer cannot be merged into itself", fields={"target_id": "same customer"}
+            "A customer cannot be merged into itself", fields={"into_id": "same customer"}
         )
     if source.merged_into_id is not None or target.merged_into_id is not None:
         raise Conflict("One of these customers was already merged away")

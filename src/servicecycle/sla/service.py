@@ -227,6 +227,15 @@ async def update_policy(
         changes["targets"] = check_targets(changes["targets"], METRICS)
     if "pause_statuses" in changes:
         _check_pause(changes["pause_statuses"])
+    calendar_id = changes.get("calendar_id", policy.calendar_id)
+    if calendar_id is not None and await session.get(Calendar, calendar_id) is None:
+        raise ValidationFailed("No such calendar", fields={"calendar_id": "unknown calendar"})
+    targets = changes.get("targets", policy.targets)
+    if calendar_id is None and any(t["business"] for t in targets.values()):
+        raise ValidationFailed(
+            "Business-time targets need a calendar",
+            fields={"calendar_id": "required for business time"},
+        )
     changed = {k: v for k, v in changes.items() if getattr(policy, k) != v}
     for key, value in changed.items():
         setattr(policy, key, value)

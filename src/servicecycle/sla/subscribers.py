@@ -55,7 +55,8 @@ async def _ticket(session: AsyncSession, event: Event) -> Ticket | None:
 @subscribe("ticket.created")
 async def on_created(session: AsyncSession, event: Event) -> None:
     ticket = await _ticket(session, event)
-    if ticket is None:
+    if ticket is None or await sla.clocks_of(session, ticket.id):
+        # already timed: a rule or routing acting on this very creation started the clocks
         return
     policy = await sla.choose_policy(session, await _facts(session, ticket))
     if policy is None:

@@ -10,11 +10,12 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
-from servicecycle.auth.deps import ApiAdmin, ApiUser, Db, runtime
+from servicecycle.auth.deps import ApiAdmin, ApiAgent, ApiUser, Db, runtime
 from servicecycle.auth.models import Role
 from servicecycle.customers import service as customers
 from servicecycle.customers.api import read_many
 from servicecycle.customers.schemas import CustomerRead
+from servicecycle.kit.errors import NotFound
 from servicecycle.tickets import attachments, custom_fields, merging, service
 from servicecycle.tickets import search as ticket_search
 from servicecycle.tickets import views as ticket_views
@@ -61,7 +62,7 @@ router = APIRouter(prefix="/api/v1", tags=["tickets"])
     summary="Open a ticket with its first message",
 )
 async def create_ticket(
-    body: TicketCreate, principal: ApiUser, db: Db, response: Response
+    body: TicketCreate, principal: ApiAgent, db: Db, response: Response
 ) -> TicketRead:
     if body.requester.id is not None:
         requester = await customers.get_customer(db, body.requester.id)
@@ -131,7 +132,7 @@ async def list_tickets(
     response_model=list[TicketRead],
     summary="Change many tickets in one transaction (all or none)",
 )
-async def bulk(body: BulkUpdate, principal: ApiUser, db: Db) -> list[TicketRead]:
+async def bulk(body: BulkUpdate, principal: ApiAgent, db: Db) -> list[TicketRead]:
     updated = await bulk_update(
         db,
         body.ids,
@@ -178,7 +179,7 @@ async def views(principal: ApiUser, db: Db) -> list[ViewCount]:
     status_code=status.HTTP_201_CREATED,
     summary="Save a filter as a view (personal, or shared by an admin)",
 )
-async def create_view(body: SavedViewCreate, principal: ApiUser, db: Db) -> ViewCount:
+async def create_view(body: SavedViewCreate, principal: ApiAgent, db: Db) -> ViewCount:
     view = await ticket_views.create_view(
         db,
         name=body.name,
@@ -195,7 +196,7 @@ async def create_view(body: SavedViewCreate, principal: ApiUser, db: Db) -> View
 
 
 @router.delete("/views/{view_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_view(view_id: int, principal: ApiUser, db: Db) -> None:
+async def delete_view(view_id: int, principal: ApiAgent, db: Db) -> None:
     view = await ticket_views.get_view(db, view_id, user_id=principal.identity.id)
     await ticket_views.delete_view(
         db, view, is_admin=principal.role == Role.admin, actor=principal.actor
@@ -207,7 +208,7 @@ async def delete_view(view_id: int, principal: ApiUser, db: Db) -> None:
     response_model=list[ViewerRead],
     summary="I have this ticket open; who else has?",
 )
-async def viewers(ticket_id: int, body: Presence, principal: ApiUser, db: Db) -> list[ViewerRead]:
+async def viewers(ticket_id: int, body: Presence, principal: ApiAgent, db: Db) -> list[ViewerRead]:
     """Call every few seconds while a ticket is open: the answer lists the other agents
     who have it open now, and whether they are writing a reply (a collision warning)."""
     ticket = await service.get_ticket(db, ticket_id)
@@ -260,7 +261,9 @@ async def get_ticket(
     response_model=TicketRead,
     summary="Merge this ticket into another (messages move; this number redirects)",
 )
-async def merge_ticket(ticket_id: int, body: TicketMerge, principal: ApiUser, db: Db) -> TicketRead:
+async def merge_ticket(
+    ticket_id: int, body: TicketMerge, principal: ApiAgent, db: Db
+) -> TicketRead:
     source = await service.get_ticket(db, ticket_id)
     target = await service.get_ticket(db, body.into_id)
     return TicketRead.model_validate(await merging.merge(db, source, target, actor=principal.actor))
@@ -272,7 +275,9 @@ async def merge_ticket(ticket_id: int, body: TicketMerge, principal: ApiUser, db
     status_code=status.HTTP_201_CREATED,
     summary="Move messages into a new, linked ticket",
 )
-async def split_ticket(ticket_id: int, body: TicketSplit, principal: ApiUser, db: Db) -> TicketRead:
+async def split_ticket(
+    ticket_id: int, body: TicketSplit, principal: ApiAgent, db: Db
+) -> TicketRead:
     ticket = await service.get_ticket(db, ticket_id)
     new = await merging.split(
         db, ticket, message_ids=body.message_ids, subject=body.subject, actor=principal.actor
@@ -291,7 +296,7 @@ async def relations(ticket_id: int, principal: ApiUser, db: Db) -> TicketRelatio
 
 @router.post("/tickets/{ticket_id}/links", response_model=TicketRelations)
 async def link_ticket(
-    ticket_id: int, body: TicketLinkCreate, principal: ApiUser, db: Db
+    ticket_id: int, body: TicketLinkCreate, principal: ApiAgent, db: Db
 ) -> TicketRelations:
     ticket = await service.get_ticket(db, ticket_id)
     other = await service.get_ticket(db, body.linked_id)
@@ -300,14 +305,14 @@ async def link_ticket(
 
 
 @router.put("/tickets/{ticket_id}/followers/{user_id}", response_model=TicketRelations)
-async def follow(ticket_id: int, user_id: int, principal: ApiUser, db: Db) -> TicketRelations:
+async def follow(ticket_id: int, user_id: int, principal: ApiAgent, db: Db) -> TicketRelations:
     ticket = await service.get_ticket(db, ticket_id)
     await merging.follow(db, ticket, user_id, actor=principal.actor)
     return await relations(ticket_id, principal, db)
 
 
 @router.delete("/tickets/{ticket_id}/followers/{user_id}", response_model=TicketRelations)
-async def unfollow(ticket_id: int, user_id: int, principal: ApiUser, db: Db) -> TicketRelations:
+async def unfollow(ticket_id: int, user_id: int, principal: ApiAgent, db: Db) -> TicketRelations:
     ticket = await service.get_ticket(db, ticket_id)
     await merging.unfollow(db, ticket, user_id, actor=principal.actor)
     return await relations(ticket_id, principal, db)
@@ -324,7 +329,7 @@ async def unfollow(ticket_id: int, user_id: int, principal: ApiUser, db: Db) -> 
 async def update_ticket(
     ticket_id: int,
     body: TicketUpdate,
-    principal: ApiUser,
+    principal: ApiAgent,
     db: Db,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
@@ -371,7 +376,7 @@ def attachment_read(attachment: Attachment) -> AttachmentRead:
     summary="Reply or add an internal note",
 )
 async def add_message(
-    ticket_id: int, body: MessageCreate, principal: ApiUser, db: Db
+    ticket_id: int, body: MessageCreate, principal: ApiAgent, db: Db
 ) -> MessageRead:
     ticket = await service.get_ticket(db, ticket_id)
     message = await service.add_message(
@@ -397,7 +402,7 @@ async def add_message(
     summary="Merge this customer into another, moving every ticket",
 )
 async def merge_customer(
-    customer_id: int, body: CustomerMerge, principal: ApiUser, db: Db
+    customer_id: int, body: CustomerMerge, principal: ApiAgent, db: Db
 ) -> CustomerRead:
     source = await customers.get_customer(db, customer_id)
     target = await customers.get_customer(db, body.into_id)
@@ -461,7 +466,7 @@ def _storage(request: Request) -> Storage:
         415: {"description": "A blocked or disguised type"},
     },
 )
-async def upload(request: Request, file: UploadFile, principal: ApiUser, db: Db) -> AttachmentRead:
+async def upload(request: Request, file: UploadFile, principal: ApiAgent, db: Db) -> AttachmentRead:
     limit = runtime(request).settings.max_attachment_bytes
     # one byte more than the limit tells an oversized file without reading all of it
     data = await file.read(limit + 1)
@@ -486,6 +491,9 @@ async def upload(request: Request, file: UploadFile, principal: ApiUser, db: Db)
 )
 async def download(request: Request, attachment_id: int, principal: ApiUser, db: Db) -> Response:
     attachment = await attachments.get_attachment(db, attachment_id)
+    if attachment.message_id is None and attachment.uploaded_by_user_id != principal.identity.id:
+        # an upload not yet sent belongs to its uploader alone
+        raise NotFound(f"No attachment {attachment_id}")
     data = await _storage(request).get(db, attachment.storage_key)
     return Response(
         data,

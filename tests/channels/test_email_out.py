@@ -1,0 +1,155 @@
+"""Mail out to a real SMTP server (aiosmtpd), and the answer threading back in."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+
+import pytest
+from aiosmtpd.controller import Controller
+from httpx import AsyncClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicecycle.channels.email import outbox
+from servicecycle.channels.models import OutboundMail
+from servicecycle.kit import clock
+from tests.channels.test_email_intake import deliver, mail
+from tests.factories import Token
+
+MakeToken = Callable[..., Awaitable[Token]]
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.mails: list[Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.mails.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[attr-defined]
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, outbox.SmtpSettings]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield (
+        inbox,
+        outbox.SmtpSettings(
+            host="127.0.0.1",
+            port=port,
+            username=None,
+            password=None,
+            starttls=False,
+            sender="help@servicecycle.localhost",
+        ),
+    )
+    controller.stop()
+
+
+async def test_ack_reply_and_answer_thread_through_a_real_smtp_server(
+    client: AsyncClient,
+    make_token: MakeToken,
+    sessions: async_sessionmaker[AsyncSession],
+    smtp: tuple[Inbox, outbox.SmtpSettings],
+) -> None:
+    inbox, settings = smtp
+    agent = await make_token("agent")
+    first = await deliver(
+        client,
+        agent,
+        mail(
+            "Dana Fox <dana@example.com>",
+            "Parcel missing",
+            "Where is it?",
+            Message_ID="<c1@example.com>",
+        ),
+    )
+    ticket_id = first["ticket_id"]
+    async with sessions() as session, session.begin():
+        assert await outbox.deliver_due(session, settings) == (1, 0)
+    ack = inbox.mails[-1]
+    assert ack["To"] == "dana@example.com" and f"#{ticket_id}" in ack["Subject"]
+    assert ack["In-Reply-To"] == "<c1@example.com>" and ack["Auto-Submitted"] == "auto-replied"
+    assert ack["Reply-To"] == f"help+t{ticket_id}@servicecycle.localhost"
+
+    await client.post(
+        f"/api/v1/tickets/{ticket_id}/messages",
+        headers=agent.headers,
+        json={"kind": "reply", "body": "It arrives tomorrow."},
+    )
+    await client.post(
+        f"/api/v1/tickets/{ticket_id}/messages",
+        headers=agent.headers,
+        json={"kind": "note", "body": "internal: courier says Friday"},
+    )
+    async with sessions() as session, session.begin():
+        assert await outbox.deliver_due(session, settings) == (1, 0)  # the note is not mailed
+    reply = inbox.mails[-1]
+    assert reply["Subject"] == f"Re: [#{ticket_id}] Parcel missing"
+    assert reply["References"] == "<c1@example.com>"
+    assert "It arrives tomorrow." in reply.get_content() and "courier" not in reply.get_content()
+
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "dana@example.com", reply["Reply-To"]
+    answer["Subject"], answer["Message-ID"] = "Re: Parcel", "<c2@example.com>"
+    answer["In-Reply-To"] = reply["Message-ID"]
+    answer.set_content("Thanks!")
+    threaded = await deliver(client, agent, answer.as_bytes())
+    assert threaded["outcome"] == "reply" and threaded["ticket_id"] == ticket_id
+
+
+async def test_an_unreachable_server_is_retried_then_fails_visibly(
+    client: AsyncClient,
+    make_token: MakeToken,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    agent = await make_token("agent")
+    result = await deliver(client, agent, mail("x@example.com", "Hi", "hello"))
+    down = outbox.SmtpSettings(
+        host="127.0.0.1",
+        port=free_port(),
+        username=None,
+        password=None,
+        starttls=False,
+        sender="help@servicecycle.localhost",
+    )
+    now = clock.now()
+    for attempt in range(outbox.MAX_ATTEMPTS):
+        async with sessions() as session, session.begin():
+            sent, failed = await outbox.deliver_due(
+                session, down, now=now + timedelta(hours=attempt * 3)
+            )
+        assert sent == 0
+    assert failed == 1
+    async with sessions() as session:
+        row = (
+            await session.scalars(
+                select(OutboundMail).where(OutboundMail.ticket_id == result["ticket_id"])
+            )
+        ).one()
+    assert (
+        row.status == "failed"
+        and row.attempts == outbox.MAX_ATTEMPTS
+        and "Error" in (row.last_error or "")
+    )
+    admin = await make_token("admin")
+    events = (
+        await client.get(
+            "/api/v1/events",
+            headers=admin.headers,
+            params={"kind": "mail.failed", "subject_id": str(result["ticket_id"])},
+        )
+    ).json()
+    assert len(events["items"]) == 1
