@@ -279,3 +279,24 @@ async def test_a_warning_notifies_the_team(
     ]
     assert await notifications.mark_read(db, lead.id, None) == 1
     assert await notifications.unread_count(db, lead.id) == 0
+
+
+async def test_a_time_rule_does_not_fire_again_because_of_its_own_change(
+    db: AsyncSession, make_ticket: Make, frozen: list[datetime]
+) -> None:
+    await automation.create_rule(
+        db,
+        name="Old tickets get a tag",
+        kind="time",
+        events=[],
+        conditions=[{"field": "ticket.hours_since_created", "op": "gte", "value": 1}],
+        actions=[{"type": "add_tags", "value": ["old"]}],
+        actor=ADMIN,
+    )
+    await make_ticket()
+    frozen[0] += timedelta(hours=2)
+    assert await automation.run_time_rules(db) == 1
+    frozen[0] += timedelta(minutes=5)
+    assert await automation.run_time_rules(db) == 0
+    frozen[0] += timedelta(days=1)
+    assert await automation.run_time_rules(db) == 0

@@ -383,6 +383,17 @@ async def run_time_rules(session: AsyncSession, *, now: datetime | None = None) 
                 )
                 if claimed.scalar() is not None and await apply(session, rule, ticket):
                     acted += 1
+                    # the rule's own change must not count as a new state of the ticket
+                    await session.execute(
+                        insert(RuleFiring)
+                        .values(
+                            rule_id=rule.id,
+                            ticket_id=ticket.id,
+                            ticket_version=ticket.version,
+                            fired_at=now,
+                        )
+                        .on_conflict_do_nothing()
+                    )
             if len(batch) < TIME_BATCH:
                 break
             after = batch[-1].id

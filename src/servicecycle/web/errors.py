@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from servicecycle.kit.errors import LoginRequired, ServiceError
 from servicecycle.web.observability import SecurityHeaders
@@ -127,6 +128,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # the browser went away mid-request: not our error
+            log.info("client_disconnected", path=request.url.path)
+            return Response(status_code=400)
         log.exception("unhandled_error", path=request.url.path)
         request_id = getattr(request.state, "request_id", "")
         response = _respond(
