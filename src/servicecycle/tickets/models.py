@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +28,36 @@ from servicecycle.db.base import Base
 STATUSES = ("new", "open", "pending", "on-hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 CHANNELS = ("email", "web", "chat", "api", "phone", "portal")
+
+
+_OPEN = "status IN ('new', 'open', 'pending', 'on-hold') AND merged_into_id IS NULL"
+
+
+def _list_indexes() -> list[Index]:
+    """One index per list order (migration 0013; measured in bench/results/explain-1m-*.md)."""
+
+    def newest(*leading: str, where: str | None = None, column: str = "updated_at") -> list[Any]:
+        return [*(text(c) for c in leading), text(f"{column} DESC NULLS LAST"), text("id DESC")]
+
+    def ix(name: str, *leading: str, where: str | None = None, column: str = "updated_at") -> Index:
+        return Index(
+            name, *newest(*leading, column=column), postgresql_where=text(where) if where else None
+        )
+
+    return [
+        ix("ix_tickets_open_updated", where=_OPEN),
+        ix("ix_tickets_open_assignee_updated", "assignee_id", where=_OPEN),
+        ix("ix_tickets_open_team_updated", "team_id", where=_OPEN),
+        ix(
+            "ix_tickets_solved_solved_at",
+            column="solved_at",
+            where="status = 'solved' AND merged_into_id IS NULL",
+        ),
+        ix("ix_tickets_updated"),
+        ix("ix_tickets_team_updated", "team_id"),
+        ix("ix_tickets_assignee_updated", "assignee_id"),
+        ix("ix_tickets_status_updated", "status"),
+    ]
 
 
 class Ticket(Base):
@@ -69,6 +100,7 @@ class Ticket(Base):
         Index("ix_tickets_requester_id", "requester_id", "created_at"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_search", "search", postgresql_using="gin"),
+        *_list_indexes(),
     )
     # The version counts committed changes: services bump it once per transaction
     # (tickets.service.touch); SQLAlchemy still checks it in every UPDATE's WHERE clause.
