@@ -20,6 +20,7 @@ from servicecycle.auth import api as auth_api
 from servicecycle.auth import pages as auth_pages
 from servicecycle.auth.deps import Db, Public, signed_in
 from servicecycle.automation import api as automation_api
+from servicecycle.automation import macros as automation_macros
 from servicecycle.automation import pages as automation_pages
 from servicecycle.channels import api as channels_api
 from servicecycle.config import Settings
@@ -35,8 +36,10 @@ from servicecycle.notifications import api as notifications_api
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.sla import pages as sla_pages
+from servicecycle.sla import service as sla_service
 from servicecycle.tickets import api as tickets_api
 from servicecycle.tickets import pages as tickets_pages
+from servicecycle.tickets import workspace as tickets_workspace
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
 from servicecycle.web.templating import STATIC_DIR, render
@@ -102,6 +105,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
         swagger_ui_oauth2_redirect_url=None,
     )
     errors.install(app)
+    # the workspace shows SLA clocks and macros from domains above tickets, handed in here
+    app.state.workspace = tickets_workspace.Sources(sla=sla_service, macros=automation_macros)
     app.include_router(_system_router())
     app.include_router(auth_pages.router)
     app.include_router(dashboard_pages.router)

@@ -141,12 +141,15 @@ async def test_an_agent_takes_replies_notes_and_solves_a_ticket(
     kinds = await page.eval_on_selector_all(
         ".history-item", "items => items.map(i => i.dataset.kind)"
     )
+    # the e-mail channel's acknowledgement and the mailed reply are part of the story too
     assert kinds == [
         "customer.created",
         "ticket.created",
         "message.added",
+        "mail.queued",
         "assigned",
         "message.added",
+        "mail.queued",
         "status.changed",
         "message.added",
         "status.changed",
@@ -169,3 +172,77 @@ async def test_an_agent_takes_replies_notes_and_solves_a_ticket(
 
     assert errors == []
     await context.close()
+
+
+async def _signed_in_page(browser: object, server: LiveServer, email: str) -> tuple[object, object]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = await context.new_page()
+    await page.goto(server.url + "/login")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(server.url + "/")
+    return context, page
+
+
+@pytest.mark.browser
+async def test_two_agents_on_one_ticket_see_each_other_and_files_reach_the_thread(
+    live_server: LiveServer, browser: object
+) -> None:
+    _create_user(live_server, "nora@example.com", "Nora Quinn", "agent")
+    _create_user(live_server, "ana@example.com", "Ana Lopez", "agent")
+    _, ticket_id = await _seed(live_server)
+    url = f"{live_server.url}/tickets/{ticket_id}"
+    nora_context, nora = await _signed_in_page(browser, live_server, "nora@example.com")
+    ana_context, ana = await _signed_in_page(browser, live_server, "ana@example.com")
+    errors: list[str] = []
+    for page in (nora, ana):
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc: errors.append(str(exc)))  # type: ignore[attr-defined]
+
+    # each sees the other within one poll (every 10 s)
+    await nora.goto(url)  # type: ignore[attr-defined]
+    await ana.goto(url)  # type: ignore[attr-defined]
+    await ana.wait_for_selector("text=Nora Quinn is also viewing", timeout=15_000)  # type: ignore[attr-defined]
+    await nora.wait_for_selector("text=Ana Lopez is also viewing", timeout=15_000)  # type: ignore[attr-defined]
+
+    # Ana starts a reply: Nora is told, above her own editor
+    await ana.click("#body")  # type: ignore[attr-defined]
+    await ana.keyboard.type("Hi Dana, I am checking with the courier.")  # type: ignore[attr-defined]
+    notice = nora.locator(".presence-note.is-replying")  # type: ignore[attr-defined]
+    await notice.wait_for(timeout=25_000)
+    assert " ".join((await notice.inner_text()).split()) == "Ana Lopez is writing a reply"
+    box = await nora.eval_on_selector(  # type: ignore[attr-defined]
+        "#presence", "e => e.compareDocumentPosition(document.querySelector('#editor'))"
+    )
+    assert box & 4  # the editor follows the notice
+    await nora.screenshot(path=shot_path("ticket-collision"), full_page=True)  # type: ignore[attr-defined]
+
+    # Nora replies with a file; it is listed on her message
+    await nora.fill("#body", "Here is the return label.")  # type: ignore[attr-defined]
+    await nora.set_input_files(  # type: ignore[attr-defined]
+        "#files",
+        files=[
+            {
+                "name": "return-label.pdf",
+                "mimeType": "application/pdf",
+                "buffer": b"%PDF-1.4\n% a return label\n",
+            }
+        ],
+    )
+    await nora.click("[data-submit]")  # type: ignore[attr-defined]
+    await nora.wait_for_selector("text=Reply sent.")  # type: ignore[attr-defined]
+    last = nora.locator("article.message").last  # type: ignore[attr-defined]
+    assert "Here is the return label." in await last.inner_text()
+    link = last.locator(".attachments a")
+    assert await link.inner_text() == "return-label.pdf"
+    assert (await link.get_attribute("href") or "").startswith("/api/v1/attachments/")
+    await nora.screenshot(path=shot_path("ticket-attachment"), full_page=True)  # type: ignore[attr-defined]
+
+    # Ana's page learns the ticket moved on; her draft is still hers
+    await ana.wait_for_selector(".live-notice", timeout=15_000)  # type: ignore[attr-defined]
+    assert await ana.input_value("#body") == "Hi Dana, I am checking with the courier."  # type: ignore[attr-defined]
+
+    assert errors == []
+    await nora_context.close()  # type: ignore[attr-defined]
+    await ana_context.close()  # type: ignore[attr-defined]

@@ -1,14 +1,17 @@
 """What the agent workspace pages read: tickets with the names of the people on them.
 
 Reads only. Each function gathers one page's facts from the services of this and lower
-domains (auth, customers, events) so the pages stay a parse-call-render.
+domains (auth, customers, events) so the pages stay a parse-call-render. SLA clocks and
+macros belong to higher domains, which tickets may not import: the app lends their
+functions to the workspace as ``Sources`` (see below).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,13 +22,296 @@ from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer, CustomerIdentity
 from servicecycle.events import service as events
 from servicecycle.events.models import Event
+from servicecycle.events.service import Actor
 from servicecycle.kit.errors import NotFound
-from servicecycle.tickets import attachments, service
-from servicecycle.tickets.models import Attachment, Message, Ticket
+from servicecycle.tickets import attachments, custom_fields, service, views
+from servicecycle.tickets.models import Attachment, CustomField, Message, SavedView, Ticket
 from servicecycle.tickets.rules import OPEN_STATUSES, allowed_next
 
 ASSIGNABLE = (Role.agent.value, Role.admin.value)
 TIMELINE_LIMIT = 300
+
+
+# -- what higher domains lend the workspace -------------------------------------------------
+# The import contracts keep tickets below sla and automation, so the workspace names only
+# the shapes it needs. The app hands in the real functions (the sla.service and
+# automation.macros modules fit these protocols as they are) as ``app.state.workspace``;
+# a missing source hides its part of the pages.
+
+
+class Clock(Protocol):
+    """An SLA clock as the workspace shows it (sla.models.SlaClock fits)."""
+
+    @property
+    def metric(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def target_minutes(self) -> int: ...
+    @property
+    def business(self) -> bool: ...
+    @property
+    def used_minutes(self) -> float: ...
+    @property
+    def running_since(self) -> datetime | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def warn_at(self) -> datetime | None: ...
+    @property
+    def breached_at(self) -> datetime | None: ...
+    @property
+    def stopped_at(self) -> datetime | None: ...
+
+
+class SlaReads(Protocol):
+    async def clocks_of_many(
+        self, session: AsyncSession, ticket_ids: list[int]
+    ) -> Mapping[int, Sequence[Clock]]: ...
+
+
+class MacroChoice(Protocol):
+    """A macro in the editor's list (automation.models.Macro fits)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def public(self) -> bool: ...
+
+
+class MacroText(Protocol):
+    @property
+    def body(self) -> str: ...
+    @property
+    def public(self) -> bool: ...
+
+
+class Macros(Protocol):
+    async def macros_for(self, session: AsyncSession, user_id: int) -> Sequence[MacroChoice]: ...
+
+    async def get_macro(
+        self, session: AsyncSession, macro_id: int, *, user_id: int
+    ) -> MacroChoice: ...
+
+    async def preview(
+        self, session: AsyncSession, macro: Any, ticket: Ticket, *, agent_id: int
+    ) -> MacroText: ...
+
+    async def apply_macro(
+        self,
+        session: AsyncSession,
+        macro: Any,
+        ticket: Ticket,
+        *,
+        agent_id: int,
+        body: str | None,
+        actor: Actor,
+    ) -> Message | None: ...
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Functions of higher domains the workspace may call; ``None`` hides that part."""
+
+    sla: SlaReads | None = None
+    macros: Macros | None = None
+
+
+NO_SOURCES = Sources()
+
+
+# -- SLA, as agents read it -------------------------------------------------------------------
+
+WARN_UNDER = timedelta(minutes=30)
+DUE_SOON = timedelta(hours=1)
+SLA_FILTERS = {"at-risk": "Breached or due within 1 h", "breached": "Breached"}
+METRIC_NAMES = {
+    "first_reply": "First reply",
+    "next_reply": "Next reply",
+    "periodic_update": "Periodic update",
+    "resolution": "Resolution",
+}
+
+
+@dataclass(frozen=True)
+class SlaBadge:
+    """The nearest target of a ticket: "2 h 10 m left", "overdue 35 m" or "paused"."""
+
+    text: str
+    tone: str  # ok | warning | breached | paused
+    metric: str  # its name, e.g. "First reply"
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClockLine:
+    """One clock in the ticket page's SLA panel."""
+
+    metric: str
+    state: str
+    tone: str
+    due_at: datetime | None
+    stopped_at: datetime | None
+    used: str
+    target: str
+    business: bool
+    left: str | None
+
+
+def span(minutes: float) -> str:
+    """Minutes as agents say them: "< 1 m", "35 m", "2 h 10 m", "3 d 4 h"."""
+    whole = int(minutes)
+    if whole < 1:
+        return "< 1 m"
+    days, rest = divmod(whole, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} m" if mins else f"{hours} h"
+    return f"{mins} m"
+
+
+def _metric(clock: Clock) -> str:
+    return METRIC_NAMES.get(clock.metric, clock.metric.replace("_", " ").capitalize())
+
+
+def _timed(clocks: Iterable[Clock]) -> list[Clock]:
+    """Clocks that still count towards a due time (running, or breached and not stopped)."""
+    return [
+        c
+        for c in clocks
+        if c.stopped_at is None and c.state in ("running", "breached") and c.due_at is not None
+    ]
+
+
+def _badge_of(clock: Clock, now: datetime) -> SlaBadge:
+    assert clock.due_at is not None
+    left = (clock.due_at - now).total_seconds() / 60
+    if clock.state == "breached" or left <= 0:
+        return SlaBadge(f"overdue {span(-left)}", "breached", _metric(clock), clock.due_at)
+    warning = left < WARN_UNDER.total_seconds() / 60 or (
+        clock.warn_at is not None and now >= clock.warn_at
+    )
+    tone = "warning" if warning else "ok"
+    return SlaBadge(f"{span(left)} left", tone, _metric(clock), clock.due_at)
+
+
+def sla_badge(clocks: Sequence[Clock], now: datetime) -> SlaBadge | None:
+    """The nearest running (or overdue) target; "paused" when only paused ones are left."""
+    timed = _timed(clocks)
+    if timed:
+        return _badge_of(min(timed, key=lambda c: c.due_at or now), now)
+    paused = [c for c in clocks if c.stopped_at is None and c.state == "paused"]
+    if paused:
+        return SlaBadge("paused", "paused", _metric(paused[0]), None)
+    return None
+
+
+def clock_lines(clocks: Sequence[Clock], now: datetime) -> list[ClockLine]:
+    lines = []
+    for c in clocks:
+        live = c.stopped_at is None and c.due_at is not None and c.state in ("running", "breached")
+        badge = _badge_of(c, now) if live else None
+        tone = badge.tone if badge else {"met": "ok", "breached": "breached"}.get(c.state, c.state)
+        lines.append(
+            ClockLine(
+                metric=_metric(c),
+                state="overdue" if badge and badge.tone == "breached" else c.state,
+                tone=tone,
+                due_at=c.due_at,
+                stopped_at=c.stopped_at,
+                used=_used(c, now),
+                target=span(c.target_minutes),
+                business=c.business,
+                left=badge.text if badge else None,
+            )
+        )
+    return lines
+
+
+def _used(clock: Clock, now: datetime) -> str:
+    """Time used so far. A running clock in business time adds working minutes only the
+    calendar knows (sla's), so it says since when it counts instead."""
+    before = span(clock.used_minutes) if clock.used_minutes >= 1 else "0 m"
+    since = clock.running_since
+    if clock.stopped_at is not None or since is None or clock.state not in ("running", "breached"):
+        return before
+    if not clock.business:
+        return span(clock.used_minutes + max((now - since).total_seconds(), 0) / 60)
+    moment = since.strftime("%d %b, %H:%M UTC")
+    if clock.used_minutes < 1:
+        return f"counting since {moment}"
+    return f"{before}, counting again since {moment}"
+
+
+def _due_soon(clocks: Sequence[Clock], now: datetime, only: str) -> bool:
+    badges = [_badge_of(c, now) for c in _timed(clocks)]
+    if only == "breached":
+        return any(b.tone == "breached" for b in badges)
+    return any(b.due_at is not None and b.due_at <= now + DUE_SOON for b in badges)
+
+
+def _due_key(clocks: Sequence[Clock], now: datetime) -> tuple[int, datetime]:
+    """Overdue and soonest due first, then paused, then tickets without a target."""
+    timed = _timed(clocks)
+    if timed:
+        return (0, min(c.due_at or now for c in timed))
+    if any(c.stopped_at is None and c.state == "paused" for c in clocks):
+        return (1, now)
+    return (2, now)
+
+
+_VIEW_ORDER = {
+    "updated": Ticket.updated_at,
+    "created": Ticket.created_at,
+    "solved": Ticket.solved_at,
+}
+
+
+async def by_sla(
+    session: AsyncSession,
+    flt: service.TicketFilter,
+    sla: SlaReads,
+    *,
+    due_first: bool,
+    only: str | None,
+    now: datetime,
+    page: int,
+    limit: int = 25,
+) -> tuple[list[Ticket], bool, Mapping[int, Sequence[Clock]]]:
+    """A page of a view ordered by SLA due time and/or narrowed to tickets at risk.
+
+    Reads the ids of the whole view and their clocks (two queries, however large the view),
+    then orders in Python: the view's tickets and their clocks live in two domains, and
+    tickets may not read sla's tables. Returns the tickets, whether there is a next page,
+    and the clocks of those tickets.
+    """
+    key = _VIEW_ORDER.get(flt.sort, Ticket.updated_at)
+    ids = list(
+        (
+            await session.scalars(
+                service.filtered(flt)
+                .with_only_columns(Ticket.id)
+                .order_by(key.desc().nulls_last(), Ticket.id.desc())
+            )
+        ).all()
+    )
+    clocks = await sla.clocks_of_many(session, ids)
+    if only:
+        ids = [i for i in ids if _due_soon(clocks.get(i, ()), now, only)]
+    if due_first:
+        ids.sort(key=lambda i: _due_key(clocks.get(i, ()), now))
+    start = (max(page, 1) - 1) * limit
+    wanted = ids[start : start + limit]
+    found = {t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(wanted)))}
+    tickets = [found[i] for i in wanted if i in found]
+    return tickets, len(ids) > start + limit, {i: clocks.get(i, ()) for i in wanted}
+
+
+# -- the inbox --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -35,6 +321,16 @@ class Row:
     ticket: Ticket
     requester: str
     assignee: str | None
+    sla: SlaBadge | None = None
+
+
+@dataclass(frozen=True)
+class SavedEntry:
+    """A saved view in the inbox's left column, with its live count."""
+
+    view: SavedView
+    count: int
+    deletable: bool
 
 
 @dataclass(frozen=True)
@@ -59,6 +355,9 @@ class TicketView:
     teams: list[Team]
     assignee: str | None
     next_statuses: tuple[str, ...]
+    fields: list[CustomField]
+    clocks: list[ClockLine] | None  # None: no SLA source
+    macros: list[MacroChoice] | None  # None: no macro source
 
 
 @dataclass(frozen=True)
@@ -103,20 +402,61 @@ async def agents(session: AsyncSession) -> list[User]:
     )
 
 
-async def inbox_rows(session: AsyncSession, tickets: list[Ticket]) -> list[Row]:
+async def inbox_rows(
+    session: AsyncSession,
+    tickets: list[Ticket],
+    *,
+    sla: SlaReads | None = None,
+    clocks: Mapping[int, Sequence[Clock]] | None = None,
+    now: datetime | None = None,
+) -> list[Row]:
+    """The inbox's lines; with an SLA source, each with its nearest target (one query)."""
     people = await _customers(session, (t.requester_id for t in tickets))
     names = await _user_names(session, (t.assignee_id for t in tickets))
+    if clocks is None and sla is not None and tickets:
+        clocks = await sla.clocks_of_many(session, [t.id for t in tickets])
     return [
         Row(
             ticket=t,
             requester=people[t.requester_id].name if t.requester_id in people else "—",
             assignee=names.get(t.assignee_id) if t.assignee_id is not None else None,
+            sla=sla_badge(clocks.get(t.id, ()), now) if clocks is not None and now else None,
         )
         for t in tickets
     ]
 
 
-async def ticket_view(session: AsyncSession, ticket: Ticket) -> TicketView:
+async def saved_views(session: AsyncSession, *, user_id: int, is_admin: bool) -> list[SavedEntry]:
+    """The user's own and the shared views, each with its count (one count per view)."""
+    entries = []
+    for view in await views.views_for(session, user_id):
+        total = await views.count(session, views.filter_from(view.filters))
+        deletable = view.owner_id == user_id or (view.owner_id is None and is_admin)
+        entries.append(SavedEntry(view=view, count=total, deletable=deletable))
+    return entries
+
+
+@dataclass(frozen=True)
+class Looker:
+    """Someone else with the ticket open."""
+
+    name: str
+    replying: bool
+
+
+async def lookers(session: AsyncSession, others: Sequence[views.Viewer]) -> list[Looker]:
+    names = await _user_names(session, (v.user_id for v in others))
+    return [Looker(name=names[v.user_id], replying=v.replying) for v in others]
+
+
+async def ticket_view(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    user_id: int,
+    now: datetime,
+    sources: Sources = NO_SOURCES,
+) -> TicketView:
     messages = await service.thread(session, ticket)
     people = await _customers(
         session, [ticket.requester_id, *(m.author_customer_id for m in messages)]
@@ -139,6 +479,13 @@ async def ticket_view(session: AsyncSession, ticket: Ticket) -> TicketView:
         teams=[team for team, _ in await auth.list_teams(session)],
         assignee=names.get(ticket.assignee_id) if ticket.assignee_id is not None else None,
         next_statuses=allowed_next(ticket.status),
+        fields=await custom_fields.list_fields(session),
+        clocks=clock_lines((await sources.sla.clocks_of_many(session, [ticket.id]))[ticket.id], now)
+        if sources.sla is not None
+        else None,
+        macros=list(await sources.macros.macros_for(session, user_id))
+        if sources.macros is not None
+        else None,
     )
 
 

@@ -37,12 +37,59 @@
   const editor = document.querySelector("form[data-editor]");
   const body = editor ? editor.querySelector("textarea[name=body]") : null;
   const submit = editor ? editor.querySelector("[data-submit]") : null;
+  const macro = editor ? editor.querySelector("select[data-macro-select]") : null;
+  const files = editor ? editor.querySelector("input[type=file][data-max-bytes]") : null;
+  // the presence poll tells colleagues whether I am writing (the editor has text)
+  const replying = document.querySelector("input[data-replying]");
 
   const showMode = () => {
     if (!editor) return;
     const note = editor.querySelector("input[name=kind][value=note]").checked;
     editor.classList.toggle("is-note", note);
-    if (submit) submit.textContent = note ? "Add note" : "Send reply";
+    if (submit) {
+      submit.textContent = macro && macro.value ? "Apply macro" : note ? "Add note" : "Send reply";
+    }
+  };
+
+  const noteTyping = () => {
+    if (replying && body) replying.value = body.value.trim() ? "1" : "";
+  };
+
+  // choosing a macro fills the editor with its reply for this ticket, ready to edit
+  const fillFromMacro = async () => {
+    showMode();
+    if (!macro || !macro.value || !body) return;
+    const response = await fetch(macro.dataset.preview + encodeURIComponent(macro.value), {
+      headers: { accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    const shown = await response.json();
+    body.value = shown.body;
+    editor.querySelector(`input[name=kind][value=${shown.kind === "note" ? "note" : "reply"}]`).checked = true;
+    showMode();
+    noteTyping();
+    body.focus();
+  };
+
+  // files over the limits are refused before anything is sent (the server checks again; a
+  // request over the total limit would be refused before the page could keep the text)
+  const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+  const checkFiles = () => {
+    if (!files) return;
+    const limit = Number(files.dataset.maxBytes);
+    const total = Number(files.dataset.maxTotal);
+    const chosen = Array.from(files.files);
+    const big = chosen.find((file) => file.size > limit);
+    const sum = chosen.reduce((bytes, file) => bytes + file.size, 0);
+    files.setCustomValidity(
+      big
+        ? `${big.name} is larger than ${mib(limit)}`
+        : sum > total
+          ? `Together the files are larger than ${mib(total)}: send them in two messages`
+          : "",
+    );
+    if (big || sum > total) files.reportValidity();
   };
 
   const write = (kind) => {
@@ -53,7 +100,12 @@
   };
 
   if (editor) {
-    editor.addEventListener("change", showMode);
+    editor.addEventListener("change", (event) => {
+      if (event.target === macro) fillFromMacro();
+      else if (event.target === files) checkFiles();
+      else showMode();
+    });
+    body.addEventListener("input", noteTyping);
     showMode();
     // Escape leaves the editor (keeping the text) so the shortcuts work again
     body.addEventListener("keydown", (event) => {
