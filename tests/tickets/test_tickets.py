@@ -255,3 +255,19 @@ async def test_one_update_moves_the_version_by_exactly_one(
         f"{url}/messages", headers=agent.headers, json={"kind": "reply", "body": "hi", "version": 2}
     )
     assert stale.status_code == 412
+
+
+async def test_an_update_that_changes_nothing_keeps_the_version(
+    client: AsyncClient, make_token: MakeToken, make_ticket: Make
+) -> None:
+    agent = await make_token("agent")
+    ticket = await make_ticket(tags=["a"])
+    url = f"/api/v1/tickets/{ticket.id}"
+    same = await client.patch(
+        url, headers=agent.headers, json={"tags": ["a"], "priority": "normal", "version": 1}
+    )
+    assert same.status_code == 200 and same.json()["version"] == 1
+    changed = await client.patch(
+        url, headers=agent.headers, json={"tags": ["a", "b"], "version": 1}
+    )
+    assert changed.json()["version"] == 2

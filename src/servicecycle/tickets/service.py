@@ -489,6 +489,8 @@ async def update_ticket(
             await custom_fields.specs(session), changes["custom"], current=ticket.custom
         )
         if values != ticket.custom:
+            ticket.custom = values  # set first: subscribers of the event see the new values
+            touch(session, ticket)
             await record(
                 session,
                 "ticket.updated",
@@ -497,7 +499,6 @@ async def update_ticket(
                 actor=actor,
                 data={"changes": {"custom": values}},
             )
-            ticket.custom = values
     if "status" in changes:
         await set_status(session, ticket, changes["status"], actor=actor)
     if "assignee_id" in changes or "team_id" in changes:
@@ -524,7 +525,8 @@ async def update_ticket(
 
     for key, value in changed.items():
         setattr(ticket, key, value)
-    touch(session, ticket)
+    if changed:  # status, assignment and custom values touched the ticket themselves
+        touch(session, ticket)
     await session.flush()
     if changed:
         await record(
