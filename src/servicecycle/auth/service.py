@@ -42,7 +42,7 @@ from servicecycle.kit.errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 
 TOKEN_PREFIX = "sc_"  # noqa: S105 - a public marker, not a secret
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -139,12 +139,7 @@ async def list_users(
 ) -> Page[User]:
     stmt = select(User).order_by(User.id)
     if cursor is not None:
-        values = decode_cursor(cursor)
-        if len(values) != 1 or not isinstance(values[0], int):
-            raise ValidationFailed(
-                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
-            )
-        stmt = stmt.where(User.id > values[0])
+        stmt = stmt.where(User.id > decode_id_cursor(cursor))
     rows = list((await session.scalars(stmt.limit(limit + 1))).all())
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.customers.models import Company, Customer, CustomerIdentity
 from servicecycle.events.service import Actor, record
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{4,30}$")
@@ -282,12 +282,7 @@ async def list_customers(
         matching = select(CustomerIdentity.customer_id).where(CustomerIdentity.value.ilike(like))
         stmt = stmt.where(or_(Customer.name.ilike(like), Customer.id.in_(matching)))
     if cursor is not None:
-        values = decode_cursor(cursor)
-        if len(values) != 1 or not isinstance(values[0], int):
-            raise ValidationFailed(
-                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
-            )
-        stmt = stmt.where(Customer.id > values[0])
+        stmt = stmt.where(Customer.id > decode_id_cursor(cursor))
     rows = list((await session.scalars(stmt.limit(limit + 1))).all())
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)

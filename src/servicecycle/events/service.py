@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.events.bus import dispatch
 from servicecycle.events.models import Event
 from servicecycle.kit import clock
-from servicecycle.kit.errors import ValidationFailed
-from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ async def query(
     if until is not None:
         stmt = stmt.where(Event.occurred_at < until)
     if cursor is not None:
-        after_id = _cursor_id(cursor)
+        after_id = decode_id_cursor(cursor)
         stmt = stmt.where(Event.id < after_id if newest_first else Event.id > after_id)
     order = Event.id.desc() if newest_first else Event.id.asc()
     rows = list((await session.scalars(stmt.order_by(order).limit(limit + 1))).all())
@@ -107,10 +106,3 @@ async def timeline(
         .limit(limit)
     )
     return list(reversed((await session.scalars(stmt)).all()))
-
-
-def _cursor_id(cursor: str) -> int:
-    values = decode_cursor(cursor)
-    if len(values) != 1 or not isinstance(values[0], int):
-        raise ValidationFailed("Invalid cursor", fields={"cursor": "not a cursor from this API"})
-    return values[0]

@@ -31,6 +31,14 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
+def decode_id_cursor(cursor: str) -> int:
+    """The id in a cursor made by ``encode_cursor([id])``; a damaged one is a 422 on ``cursor``."""
+    values = decode_cursor(cursor)
+    if len(values) != 1 or not isinstance(values[0], int) or isinstance(values[0], bool):
+        raise ValidationFailed("Invalid cursor", fields={"cursor": "not a cursor from this API"})
+    return values[0]
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
