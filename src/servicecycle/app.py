@@ -23,6 +23,8 @@ from servicecycle.automation import api as automation_api
 from servicecycle.automation import macros as automation_macros
 from servicecycle.automation import pages as automation_pages
 from servicecycle.channels import api as channels_api
+from servicecycle.channels import pages as channels_pages
+from servicecycle.chat import api as chat_api
 from servicecycle.config import Settings
 from servicecycle.customers import api as customers_api
 from servicecycle.customers import pages as customers_pages
@@ -33,6 +35,8 @@ from servicecycle.events import pages as events_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.notifications import api as notifications_api
+from servicecycle.portal import api as portal_api
+from servicecycle.portal import pages as portal_pages
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.sla import pages as sla_pages
@@ -43,6 +47,8 @@ from servicecycle.tickets import workspace as tickets_workspace
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
 from servicecycle.web.templating import STATIC_DIR, render
+from servicecycle.webhooks import api as webhooks_api
+from servicecycle.webhooks import pages as webhooks_pages
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +121,9 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(customers_pages.router)
     app.include_router(sla_pages.router)
     app.include_router(automation_pages.router)
+    app.include_router(channels_pages.router)
+    app.include_router(webhooks_pages.router)
+    app.include_router(portal_pages.router)
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)
@@ -125,6 +134,9 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(automation_api.router)
     app.include_router(notifications_api.router)
     app.include_router(channels_api.router)
+    app.include_router(portal_api.router)
+    app.include_router(webhooks_api.router)
+    app.include_router(chat_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

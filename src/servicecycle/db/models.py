@@ -3,13 +3,16 @@
 from servicecycle.auth import models as auth_models
 from servicecycle.automation import models as automation_models
 from servicecycle.channels import models as channel_models
+from servicecycle.chat import models as chat_models
 from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
 from servicecycle.jobs import models as job_models
 from servicecycle.notifications import models as notification_models
+from servicecycle.portal import models as portal_models
 from servicecycle.sla import models as sla_models
 from servicecycle.tickets import models as ticket_models
+from servicecycle.webhooks import models as webhook_models
 
 metadata = Base.metadata
 
@@ -17,11 +20,14 @@ __all__ = [
     "auth_models",
     "automation_models",
     "channel_models",
+    "chat_models",
     "customer_models",
     "event_models",
     "job_models",
     "metadata",
     "notification_models",
+    "portal_models",
     "sla_models",
     "ticket_models",
+    "webhook_models",
 ]

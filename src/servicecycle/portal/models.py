@@ -1,0 +1,3 @@
+"""Tables of the portal domain."""
+
+from __future__ import annotations
