@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servicecycle.kit.secrets import Keyring, load_or_create_key
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("servicecycle", appauthor=False))
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = Field(default="help@servicecycle.localhost", description="The desk's address")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for encrypted secrets and signed links (default: made in data_dir)",
+    )
     worker_concurrency: int = 4
     db_pool_size: int = 10
 
@@ -64,6 +70,12 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
+
+    def keyring(self) -> Keyring:
+        """Encryption and link signing from ``secret_key``, or a key kept in ``data_dir``."""
+        if self.secret_key is not None:
+            return Keyring(self.secret_key.get_secret_value().encode())
+        return Keyring(load_or_create_key(self.data_dir / "secret.key"))
 
     @property
     def secure_cookies(self) -> bool:
