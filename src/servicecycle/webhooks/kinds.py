@@ -1,0 +1,78 @@
+"""Which event kinds a subscription may ask for, and how a pattern matches a kind. Pure.
+
+The event bus calls handlers by exact kind, so the webhooks subscriber listens to this
+catalogue; a kind recorded elsewhere and missing here is not sent (add it here).
+"""
+
+from __future__ import annotations
+
+CATALOGUE: tuple[str, ...] = (
+    "ticket.created",
+    "ticket.updated",
+    "ticket.merged",
+    "ticket.absorbed",
+    "ticket.split",
+    "ticket.linked",
+    "ticket.followed",
+    "ticket.unfollowed",
+    "ticket.requester_changed",
+    "ticket.routed",
+    "message.added",
+    "status.changed",
+    "assigned",
+    "attachment.added",
+    "attachment.refused",
+    "sla.warning",
+    "sla.breached",
+    "sla.met",
+    "sla.stopped",
+    "sla.policy_applied",
+    "sla.policy_changed",
+    "customer.created",
+    "customer.updated",
+    "customer.identity_added",
+    "customer.merged",
+    "customer.absorbed",
+    "company.created",
+    "mail.queued",
+    "mail.sent",
+    "mail.failed",
+    "rule.created",
+    "rule.updated",
+    "rule.disabled",
+    "rule.skipped",
+    "macro.created",
+    "macro.updated",
+    "macro.deleted",
+    "macro.applied",
+    "user.created",
+    "user.updated",
+    "team.created",
+    "team.member_added",
+    "team.member_removed",
+    "notification.sent",
+)
+
+
+def problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a kind one can subscribe to, or None: an exact kind of the
+    catalogue, ``*`` (every kind), or a prefix such as ``ticket.*``."""
+    if pattern == "*":
+        return None
+    if pattern.endswith(".*"):
+        prefix = pattern[:-1]
+        if any(kind.startswith(prefix) for kind in CATALOGUE):
+            return None
+        return f"no event kind starts with {prefix}"
+    if pattern in CATALOGUE:
+        return None
+    return "not an event kind (see the list), * or a prefix such as ticket.*"
+
+
+def matches(patterns: list[str], kind: str) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or pattern == kind:
+            return True
+        if pattern.endswith(".*") and kind.startswith(pattern[:-1]):
+            return True
+    return False

@@ -1,0 +1,484 @@
+"""Webhook subscriptions, their delivery outbox, and sending it. Flushes; the caller commits.
+
+A matching event writes a delivery row in the transaction that recorded the event; a job
+POSTs due rows (claimed with SKIP LOCKED), signed with the subscription's secret, and
+retries network errors, 5xx and 429 with exponential backoff. Any other answer but 2xx fails
+the delivery at once. Redelivering resets the row and keeps its delivery id, so a receiver
+that saw it before can recognise it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.events.bus import Appended
+from servicecycle.events.models import Event
+from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
+from servicecycle.kit.errors import Conflict, NotFound, ValidationFailed
+from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
+from servicecycle.kit.secrets import BadToken, Keyring
+from servicecycle.webhooks import kinds as catalogue
+from servicecycle.webhooks import signing, targets
+from servicecycle.webhooks.models import WebhookDelivery, WebhookSubscription
+
+log = structlog.get_logger(__name__)
+SENDER = Actor.system("webhooks")
+MAX_ATTEMPTS = 8
+FIRST_WAIT = timedelta(minutes=1)
+MAX_WAIT = timedelta(hours=6)
+TIMEOUT = 10.0
+EXCERPT = 1000
+USER_AGENT = "Servicecycle-Webhooks/1"
+_CACHE = "webhook_subscriptions"
+
+
+@dataclass(frozen=True)
+class Sending:
+    """What the delivery job needs: the key that opens secrets, the SSRF rule."""
+
+    keyring: Keyring
+    allow_private: bool = False
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 1, 3, 9, 27, 81 minutes, then 6 hours at most."""
+    wait: timedelta = FIRST_WAIT * 3 ** max(attempts - 1, 0)
+    return min(wait, MAX_WAIT)
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    if len(name) > 120:
+        raise ValidationFailed("Name is too long", fields={"name": "at most 120 characters"})
+    return name
+
+
+def check_kinds(kinds: Any) -> list[str]:
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ValidationFailed("Invalid event kinds", fields={"kinds": "a list of event kinds"})
+    cleaned = list(dict.fromkeys(k.strip() for k in kinds if k.strip()))
+    for index, kind in enumerate(cleaned):
+        reason = catalogue.problem(kind)
+        if reason:
+            raise ValidationFailed(
+                f"Invalid event kind {kind!r}", fields={f"kinds[{index}]": reason}
+            )
+    return cleaned
+
+
+async def check_url(url: str, *, allow_private: bool) -> str:
+    try:
+        url = targets.check_form(url)
+        await targets.check_address(url, allow_private=allow_private, must_resolve=False)
+    except targets.TargetRefused as exc:
+        raise ValidationFailed(
+            f"Invalid target URL: {exc.reason}", fields={"url": exc.reason}
+        ) from None
+    return url
+
+
+async def _check_unique(session: AsyncSession, name: str, own_id: int | None = None) -> None:
+    stmt = select(WebhookSubscription.id).where(WebhookSubscription.name == name)
+    if own_id is not None:
+        stmt = stmt.where(WebhookSubscription.id != own_id)
+    if await session.scalar(stmt) is not None:
+        raise Conflict("A webhook with this name exists", fields={"name": "already taken"})
+
+
+def _forget(session: AsyncSession) -> None:
+    session.info.pop(_CACHE, None)
+
+
+async def create_subscription(
+    session: AsyncSession,
+    *,
+    name: str,
+    url: str,
+    kinds: list[str],
+    enabled: bool = True,
+    description: str = "",
+    sending: Sending,
+    actor: Actor,
+) -> tuple[WebhookSubscription, str]:
+    """A new subscription and its secret, in plain text: shown this once, stored encrypted."""
+    name = _check_name(name)
+    url = await check_url(url, allow_private=sending.allow_private)
+    kinds = check_kinds(kinds)
+    await _check_unique(session, name)
+    secret = signing.new_secret()
+    sub = WebhookSubscription(
+        name=name,
+        url=url,
+        kinds=kinds,
+        enabled=enabled,
+        description=description.strip(),
+        secret_encrypted=sending.keyring.encrypt(secret),
+    )
+    session.add(sub)
+    await session.flush()
+    _forget(session)
+    await record(
+        session,
+        "webhook.created",
+        subject_type="webhook",
+        subject_id=sub.id,
+        actor=actor,
+        data={"name": name, "url": url, "kinds": kinds},
+    )
+    return sub, secret
+
+
+async def get_subscription(session: AsyncSession, subscription_id: int) -> WebhookSubscription:
+    sub = await session.get(WebhookSubscription, subscription_id)
+    if sub is None:
+        raise NotFound(f"No webhook {subscription_id}")
+    return sub
+
+
+async def list_subscriptions(session: AsyncSession) -> list[WebhookSubscription]:
+    stmt = select(WebhookSubscription).order_by(WebhookSubscription.name)
+    return list((await session.scalars(stmt)).all())
+
+
+async def update_subscription(
+    session: AsyncSession,
+    sub: WebhookSubscription,
+    *,
+    changes: dict[str, Any],
+    allow_private: bool,
+    actor: Actor,
+) -> WebhookSubscription:
+    changes = dict(changes)
+    if "name" in changes:
+        changes["name"] = _check_name(changes["name"])
+        await _check_unique(session, changes["name"], sub.id)
+    if "url" in changes:
+        changes["url"] = await check_url(changes["url"], allow_private=allow_private)
+    if "kinds" in changes:
+        changes["kinds"] = check_kinds(changes["kinds"])
+    if "description" in changes:
+        changes["description"] = (changes["description"] or "").strip()
+    changed = {k: v for k, v in changes.items() if getattr(sub, k) != v}
+    for key, value in changed.items():
+        setattr(sub, key, value)
+    if changed:
+        await session.flush()
+        _forget(session)
+        await record(
+            session,
+            "webhook.updated",
+            subject_type="webhook",
+            subject_id=sub.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return sub
+
+
+async def rotate_secret(
+    session: AsyncSession, sub: WebhookSubscription, *, keyring: Keyring, actor: Actor
+) -> str:
+    """A new secret (returned once, in plain text); the old one stops signing at once."""
+    secret = signing.new_secret()
+    sub.secret_encrypted = keyring.encrypt(secret)
+    await session.flush()
+    await record(
+        session, "webhook.secret_rotated", subject_type="webhook", subject_id=sub.id, actor=actor
+    )
+    return secret
+
+
+async def delete_subscription(
+    session: AsyncSession, sub: WebhookSubscription, *, actor: Actor
+) -> None:
+    await record(
+        session,
+        "webhook.deleted",
+        subject_type="webhook",
+        subject_id=sub.id,
+        actor=actor,
+        data={"name": sub.name, "url": sub.url},
+    )
+    await session.delete(sub)
+    await session.flush()
+    _forget(session)
+
+
+# -- the outbox --------------------------------------------------------------------------------
+
+
+def body_of(event: Event | Appended, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON a receiver gets: ``{id, kind, occurred_at, subject, data}``."""
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "occurred_at": event.occurred_at.isoformat(),
+        "subject": {"type": event.subject_type, "id": event.subject_id},
+        "data": event.data if data is None else data,
+    }
+
+
+async def _enabled(session: AsyncSession) -> list[tuple[int, list[str]]]:
+    """Enabled subscriptions (id, kinds), read once per transaction."""
+    key = id(session.get_transaction())
+    cached = session.info.get(_CACHE)
+    if cached is None or cached[0] != key:
+        rows = await session.execute(
+            select(WebhookSubscription.id, WebhookSubscription.kinds).where(
+                WebhookSubscription.enabled.is_(True)
+            )
+        )
+        cached = (key, [(row.id, list(row.kinds)) for row in rows])
+        session.info[_CACHE] = cached
+    found: list[tuple[int, list[str]]] = cached[1]
+    return found
+
+
+async def listens(session: AsyncSession, kind: str) -> bool:
+    return any(catalogue.matches(k, kind) for _, k in await _enabled(session))
+
+
+def _delivery(subscription_id: int, body: dict[str, Any], event_id: int | None) -> WebhookDelivery:
+    return WebhookDelivery(
+        delivery_id=str(uuid.uuid4()),
+        subscription_id=subscription_id,
+        event_id=event_id,
+        kind=str(body["kind"]),
+        payload=body,
+        status="pending",
+        attempts=0,
+        next_attempt_at=clock.now(),
+    )
+
+
+async def enqueue_event(session: AsyncSession, event: Event | Appended) -> int:
+    """A delivery row for every enabled subscription that wants this event's kind."""
+    wanted = [sid for sid, k in await _enabled(session) if catalogue.matches(k, event.kind)]
+    if not wanted:
+        return 0
+    body = body_of(event)
+    session.add_all([_delivery(sid, body, event.id) for sid in wanted])
+    await session.flush()
+    return len(wanted)
+
+
+async def enqueue(
+    session: AsyncSession, sub: WebhookSubscription, event: Event, *, data: dict[str, Any]
+) -> WebhookDelivery:
+    """One delivery to ``sub`` about ``event`` with its own ``data`` (pings, rule calls);
+    sent even if the subscription does not list the kind."""
+    if not sub.enabled:
+        raise ValidationFailed(
+            f"The webhook “{sub.name}” is disabled", fields={"subscription_id": "disabled"}
+        )
+    row = _delivery(sub.id, body_of(event, data), event.id)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def ping(session: AsyncSession, sub: WebhookSubscription, *, actor: Actor) -> WebhookDelivery:
+    event = await record(
+        session, "webhook.ping", subject_type="webhook", subject_id=sub.id, actor=actor
+    )
+    return await enqueue(session, sub, event, data={"webhook": {"id": sub.id, "name": sub.name}})
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    subscription_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[WebhookDelivery]:
+    stmt = select(WebhookDelivery)
+    if subscription_id is not None:
+        stmt = stmt.where(WebhookDelivery.subscription_id == subscription_id)
+    if status is not None:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if cursor is not None:
+        stmt = stmt.where(WebhookDelivery.id < decode_id_cursor(cursor))
+    rows = list(
+        (await session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit + 1))).all()
+    )
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def get_delivery(session: AsyncSession, delivery_row_id: int) -> WebhookDelivery:
+    row = await session.get(WebhookDelivery, delivery_row_id)
+    if row is None:
+        raise NotFound(f"No delivery {delivery_row_id}")
+    return row
+
+
+async def redeliver(
+    session: AsyncSession, row: WebhookDelivery, *, actor: Actor
+) -> WebhookDelivery:
+    """Send again soon, with a fresh budget of attempts and the same delivery id."""
+    if row.status == "pending" and row.attempts == 0:
+        return row
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, clock.now()
+    row.error = None
+    await session.flush()
+    await record(
+        session,
+        "webhook.redelivered",
+        subject_type="webhook",
+        subject_id=row.subscription_id,
+        actor=actor,
+        data={"delivery": row.delivery_id},
+    )
+    return row
+
+
+# -- sending -----------------------------------------------------------------------------------
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after", "")
+    return timedelta(seconds=min(int(value), 6 * 3600)) if value.isdigit() else None
+
+
+async def _attempt(
+    client: httpx.AsyncClient, row: WebhookDelivery, sub: WebhookSubscription, sending: Sending
+) -> tuple[str, timedelta | None]:
+    """POST once; the outcome is ``delivered``, ``retry`` or ``failed``, and a wait if the
+    receiver asked for one."""
+    try:
+        secret = sending.keyring.decrypt(sub.secret_encrypted)
+    except BadToken:
+        row.error = "the secret cannot be decrypted (was the secret key changed?)"
+        return "failed", None
+    try:
+        await targets.check_address(sub.url, allow_private=sending.allow_private, must_resolve=True)
+    except targets.TargetRefused as exc:
+        row.error = f"refused: {exc.reason}"
+        return ("retry" if "does not resolve" in exc.reason else "failed"), None
+    body = encode(row.payload)
+    timestamp = int(clock.now().timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Servicecycle-Event": row.kind,
+        "Servicecycle-Delivery": row.delivery_id,
+        "Servicecycle-Timestamp": str(timestamp),
+        "Servicecycle-Signature": signing.signature(secret, timestamp, body),
+    }
+    started = time.perf_counter()
+    try:
+        response = await client.post(sub.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        row.duration_ms = int((time.perf_counter() - started) * 1000)
+        row.response_code, row.response_excerpt = None, None
+        row.error = f"{type(exc).__name__}: {exc}"[:EXCERPT]
+        return "retry", None
+    row.duration_ms = int((time.perf_counter() - started) * 1000)
+    row.response_code = response.status_code
+    row.response_excerpt = response.text[:EXCERPT]
+    if 200 <= response.status_code < 300:
+        row.error = None
+        return "delivered", None
+    row.error = f"HTTP {response.status_code}"
+    if response.status_code == 429 or response.status_code >= 500:
+        return "retry", _retry_after(response)
+    return "failed", None
+
+
+async def deliver_due(
+    session: AsyncSession,
+    sending: Sending,
+    *,
+    limit: int = 50,
+    now: datetime | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> tuple[int, int]:
+    """POST the due deliveries of enabled subscriptions; returns (delivered, failed)."""
+    now = now or clock.now()
+    rows = list(
+        (
+            await session.scalars(
+                select(WebhookDelivery)
+                .join(WebhookSubscription)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    WebhookSubscription.enabled.is_(True),
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(limit)
+                .with_for_update(of=WebhookDelivery, skip_locked=True)
+            )
+        ).all()
+    )
+    if not rows:
+        return 0, 0
+    delivered = failed = 0
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+    try:
+        for row in rows:
+            sub = await get_subscription(session, row.subscription_id)
+            row.attempts += 1
+            row.last_attempt_at = clock.now()
+            outcome, wait = await _attempt(http, row, sub, sending)
+            if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
+                outcome = "failed"
+            if outcome == "delivered":
+                row.status, row.delivered_at, row.next_attempt_at = "delivered", clock.now(), None
+                delivered += 1
+            elif outcome == "retry":
+                row.next_attempt_at = clock.now() + max(backoff(row.attempts), wait or timedelta())
+            else:
+                row.status, row.next_attempt_at = "failed", None
+                failed += 1
+                await record(
+                    session,
+                    "webhook.failed",
+                    subject_type="webhook",
+                    subject_id=sub.id,
+                    actor=SENDER,
+                    data={
+                        "delivery": row.delivery_id,
+                        "kind": row.kind,
+                        "attempts": row.attempts,
+                        "error": row.error,
+                    },
+                )
+                log.warning(
+                    "webhook.failed", webhook=sub.id, delivery=row.delivery_id, error=row.error
+                )
+            await session.flush()
+    finally:
+        if own:
+            await http.aclose()
+    return delivered, failed
+
+
+def sending_for(settings: Any) -> Sending:
+    """The keyring and SSRF rule from the settings (``webhooks_allow_private``, default off)."""
+    return Sending(
+        keyring=settings.keyring(),
+        allow_private=bool(getattr(settings, "webhooks_allow_private", False)),
+    )
