@@ -107,3 +107,16 @@ async def test_highlights_never_carry_markup_from_the_text(
     assert "<img" not in hit["snippet_html"] and "<mark>keyboard</mark>" in hit["snippet_html"]
     empty = await client.get("/api/v1/search", headers=agent.headers, params={"q": "   "})
     assert empty.status_code == 422 and "q" in empty.json()["error"]["fields"]
+
+
+async def test_only_the_newest_matches_are_ranked_when_a_word_is_everywhere(
+    db: AsyncSession, make_ticket: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "RANKED_HITS", 2)
+    made = [await make_ticket(f"Parcel {n}", body=f"where is parcel {n}") for n in range(4)]
+    found = [t.id for t in (await search.search(db, "parcel", me=1)).tickets]
+    # the two newest tickets (by subject and by message) are ranked; older ones wait for a
+    # narrower query
+    assert sorted(found) == sorted(t.id for t in made[-2:])
+    narrower = [t.id for t in (await search.search(db, "parcel 0", me=1)).tickets]
+    assert made[0].id in narrower

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 
 from tests.factories import Token
@@ -85,3 +86,32 @@ async def test_two_agents_on_one_ticket_see_each_other(
     assert seen == [{"user_id": ana.user.id, "name": ana.user.name, "replying": False}]
     warned = (await client.post(url, headers=ana.headers, json={"replying": False})).json()
     assert warned == [{"user_id": ben.user.id, "name": ben.user.name, "replying": True}]
+
+
+async def test_view_counts_stop_at_the_cap_and_say_so(
+    client: AsyncClient,
+    make_token: MakeToken,
+    make_ticket: Make,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from servicecycle.tickets import service
+
+    monkeypatch.setattr(service, "COUNT_CAP", 3)
+    agent = await make_token("agent")
+    for n in range(5):
+        await make_ticket(f"Waiting {n}", tags=["queue"])
+    await make_ticket("Alone", tags=["single"])
+    for tag in ("queue", "single"):
+        made = await client.post(
+            "/api/v1/views", headers=agent.headers, json={"name": tag, "filters": {"tag": tag}}
+        )
+        assert made.status_code == 201, made.text
+    counts = {
+        v["name"]: (v["count"], v["count_capped"])
+        for v in (await client.get("/api/v1/views", headers=agent.headers)).json()
+    }
+    assert counts["queue"] == (3, True)
+    assert counts["single"] == (1, False)
+    assert counts["All open"] == (3, True)
+    assert counts["My open"] == (0, False)
+    assert service.shown_count(4) == "3+" and service.shown_count(3) == "3"

@@ -153,16 +153,26 @@ async def _view(db: AsyncSession, view: str | None, *, user_id: int) -> service.
     return service.view_filter(view, user_id=user_id)
 
 
+def _view_count(*, key: str, name: str, count: int, shared: bool = True) -> ViewCount:
+    return ViewCount(
+        key=key,
+        name=name,
+        count=min(count, service.COUNT_CAP),
+        count_capped=count > service.COUNT_CAP,
+        shared=shared,
+    )
+
+
 @router.get("/views", response_model=list[ViewCount], summary="Built-in views with live counts")
 async def views(principal: ApiUser, db: Db) -> list[ViewCount]:
     me = principal.identity.id
     counts = await service.count_views(db, user_id=me)
     built_in = [
-        ViewCount(key=key, name=name, count=counts[key])
+        _view_count(key=key, name=name, count=counts[key])
         for key, (name, _) in service.BUILTIN_VIEWS.items()
     ]
     saved = [
-        ViewCount(
+        _view_count(
             key=f"saved:{v.id}",
             name=v.name,
             shared=v.owner_id is None,
@@ -190,7 +200,7 @@ async def create_view(body: SavedViewCreate, principal: ApiAgent, db: Db) -> Vie
         actor=principal.actor,
     )
     total = await ticket_views.count(db, ticket_views.filter_from(view.filters))
-    return ViewCount(
+    return _view_count(
         key=f"saved:{view.id}", name=view.name, count=total, shared=view.owner_id is None
     )
 

@@ -155,7 +155,10 @@ async def _inbox_page(
         request,
         "tickets/inbox.html",
         {
-            "views": [(key, name, counts[key]) for key, (name, _) in service.BUILTIN_VIEWS.items()],
+            "views": [
+                (key, name, service.shown_count(counts[key]))
+                for key, (name, _) in service.BUILTIN_VIEWS.items()
+            ],
             "saved": await workspace.saved_views(db, user_id=me, is_admin=_is_admin(principal)),
             "view": q.view,
             "view_name": view_name,

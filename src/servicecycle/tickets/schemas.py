@@ -126,7 +126,10 @@ class MessageCreate(Strict):
 class ViewCount(BaseModel):
     key: str = Field(description="A built-in view's key, or saved:<id>")
     name: str
-    count: int
+    count: int = Field(description="Tickets in the view, counted up to 10,000")
+    count_capped: bool = Field(
+        default=False, description="More tickets than `count`: show it as 10,000+"
+    )
     shared: bool = True
 
 

@@ -21,6 +21,8 @@ from servicecycle.tickets.query_syntax import FIELDS, SearchQuery, parse
 _START, _STOP = "\x02", "\x03"
 _HEADLINE = f"StartSel={_START}, StopSel={_STOP}, MaxFragments=2, MaxWords=18, MinWords=6"
 _SUBJECT = f"HighlightAll=true, StartSel={_START}, StopSel={_STOP}"
+# how many of the newest matching tickets and messages are ranked (see ``search``)
+RANKED_HITS = 250
 
 
 @dataclass(frozen=True)
@@ -135,15 +137,29 @@ async def search(session: AsyncSession, raw: str, *, me: int, limit: int = 25) -
         "nq AS (SELECT websearch_to_tsquery('english', :excluded) AS nq)," if query.excluded else ""
     )
     if query.wanted:
+        # Only the newest RANKED_HITS matching tickets and messages are ranked: a common word
+        # matches hundreds of thousands of messages, and ranking them all costs seconds.
+        # The tsquery is written out in each WHERE (not read from a CTE) so the planner can
+        # estimate how many rows match and pick the GIN index or a newest-first walk.
+        params["cap"] = RANKED_HITS
         sql = f"""
         WITH {negatives} q AS (SELECT websearch_to_tsquery('english', :text) AS query),
+        subject_hits AS (
+            SELECT t.id FROM tickets t
+            WHERE t.search @@ websearch_to_tsquery('english', :text) AND {conditions}
+            ORDER BY t.id DESC LIMIT :cap
+        ),
+        message_hits AS (
+            SELECT m.id, m.ticket_id FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            WHERE m.search @@ websearch_to_tsquery('english', :text) AND {conditions}
+            ORDER BY m.id DESC LIMIT :cap
+        ),
         hits AS (
-            SELECT t.id AS ticket_id, ts_rank(t.search, q.query) AS rank
-            FROM tickets t, q WHERE t.search @@ q.query AND {conditions}
+            SELECT s.id AS ticket_id, ts_rank(t.search, q.query) AS rank
+            FROM subject_hits s JOIN tickets t ON t.id = s.id, q
             UNION ALL
-            SELECT m.ticket_id, ts_rank(m.search, q.query)
-            FROM messages m JOIN tickets t ON t.id = m.ticket_id, q
-            WHERE m.search @@ q.query AND {conditions}
+            SELECT h.ticket_id, ts_rank(m.search, q.query)
+            FROM message_hits h JOIN messages m ON m.id = h.id, q
         ),
         best AS (
             SELECT ticket_id, sum(rank) AS rank FROM hits GROUP BY ticket_id
@@ -189,17 +205,22 @@ async def _customers(session: AsyncSession, words: str, *, limit: int) -> list[C
     if len(term) < 3:
         return []
     rows = await session.execute(
+        # candidates come from the trigram indexes first; only those are scored
         text("""
+        WITH candidates AS (
+            SELECT id FROM customers WHERE name % :term
+            UNION SELECT customer_id FROM customer_identities WHERE value % :term
+            UNION SELECT customer_id FROM customer_identities WHERE value ILIKE :like
+        )
         SELECT c.id, c.name, i.value, greatest(similarity(lower(c.name), :term),
                                               coalesce(similarity(i.value, :term), 0)) AS score
-        FROM customers c
+        FROM candidates JOIN customers c ON c.id = candidates.id
         LEFT JOIN LATERAL (
             SELECT value FROM customer_identities
             WHERE customer_id = c.id AND value % :term
             ORDER BY similarity(value, :term) DESC LIMIT 1
         ) i ON true
-        WHERE c.merged_into_id IS NULL AND (c.name % :term OR i.value IS NOT NULL
-              OR c.id IN (SELECT customer_id FROM customer_identities WHERE value ILIKE :like))
+        WHERE c.merged_into_id IS NULL
         ORDER BY score DESC, c.id LIMIT :limit
         """),
         {"term": term, "like": f"%{term}%", "limit": limit},

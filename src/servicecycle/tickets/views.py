@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from servicecycle.tickets.models import (
     Ticket,
     TicketViewer,
 )
-from servicecycle.tickets.service import TicketFilter, filtered
+from servicecycle.tickets.service import TicketFilter, capped_count, filtered
 
 VIEWER_FRESH = timedelta(seconds=30)
 _FILTER_KEYS = {f.name for f in fields(TicketFilter)}
@@ -123,8 +123,8 @@ async def delete_view(
 
 
 async def count(session: AsyncSession, flt: TicketFilter) -> int:
-    stmt = filtered(flt).with_only_columns(func.count(Ticket.id)).order_by(None)
-    return int(await session.scalar(stmt) or 0)
+    """How many tickets the filter matches, up to ``COUNT_CAP + 1`` (see ``shown_count``)."""
+    return int(await session.scalar(capped_count(filtered(flt))) or 0)
 
 
 # -- who is looking -------------------------------------------------------------------------

@@ -332,6 +332,10 @@ class SavedEntry:
     count: int
     deletable: bool
 
+    @property
+    def shown(self) -> str:
+        return service.shown_count(self.count)
+
 
 @dataclass(frozen=True)
 class Post:
