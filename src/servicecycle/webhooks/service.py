@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.customers import service as customers
 from servicecycle.events.bus import Appended
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor, record
@@ -28,9 +29,11 @@ from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, ValidationFailed
 from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 from servicecycle.kit.secrets import BadToken, Keyring
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Ticket
 from servicecycle.webhooks import kinds as catalogue
 from servicecycle.webhooks import signing, targets
-from servicecycle.webhooks.models import WebhookDelivery, WebhookSubscription
+from servicecycle.webhooks.models import InboundReference, WebhookDelivery, WebhookSubscription
 
 log = structlog.get_logger(__name__)
 SENDER = Actor.system("webhooks")
@@ -179,6 +182,7 @@ async def update_subscription(
         setattr(sub, key, value)
     if changed:
         await session.flush()
+        await session.refresh(sub)
         _forget(session)
         await record(
             session,
@@ -198,6 +202,7 @@ async def rotate_secret(
     secret = signing.new_secret()
     sub.secret_encrypted = keyring.encrypt(secret)
     await session.flush()
+    await session.refresh(sub)
     await record(
         session, "webhook.secret_rotated", subject_type="webhook", subject_id=sub.id, actor=actor
     )
@@ -482,3 +487,61 @@ def sending_for(settings: Any) -> Sending:
         keyring=settings.keyring(),
         allow_private=bool(getattr(settings, "webhooks_allow_private", False)),
     )
+
+
+# -- inbound -----------------------------------------------------------------------------------
+
+
+async def receive(
+    session: AsyncSession,
+    *,
+    source: str,
+    external_id: str | None,
+    subject: str,
+    body: str,
+    email: str,
+    name: str | None,
+    priority: str,
+    tags: list[str],
+    custom: dict[str, Any] | None,
+    actor: Actor,
+) -> tuple[Ticket, bool]:
+    """A ticket (channel ``api``) from another system, and whether it is new: the same
+    ``external_id`` from the same ``source`` finds the ticket made the first time."""
+    if external_id is not None:
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{source}\n{external_id}", 0)))
+        )
+        known = await session.scalar(
+            select(InboundReference.ticket_id).where(
+                InboundReference.source == source, InboundReference.external_id == external_id
+            )
+        )
+        if known is not None:
+            return await tickets.get_ticket(session, known), False
+    requester = await customers.find_or_create_by_email(
+        session, email=email, name=(name or "").strip() or email.split("@")[0], actor=actor
+    )
+    ticket, _ = await tickets.create_ticket(
+        session,
+        subject=subject,
+        requester=requester,
+        channel="api",
+        body_text=body,
+        priority=priority,
+        tags=tags,
+        custom=custom or None,
+        actor=actor,
+    )
+    if external_id is not None:
+        session.add(InboundReference(source=source, external_id=external_id, ticket_id=ticket.id))
+        await session.flush()
+    await record(
+        session,
+        "webhook.received",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        actor=actor,
+        data={"source": source, "external_id": external_id},
+    )
+    return ticket, True
