@@ -1,7 +1,209 @@
-"""REST routes of the customer portal."""
+"""REST routes of the customer portal, for a headless portal: sign in, list, open, reply.
+
+Customers authenticate with ``Authorization: Bearer scp_...`` from ``POST /portal/sessions``;
+agents' tokens and sessions are not accepted here, and customer tokens work nowhere else.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.auth.deps import ApiAdmin, Db, Public, runtime
+from servicecycle.customers.models import Customer
+from servicecycle.kit.errors import ValidationFailed
+from servicecycle.portal import requests, service
+from servicecycle.portal.deps import ApiCustomer, client_ip, desk_name, files, policy
+from servicecycle.portal.schemas import (
+    CompanySharing,
+    FieldRead,
+    LinkRequest,
+    LinkRequested,
+    MessageRead,
+    ReplyCreate,
+    RequestCreate,
+    RequestDetail,
+    RequestRead,
+    SessionCreate,
+    SessionCreated,
+)
+from servicecycle.tickets.models import Ticket
+from servicecycle.web.errors import error_body
 
 router = APIRouter(prefix="/api/v1", tags=["portal"])
+
+
+def _portal_url(request: Request) -> str:
+    base = runtime(request).settings.base_url or str(request.base_url)
+    return base.rstrip("/") + "/portal"
+
+
+async def _read(db: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+    public = {f.key for f in await requests.public_fields(db)}
+    return {
+        "id": ticket.id,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "channel": ticket.channel,
+        "created_at": ticket.created_at,
+        "updated_at": ticket.updated_at,
+        "custom": {k: v for k, v in ticket.custom.items() if k in public},
+    }
+
+
+async def _detail(db: AsyncSession, ticket: Ticket) -> RequestDetail:
+    messages, _ = await requests.public_thread(db, ticket)
+    return RequestDetail(
+        **await _read(db, ticket),
+        messages=[
+            MessageRead(
+                id=m.id,
+                author="customer" if m.author_type == "customer" else "support",
+                body_html=m.body_html,
+                body_text=m.body_text,
+                created_at=m.created_at,
+            )
+            for m in messages
+        ],
+    )
+
+
+@router.post(
+    "/portal/magic-links",
+    dependencies=[Public],
+    response_model=LinkRequested,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="E-mail a sign-in link (the same answer for unknown addresses; rate-limited)",
+)
+async def request_link(request: Request, body: LinkRequest, db: Db) -> LinkRequested:
+    settings = runtime(request).settings
+    await service.request_link(
+        db,
+        email=body.email,
+        ip=client_ip(request),
+        keyring=settings.keyring(),
+        portal_url=_portal_url(request),
+        sender=settings.mail_from,
+        desk_name=desk_name(settings),
+        policy=policy(settings),
+    )
+    return LinkRequested(status="sent_if_known")
+
+
+@router.post(
+    "/portal/sessions",
+    dependencies=[Public],
+    response_model=SessionCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Exchange a sign-in link's token, or an e-mail and password, for a customer token",
+)
+async def create_session(request: Request, body: SessionCreate, db: Db) -> Any:
+    settings = runtime(request).settings
+    rules = policy(settings)
+    customer: Customer | None
+    if body.link_token is not None:
+        customer = await service.consume_link(
+            db, token=body.link_token, keyring=settings.keyring(), policy=rules
+        )
+    elif body.email is not None and body.password is not None:
+        customer = await service.authenticate(
+            db, email=body.email, password=body.password, ip=client_ip(request), policy=rules
+        )
+        if customer is None:
+            # answered, not raised: the failure must be committed, it counts towards the throttle
+            return JSONResponse(
+                error_body("unauthenticated", "Wrong e-mail or password"),
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    else:
+        raise ValidationFailed(
+            "Send link_token, or email and password",
+            fields={"link_token": "or email and password"},
+        )
+    token = await service.start_session(db, customer, kind="api", lifetime=rules.session_lifetime)
+    return SessionCreated(token=token, customer_id=customer.id, name=customer.name)
+
+
+@router.get("/portal/fields", response_model=list[FieldRead], summary="The public fields")
+async def list_fields(customer: ApiCustomer, db: Db) -> list[FieldRead]:
+    return [FieldRead.model_validate(f) for f in await requests.public_fields(db)]
+
+
+@router.get("/portal/tickets", response_model=list[RequestRead], summary="My requests")
+async def list_tickets(customer: ApiCustomer, db: Db) -> list[RequestRead]:
+    found = await requests.visible_tickets(db, customer)
+    return [RequestRead(**await _read(db, t)) for t in found]
+
+
+@router.post(
+    "/portal/tickets",
+    response_model=RequestDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Open a request",
+)
+async def create_ticket(
+    request: Request, body: RequestCreate, customer: ApiCustomer, db: Db
+) -> RequestDetail:
+    ticket = await requests.open_request(
+        db,
+        customer,
+        subject=body.subject,
+        description=body.description,
+        custom=body.custom,
+        files=[],
+        limits=files(runtime(request).settings),
+    )
+    return await _detail(db, ticket)
+
+
+@router.get(
+    "/portal/tickets/{ticket_id}", response_model=RequestDetail, summary="A request I can see"
+)
+async def get_ticket(ticket_id: int, customer: ApiCustomer, db: Db) -> RequestDetail:
+    return await _detail(db, await requests.get_visible(db, customer, ticket_id))
+
+
+@router.post(
+    "/portal/tickets/{ticket_id}/replies",
+    response_model=RequestDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Reply (reopens a solved request)",
+)
+async def reply(
+    request: Request, ticket_id: int, body: ReplyCreate, customer: ApiCustomer, db: Db
+) -> RequestDetail:
+    ticket = await requests.get_visible(db, customer, ticket_id)
+    await requests.reply(
+        db, customer, ticket, body=body.body, files=[], limits=files(runtime(request).settings)
+    )
+    return await _detail(db, ticket)
+
+
+@router.put(
+    "/portal/companies/{company_id}",
+    response_model=CompanySharing,
+    summary="Let a company's people see each other's requests in the portal (admins)",
+)
+async def share_company(
+    company_id: int, body: CompanySharing, principal: ApiAdmin, db: Db
+) -> CompanySharing:
+    await service.set_company_shared(db, company_id, shared=body.shared, actor=principal.actor)
+    return body
+
+
+@router.delete(
+    "/portal/sessions/current",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Sign out (end this customer token)",
+)
+async def end_session(request: Request, customer: ApiCustomer, db: Db) -> Response:
+    token = request.headers.get("authorization", "")[7:].strip()
+    found = await service.resolve_session(db, token, kind="api")
+    if found is not None:
+        await service.end_session(db, found[0])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
