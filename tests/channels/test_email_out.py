@@ -77,8 +77,7 @@ async def test_ack_reply_and_answer_thread_through_a_real_smtp_server(
         ),
     )
     ticket_id = first["ticket_id"]
-    async with sessions() as session, session.begin():
-        assert await outbox.deliver_due(session, settings) == (1, 0)
+    assert await outbox.deliver(sessions, settings) == (1, 0)
     ack = inbox.mails[-1]
     assert ack["To"] == "dana@example.com" and f"#{ticket_id}" in ack["Subject"]
     assert ack["In-Reply-To"] == "<c1@example.com>" and ack["Auto-Submitted"] == "auto-replied"
@@ -94,8 +93,7 @@ async def test_ack_reply_and_answer_thread_through_a_real_smtp_server(
         headers=agent.headers,
         json={"kind": "note", "body": "internal: courier says Friday"},
     )
-    async with sessions() as session, session.begin():
-        assert await outbox.deliver_due(session, settings) == (1, 0)  # the note is not mailed
+    assert await outbox.deliver(sessions, settings) == (1, 0)  # the note is not mailed
     reply = inbox.mails[-1]
     assert reply["Subject"] == f"Re: [#{ticket_id}] Parcel missing"
     assert reply["References"] == "<c1@example.com>"
@@ -127,10 +125,7 @@ async def test_an_unreachable_server_is_retried_then_fails_visibly(
     )
     now = clock.now()
     for attempt in range(outbox.MAX_ATTEMPTS):
-        async with sessions() as session, session.begin():
-            sent, failed = await outbox.deliver_due(
-                session, down, now=now + timedelta(hours=attempt * 3)
-            )
+        sent, failed = await outbox.deliver(sessions, down, now=now + timedelta(hours=attempt * 3))
         assert sent == 0
     assert failed == 1
     async with sessions() as session:
@@ -153,3 +148,78 @@ async def test_an_unreachable_server_is_retried_then_fails_visibly(
         )
     ).json()
     assert len(events["items"]) == 1
+
+
+class Refusing:
+    """Refuses the recipient for good (550), or the content for now (451)."""
+
+    def __init__(self, *, rcpt: str | None = None, data: str | None = None) -> None:
+        self.rcpt, self.data = rcpt, data
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: object, address: str, options: object
+    ) -> str:
+        if self.rcpt:
+            return self.rcpt
+        envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
+        return "250 OK"
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return self.data or "250 OK"
+
+
+@pytest.mark.parametrize(
+    ("handler", "status", "attempts", "failed"),
+    [
+        (Refusing(rcpt="550 5.1.1 No such user"), "failed", 1, 1),
+        (Refusing(data="554 5.7.1 Rejected as spam"), "failed", 1, 1),
+        (Refusing(data="451 4.3.0 Try again later"), "queued", 1, 0),
+    ],
+    ids=["recipient-unknown", "content-refused", "temporary"],
+)
+async def test_a_permanent_refusal_fails_at_once_a_temporary_one_waits(
+    client: AsyncClient,
+    make_token: MakeToken,
+    sessions: async_sessionmaker[AsyncSession],
+    handler: Refusing,
+    status: str,
+    attempts: int,
+    failed: int,
+) -> None:
+    agent = await make_token("agent")
+    result = await deliver(client, agent, mail("x@example.com", "Hi", "hello"))
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        smtp = outbox.SmtpSettings(
+            host="127.0.0.1",
+            port=port,
+            username=None,
+            password=None,
+            starttls=False,
+            sender="help@servicecycle.localhost",
+        )
+        now = clock.now()
+        assert await outbox.deliver(sessions, smtp, now=now) == (0, failed)
+    finally:
+        controller.stop()
+    async with sessions() as session:
+        row = (
+            await session.scalars(
+                select(OutboundMail).where(OutboundMail.ticket_id == result["ticket_id"])
+            )
+        ).one()
+    assert (row.status, row.attempts) == (status, attempts)
+    assert row.last_error and row.last_error.split(":")[0].startswith("SMTP")
+    if status == "queued":
+        assert row.next_attempt_at == now + outbox.backoff(1) == now + timedelta(minutes=2)
+    admin = await make_token("admin")
+    events = (
+        await client.get(
+            "/api/v1/events",
+            headers=admin.headers,
+            params={"kind": "mail.failed", "subject_id": str(result["ticket_id"])},
+        )
+    ).json()["items"]
+    assert len(events) == failed

@@ -50,8 +50,13 @@ class MailThread(Base):
 
 
 class OutboundMail(Base):
-    """A mail to send, written in the same transaction as the reply that caused it (an outbox):
-    a crash after the commit loses nothing, and each row is sent at most once."""
+    """A mail to send, written in the same transaction as the reply that caused it (an outbox).
+
+    A sender first claims the row (``sending``, a fresh ``claim_token``, a lease until
+    ``claimed_until``) and commits, then talks to SMTP, then settles it (``sent``, or back to
+    ``queued`` with a later ``next_attempt_at``, or ``failed``). A sender that dies mid-send
+    leaves the row ``sending``; once the lease is over it is sent again with the same
+    Message-ID (at least once; never a second Message-ID)."""
 
     __tablename__ = "outbound_mails"
 
@@ -68,17 +73,26 @@ class OutboundMail(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     references: Mapped[str] = mapped_column(Text, server_default="")
     reply_to: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(12), server_default="queued")  # queued|sent|failed
+    # queued | sending | sent | failed
+    status: Mapped[str] = mapped_column(String(12), server_default="queued")
     attempts: Mapped[int] = mapped_column(server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     sent_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
 
     __table_args__ = (
         Index(
             "ix_outbound_mails_queued",
             "next_attempt_at",
             postgresql_where=text("status = 'queued'"),
+        ),
+        # claims whose sender died: sent again once the lease is over
+        Index(
+            "ix_outbound_mails_sending",
+            "claimed_until",
+            postgresql_where=text("status = 'sending'"),
         ),
     )

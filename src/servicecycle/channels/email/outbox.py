@@ -3,6 +3,14 @@
 Each queued row carries its own Message-ID, so the mail can thread (In-Reply-To and
 References point at the customer's mails; Reply-To is help+t<ticket>@, which threads back
 even when a mail client drops the headers).
+
+Delivery is at least once, and always under the row's one Message-ID: a row is claimed
+(``sending``, a token, a lease) and committed *before* SMTP is spoken, and settled in a
+transaction of its own after. A sender that dies between the server's acceptance and the
+settling leaves the row ``sending``; when the lease ends another sender sends it again,
+with the same Message-ID, so mail clients and our own intake see one message. No mail is
+lost, and none is sent under two identities; a rare second copy is possible and shows in
+``attempts``.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
+import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.channels.models import InboundMail, MailThread, OutboundMail
 from servicecycle.customers import service as customers
@@ -26,6 +35,11 @@ from servicecycle.tickets.models import Message, Ticket
 
 MAILER = Actor.system("email")
 MAX_ATTEMPTS = 6
+LEASE = timedelta(minutes=10)  # a claim older than this was left by a sender that died
+BATCH = 50  # mails claimed at once and sent over one SMTP connection
+SMTP_TIMEOUT = 30.0
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,62 +140,236 @@ def compose(row: OutboundMail, sender: str) -> EmailMessage:
 async def deliver_due(
     session: AsyncSession, smtp: SmtpSettings, *, limit: int = 100, now: datetime | None = None
 ) -> tuple[int, int]:
-    """Send queued mails that are due (claimed with SKIP LOCKED); returns (sent, failed)."""
-    now = now or clock.now()
-    rows = list(
-        (
-            await session.scalars(
-                select(OutboundMail)
-                .where(OutboundMail.status == "queued", OutboundMail.next_attempt_at <= now)
-                .order_by(OutboundMail.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+    """Entry for the scheduled task, which hands in a session: the claims and results are
+    committed in transactions of their own on the same engine (or connection), never in
+    ``session``'s transaction, which stays empty."""
+    factory = async_sessionmaker(
+        bind=session.bind,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
     )
-    sent = failed = 0
-    for row in rows:
-        row.attempts += 1
-        if row.ticket_id is not None and row.attempts == 1:
-            await _thread_headers(session, row)
-        try:
-            await aiosmtplib.send(
-                compose(row, smtp.sender),
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.username,
-                password=smtp.password,
-                start_tls=smtp.starttls,
-                timeout=30,
-            )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            permanent = (
-                isinstance(exc, aiosmtplib.SMTPRecipientsRefused) or row.attempts >= MAX_ATTEMPTS
-            )
-            if permanent:
-                row.status = "failed"
-                failed += 1
-                await record(
-                    session,
-                    "mail.failed",
-                    subject_type="ticket",
-                    subject_id=row.ticket_id or 0,
-                    actor=MAILER,
-                    data={"outbound_id": row.id, "error": row.last_error},
-                )
-            else:
-                row.next_attempt_at = now + timedelta(minutes=2**row.attempts)
-            continue
-        row.status, row.sent_at = "sent", clock.now()
-        sent += 1
-        await record(
-            session,
-            "mail.sent",
-            subject_type="ticket",
-            subject_id=row.ticket_id or 0,
-            actor=MAILER,
-            data={"outbound_id": row.id, "message_id": row.message_id},
-        )
-    await session.flush()
+    return await deliver(factory, smtp, limit=limit, now=now)
+
+
+async def deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp: SmtpSettings,
+    *,
+    limit: int = 500,
+    batch: int = BATCH,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Send due mail (and mail whose sender died mid-send), a claimed batch at a time, until
+    none is due or ``limit`` were tried; returns (sent, failed for good)."""
+    sent = failed = tried = 0
+    while tried < limit:
+        claims, dead = await _claim(sessions, smtp, min(batch, limit - tried), now or clock.now())
+        failed += dead
+        if not claims:
+            break
+        tried += len(claims)
+        ok, bad = await _send(sessions, smtp, claims, now)
+        sent, failed = sent + ok, failed + bad
     return sent, failed
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    token: str
+    attempts: int
+    mail: EmailMessage
+    claimed_at: datetime
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession], smtp: SmtpSettings, size: int, at: datetime
+) -> tuple[list[Claim], int]:
+    """Mark up to ``size`` due rows ``sending`` under one fresh token, and commit, before a
+    byte goes to SMTP. Rows left ``sending`` by a dead sender come first."""
+    token = uuid.uuid4().hex
+    claims: list[Claim] = []
+    dead = 0
+    async with sessions() as session, session.begin():
+        stuck = select(OutboundMail).where(
+            OutboundMail.status == "sending", OutboundMail.claimed_until <= at
+        )
+        due = select(OutboundMail).where(
+            OutboundMail.status == "queued", OutboundMail.next_attempt_at <= at
+        )
+        rows = list(
+            (
+                await session.scalars(
+                    stuck.order_by(OutboundMail.claimed_until)
+                    .limit(size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if len(rows) < size:
+            rows += (
+                await session.scalars(
+                    due.order_by(OutboundMail.next_attempt_at, OutboundMail.id)
+                    .limit(size - len(rows))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        for row in rows:
+            if row.status == "sending":  # its sender stopped between claim and result
+                row.last_error = (
+                    f"sending stopped unfinished (attempt {row.attempts}); "
+                    "sent again with the same Message-ID"
+                )
+                log.warning("mail.resend", outbound_id=row.id, attempts=row.attempts)
+                if row.attempts >= MAX_ATTEMPTS:
+                    await _fail(session, row)
+                    dead += 1
+                    continue
+            if row.ticket_id is not None and row.attempts == 0:
+                await _thread_headers(session, row)
+            row.status, row.claim_token, row.claimed_until = "sending", token, at + LEASE
+            row.attempts += 1
+            claims.append(
+                Claim(
+                    id=row.id,
+                    token=token,
+                    attempts=row.attempts,
+                    mail=compose(row, smtp.sender),
+                    claimed_at=clock.now(),
+                )
+            )
+        await session.flush()
+    return claims, dead
+
+
+def _permanent(exc: Exception) -> bool:
+    """The receiving server refused this mail for good (5xx to its recipient or content);
+    refusals of our login or sender are configuration, and are retried."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(r.code >= 500 for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        return exc.code >= 500
+    return False
+
+
+async def _send(
+    sessions: async_sessionmaker[AsyncSession],
+    smtp: SmtpSettings,
+    claims: list[Claim],
+    now: datetime | None,
+) -> tuple[int, int]:
+    sent = failed = 0
+    client: aiosmtplib.SMTP | None = None
+    try:
+        for index, claim in enumerate(claims):
+            if clock.now() - claim.claimed_at > LEASE / 2:  # too slow: let the rest go back
+                await _release(sessions, claims[index:])
+                break
+            error: Exception | None = None
+            try:
+                if client is None:
+                    client = aiosmtplib.SMTP(
+                        hostname=smtp.host,
+                        port=smtp.port,
+                        username=smtp.username,
+                        password=smtp.password,
+                        start_tls=smtp.starttls,
+                        timeout=SMTP_TIMEOUT,
+                    )
+                    await client.connect()
+                await client.send_message(claim.mail)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                error = exc
+                await _drop(client)  # whatever state the session is in, the next mail starts fresh
+                client = None
+            outcome = await _settle(sessions, claim, error, now)
+            sent += outcome == "sent"
+            failed += outcome == "failed"
+    finally:
+        await _drop(client)
+    return sent, failed
+
+
+async def _drop(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None and client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+
+async def _settle(
+    sessions: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    error: Exception | None,
+    now: datetime | None,
+) -> str:
+    """Record what became of one claimed mail; only the holder of the claim may."""
+    async with sessions() as session, session.begin():
+        row = await session.scalar(
+            select(OutboundMail).where(OutboundMail.id == claim.id).with_for_update()
+        )
+        if row is None or row.status != "sending" or row.claim_token != claim.token:
+            # our lease ran out and another sender took the row over: its result counts
+            log.warning("mail.claim_lost", outbound_id=claim.id)
+            return "lost"
+        row.claim_token, row.claimed_until = None, None
+        if error is None:
+            row.status, row.sent_at = "sent", clock.now()
+            await record(
+                session,
+                "mail.sent",
+                subject_type="ticket",
+                subject_id=row.ticket_id or 0,
+                actor=MAILER,
+                data={
+                    "outbound_id": row.id,
+                    "message_id": row.message_id,
+                    "kind": row.kind,
+                    "attempts": row.attempts,
+                },
+            )
+            return "sent"
+        row.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if _permanent(error) or row.attempts >= MAX_ATTEMPTS:
+            await _fail(session, row)
+            return "failed"
+        row.status = "queued"
+        row.next_attempt_at = (now or clock.now()) + backoff(row.attempts)
+        return "retry"
+
+
+def backoff(attempts: int) -> timedelta:
+    """2, 4, 8, 16, 32 minutes ... at most four hours."""
+    return timedelta(minutes=min(2**attempts, 240))
+
+
+async def _release(sessions: async_sessionmaker[AsyncSession], claims: list[Claim]) -> None:
+    """Claims not tried (the batch ran long): back to the queue, the attempt not counted."""
+    async with sessions() as session, session.begin():
+        for claim in claims:
+            row = await session.scalar(
+                select(OutboundMail).where(OutboundMail.id == claim.id).with_for_update()
+            )
+            if row is not None and row.status == "sending" and row.claim_token == claim.token:
+                row.status, row.claim_token, row.claimed_until = "queued", None, None
+                row.attempts -= 1
+
+
+async def _fail(session: AsyncSession, row: OutboundMail) -> None:
+    row.status, row.claim_token, row.claimed_until = "failed", None, None
+    await record(
+        session,
+        "mail.failed",
+        subject_type="ticket",
+        subject_id=row.ticket_id or 0,
+        actor=MAILER,
+        data={
+            "outbound_id": row.id,
+            "kind": row.kind,
+            "to": row.to_address,
+            "attempts": row.attempts,
+            "error": row.last_error,
+        },
+    )
