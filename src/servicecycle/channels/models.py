@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
@@ -95,4 +96,48 @@ class OutboundMail(Base):
             "claimed_until",
             postgresql_where=text("status = 'sending'"),
         ),
+    )
+
+
+class Mailbox(Base):
+    """An IMAP account the desk polls for new mail, with where the poll has got to.
+
+    The password is stored encrypted (``Keyring.encrypt``) and never leaves the service
+    in plain text except to log in. ``uid_validity`` and ``last_seen_uid`` say which mail
+    was taken already; ``failing`` holds UIDs whose storing failed, to retry.
+    """
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    kind: Mapped[str] = mapped_column(String(12), server_default="imap")
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int]
+    security: Mapped[str] = mapped_column(String(10), server_default="ssl")  # ssl|starttls|none
+    username: Mapped[str] = mapped_column(String(320))
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(String(200), server_default="INBOX")
+    enabled: Mapped[bool] = mapped_column(server_default=text("true"))
+    poll_minutes: Mapped[int] = mapped_column(server_default="1")
+    uid_validity: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_uid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failing: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    polling_until: Mapped[datetime | None]  # a poller's lease; past means free
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    received_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    rejected_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    version: Mapped[int] = mapped_column(server_default="1")  # raised by settings changes only
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('imap')", name="kind"),
+        CheckConstraint("security IN ('ssl', 'starttls', 'none')", name="security"),
+        CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
+        CheckConstraint("poll_minutes BETWEEN 1 AND 1440", name="poll_minutes"),
     )
