@@ -415,13 +415,13 @@ WITH candidates AS (
     -- two index-only walks (one per partial index); an OR of both would scan every clock
     (SELECT id FROM sla_clocks WHERE state = 'running' AND due_at <= :now
      ORDER BY due_at LIMIT :batch)
-    UNION
+    UNION ALL
     (SELECT id FROM sla_clocks WHERE state = 'running' AND warned_at IS NULL AND warn_at <= :now
      ORDER BY warn_at LIMIT :batch)
 ),
 due AS (
     -- by primary key (a join here makes the planner scan every clock)
-    SELECT c.id FROM sla_clocks c
+    SELECT c.ctid AS tid FROM sla_clocks c
     WHERE c.id = ANY(ARRAY(SELECT id FROM candidates)) AND c.state = 'running'
     ORDER BY c.due_at
     LIMIT :batch
@@ -432,7 +432,7 @@ changed AS (
     SET state = CASE WHEN c.due_at <= :now THEN 'breached' ELSE c.state END,
         breached_at = CASE WHEN c.due_at <= :now THEN c.due_at ELSE c.breached_at END,
         warned_at = CASE WHEN c.due_at <= :now THEN c.warned_at ELSE :now END
-    FROM due WHERE c.id = due.id
+    WHERE c.ctid = ANY(ARRAY(SELECT tid FROM due))
     RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.state
 )
 INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
@@ -441,7 +441,9 @@ SELECT CASE WHEN state = 'breached' THEN 'sla.breached' ELSE 'sla.warning' END,
        jsonb_build_object('metric', metric, 'clock_id', id, 'due_at', due_at),
        CASE WHEN state = 'breached' THEN due_at ELSE :now END
 FROM changed
-RETURNING id, kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at
+-- plain columns back, not the JSON document: decoding 50,000 of them cost more than the SQL
+RETURNING id, kind, subject_id, occurred_at,
+          data->>'metric', (data->>'clock_id')::bigint, data->>'due_at'
 """)
 
 
@@ -462,16 +464,16 @@ async def sweep(
             session.expire(loaded)
     appended = [
         Appended(
-            id=row.id,
-            kind=row.kind,
-            subject_type=row.subject_type,
-            subject_id=row.subject_id,
-            actor_type=row.actor_type,
-            actor_id=row.actor_id,
-            data=row.data,
-            occurred_at=row.occurred_at,
+            event_id,
+            kind,
+            "ticket",
+            subject_id,
+            "system",
+            "sla",
+            {"metric": metric, "clock_id": clock_id, "due_at": due_at},
+            occurred_at,
         )
-        for row in rows
+        for event_id, kind, subject_id, occurred_at, metric, clock_id, due_at in rows
     ]
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     warned = len(appended) - breached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers import service as customers
@@ -18,6 +19,7 @@ from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 
 REPLY_METRICS = ("first_reply", "next_reply")
+PERIODIC = "periodic_update"
 
 
 async def _facts(session: AsyncSession, ticket: Ticket) -> TicketFacts:
@@ -36,7 +38,9 @@ def _live(clocks: list[SlaClock]) -> list[SlaClock]:
 
 
 async def _current_policy(session: AsyncSession, clocks: list[SlaClock]) -> SlaPolicy | None:
-    for row in reversed(clocks):
+    """The policy of the newest live clock (a clock the policy change stopped keeps the old
+    policy), else of the newest clock."""
+    for row in [*reversed(_live(clocks)), *reversed(clocks)]:
         if row.policy_id is not None:
             return await session.get(SlaPolicy, row.policy_id)
     return None
@@ -64,16 +68,23 @@ async def on_created(session: AsyncSession, event: Event) -> None:
     await _start_all(session, ticket, policy, at=event.occurred_at)
 
 
+def _wanted(ticket: Ticket, policy: SlaPolicy) -> list[str]:
+    """The targets of ``policy`` that should be timing this open ticket now. The next reply
+    is not among them: it starts with a customer's message. Periodic updates run from one
+    public agent reply to the next, so they start with the first reply, or at once when the
+    policy has no first-reply target (or the ticket already has its first reply)."""
+    metrics = ["resolution"]
+    if ticket.first_reply_at is None:
+        metrics.insert(0, "first_reply")
+    if ticket.first_reply_at is not None or "first_reply" not in policy.targets:
+        metrics.append(PERIODIC)
+    return [metric for metric in metrics if metric in policy.targets]
+
+
 async def _start_all(
     session: AsyncSession, ticket: Ticket, policy: SlaPolicy, *, at: datetime
 ) -> None:
-    paused = ticket.status in policy.pause_statuses
-    metrics = ["resolution"] if ticket.first_reply_at is not None else ["first_reply", "resolution"]
-    started = []
-    for metric in metrics:
-        row = await sla.start(session, ticket.id, policy, metric, at=at, paused=paused)
-        if row is not None:
-            started.append(metric)
+    started = await _start_missing(session, ticket, policy, [], at=at)
     await record(
         session,
         "sla.policy_applied",
@@ -84,6 +95,26 @@ async def _start_all(
     )
 
 
+async def _start_missing(
+    session: AsyncSession,
+    ticket: Ticket,
+    policy: SlaPolicy,
+    live: list[SlaClock],
+    *,
+    at: datetime,
+) -> list[str]:
+    """Start the wanted targets that have no live clock; returns their names."""
+    paused = ticket.status in policy.pause_statuses
+    running = {row.metric for row in live}
+    started = []
+    for metric in _wanted(ticket, policy):
+        if metric in running:
+            continue
+        if await sla.start(session, ticket.id, policy, metric, at=at, paused=paused):
+            started.append(metric)
+    return started
+
+
 @subscribe("message.added")
 async def on_message(session: AsyncSession, event: Event) -> None:
     if not event.data.get("public") or event.subject_type != "ticket":
@@ -92,13 +123,24 @@ async def on_message(session: AsyncSession, event: Event) -> None:
     clocks = await sla.clocks_of(session, ticket_id)
     live = _live(clocks)
     at = event.occurred_at
+    policy = await _current_policy(session, clocks)
     if event.data.get("author_type") == "agent":
         for row in live:
-            if row.metric in REPLY_METRICS:
+            if row.metric in REPLY_METRICS or row.metric == PERIODIC:
                 await sla.stop(session, row, at=at)
+        # the next periodic update is owed from this reply on (its status change, if any,
+        # follows this event and pauses or drops it)
+        ticket = await _ticket(session, event)
+        if (
+            policy is not None
+            and PERIODIC in policy.targets
+            and ticket is not None
+            and ticket.status not in ("solved", "closed")
+        ):
+            paused = ticket.status in policy.pause_statuses
+            await sla.start(session, ticket_id, policy, PERIODIC, at=at, paused=paused)
     elif event.data.get("author_type") == "customer":
         waiting = any(row.metric in REPLY_METRICS for row in live)
-        policy = await _current_policy(session, clocks)
         if not waiting and policy is not None:
             await sla.start(session, ticket_id, policy, "next_reply", at=at)
 
@@ -116,46 +158,77 @@ async def on_status(session: AsyncSession, event: Event) -> None:
     live = _live(clocks)
     if after in ("solved", "closed"):
         for row in live:
+            if row.metric == PERIODIC and row.started_at == at and row.used_minutes == 0:
+                # armed by the very reply that solves the ticket: it never ran
+                await session.delete(row)
+                continue
             await sla.stop(session, row, at=at, met=row.metric == "resolution")
+        await session.flush()
     elif after in policy.pause_statuses:
         for row in live:
             await sla.pause(session, row, at=at)
     elif before in policy.pause_statuses:
         for row in live:
             await sla.resume(session, row, at=at)
-    if (
-        before == "solved"
-        and after not in ("closed",)
-        and not any(row.metric == "resolution" for row in live)
-    ):
-        await sla.start(
-            session, ticket_id, policy, "resolution", at=at, paused=after in policy.pause_statuses
-        )
+    if before == "solved" and after not in ("closed",):
+        paused = after in policy.pause_statuses
+        running = {row.metric for row in live}
+        # reopened: resolution again; periodic updates too when no next-reply target
+        # covers the wait for an answer
+        metrics = ["resolution"] + ([PERIODIC] if "next_reply" not in policy.targets else [])
+        for metric in metrics:
+            if metric not in running:
+                await sla.start(session, ticket_id, policy, metric, at=at, paused=paused)
 
 
-@subscribe("ticket.updated", "assigned")
+@subscribe("ticket.updated", "assigned", "ticket.requester_changed")
 async def on_fields(session: AsyncSession, event: Event) -> None:
-    """A change of priority, tags or team may select another policy: re-target live clocks."""
+    """A change of priority, tags, team or requester may select another policy."""
     ticket = await _ticket(session, event)
-    if ticket is None or ticket.status in ("solved", "closed"):
+    if ticket is not None:
+        await rechoose(session, ticket, at=event.occurred_at)
+
+
+@subscribe("customer.updated")
+async def on_customer(session: AsyncSession, event: Event) -> None:
+    """A customer's new tier may select another policy for each of their open tickets."""
+    if "tier" not in event.data.get("changes", {}) or not event.subject_id.isdigit():
+        return
+    open_tickets = await session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.requester_id == int(event.subject_id),
+            Ticket.status.not_in(("solved", "closed")),
+        )
+        .order_by(Ticket.id)
+    )
+    for ticket in open_tickets.all():
+        await rechoose(session, ticket, at=event.occurred_at)
+
+
+async def rechoose(session: AsyncSession, ticket: Ticket, *, at: datetime) -> None:
+    """Choose the ticket's policy again; if another one comes first now, move the live
+    clocks to it (keeping the time used), stop those it has no target for, start those it
+    adds, and record ``sla.policy_changed``."""
+    if ticket.status in ("solved", "closed"):
         return
     clocks = await sla.clocks_of(session, ticket.id)
     current = await _current_policy(session, clocks)
     chosen = await sla.choose_policy(session, await _facts(session, ticket))
     if chosen is None or (current is not None and chosen.id == current.id):
         return
-    at = event.occurred_at
     live = _live(clocks)
     if current is None or not live:
         await _start_all(session, ticket, chosen, at=at)
         return
     for row in live:
         await sla.retarget(session, row, chosen, at=at)
+    started = await _start_missing(session, ticket, chosen, _live(live), at=at)
     await record(
         session,
         "sla.policy_changed",
         subject_type="ticket",
         subject_id=ticket.id,
         actor=sla.SYSTEM,
-        data={"from": current.id, "to": chosen.id, "policy": chosen.name},
+        data={"from": current.id, "to": chosen.id, "policy": chosen.name, "started": started},
     )
