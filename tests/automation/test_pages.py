@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.auth import service as auth
+from servicecycle.auth.models import Team
 from servicecycle.automation import macros, service
 from servicecycle.automation.models import Macro, Rule
 from servicecycle.events.service import Actor
@@ -299,12 +301,16 @@ async def test_a_rule_switched_off_by_the_system_says_why_until_it_is_activated(
     client: AsyncClient, make_user: Make, sessions: Sessions, make_ticket: Make
 ) -> None:
     _, csrf = await _admin(client, make_user)
+    async with sessions() as session, session.begin():
+        team = await auth.create_team(session, name="Billing", description="", actor=SYSTEM)
     rule = await _rule(
         sessions,
         "Route to billing",
         conditions=[],
-        actions=[{"type": "assign_team", "value": 999_999}],
+        actions=[{"type": "assign_team", "value": team.id}],
     )
+    async with sessions() as session, session.begin():
+        await session.execute(delete(Team).where(Team.id == team.id))
     await make_ticket("Invoice is wrong")  # the trigger runs, the team is gone: switched off
     [off] = await _rules(sessions)
     assert not off.active and off.disabled_reason

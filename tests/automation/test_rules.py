@@ -5,8 +5,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.auth import service as auth
+from servicecycle.auth.models import Team
 from servicecycle.automation import service as automation
 from servicecycle.automation.rules import Facts, check_actions, check_conditions, holds
 from servicecycle.events import service as events
@@ -118,15 +121,17 @@ async def test_rules_cannot_loop(db: AsyncSession, make_ticket: Make) -> None:
 async def test_a_rule_pointing_at_a_missing_team_is_disabled_with_a_reason(
     db: AsyncSession, make_ticket: Make
 ) -> None:
+    team = await auth.create_team(db, name="Old team", description="", actor=ADMIN)
     rule = await automation.create_rule(
         db,
         name="To the old team",
         kind="trigger",
         events=["ticket.created"],
         conditions=[],
-        actions=[{"type": "assign_team", "value": 999999}],
+        actions=[{"type": "assign_team", "value": team.id}],
         actor=ADMIN,
     )
+    await db.execute(delete(Team).where(Team.id == team.id))  # gone since (no delete exists)
     ticket = await make_ticket()  # the ticket is still created
     assert (await tickets.get_ticket(db, ticket.id)).team_id is None
     await db.refresh(rule)

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.auth import service as auth
 from servicecycle.automation.models import Macro
-from servicecycle.automation.rules import check_actions
-from servicecycle.automation.service import act
-from servicecycle.customers import service as customers
+from servicecycle.automation.rules import (
+    PLACEHOLDERS as PLACEHOLDERS,
+)
+from servicecycle.automation.rules import (
+    check_actions,
+    fill,
+    unknown_placeholders,
+)
+from servicecycle.automation.service import act, check_references, placeholder_values
 from servicecycle.events.service import Actor, record
-from servicecycle.kit.errors import NotFound, PermissionDenied, ValidationFailed
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Message, Ticket
 
-PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
-PLACEHOLDERS = (
-    "customer.name",
-    "customer.first_name",
-    "ticket.number",
-    "ticket.subject",
-    "ticket.status",
-    "agent.name",
-    "agent.first_name",
-)
-
 
 def check_body(body: str) -> str:
-    unknown = sorted({p for p in PLACEHOLDER.findall(body) if p not in PLACEHOLDERS})
+    unknown = unknown_placeholders(body)
     if unknown:
         raise ValidationFailed(
             "Unknown placeholder",
@@ -43,7 +42,7 @@ def check_body(body: str) -> str:
 
 def render(body: str, values: dict[str, str]) -> str:
     """Fill the placeholders; the values are plain text (escaped when the body becomes HTML)."""
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), body)
+    return fill(body, values)
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,8 @@ async def create_macro(
         raise ValidationFailed("A macro needs a reply or actions", fields={"body": "empty"})
     if actions:
         check_actions(actions)
+        await check_references(session, actions)
+    await _check_name_free(session, name.strip(), owner_id=None if shared else owner_id)
     macro = Macro(
         name=name.strip(),
         body=check_body(body),
@@ -93,6 +94,88 @@ async def create_macro(
     return macro
 
 
+async def _check_name_free(
+    session: AsyncSession, name: str, *, owner_id: int | None, own_id: int | None = None
+) -> None:
+    """Shared macros have names unique among shared ones; personal ones among their owner's."""
+    stmt = select(Macro.id).where(
+        Macro.name == name,
+        Macro.owner_id.is_(None) if owner_id is None else Macro.owner_id == owner_id,
+    )
+    if own_id is not None:
+        stmt = stmt.where(Macro.id != own_id)
+    if await session.scalar(stmt) is not None:
+        raise Conflict("A macro with this name exists", fields={"name": "already taken"})
+
+
+def _check_may_change(macro: Macro, *, is_admin: bool) -> None:
+    if macro.owner_id is None and not is_admin:
+        raise PermissionDenied("Only admins can change shared macros")
+
+
+async def update_macro(
+    session: AsyncSession,
+    macro: Macro,
+    *,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    is_admin: bool,
+    actor: Actor,
+) -> Macro:
+    """Change a macro (its owner, or an admin for shared ones); the name stays unique."""
+    _check_may_change(macro, is_admin=is_admin)
+    if expected_version is not None and macro.version != expected_version:
+        raise PreconditionFailed(
+            "This macro was changed by someone else; reload and try again",
+            extra={"current_version": macro.version},
+        )
+    changes = dict(changes)
+    if "name" in changes:
+        changes["name"] = str(changes["name"] or "").strip()
+        if not changes["name"]:
+            raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+        await _check_name_free(session, changes["name"], owner_id=macro.owner_id, own_id=macro.id)
+    if "body" in changes:
+        check_body(changes["body"])
+    if changes.get("actions"):
+        check_actions(changes["actions"])
+        await check_references(session, changes["actions"])
+    body = changes.get("body", macro.body)
+    if not body.strip() and not changes.get("actions", macro.actions):
+        raise ValidationFailed("A macro needs a reply or actions", fields={"body": "empty"})
+    changed = {k: v for k, v in changes.items() if getattr(macro, k) != v}
+    for key, value in changed.items():
+        setattr(macro, key, value)
+    if changed:
+        await session.flush()
+        await session.refresh(macro)
+        await record(
+            session,
+            "macro.updated",
+            subject_type="macro",
+            subject_id=macro.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return macro
+
+
+async def delete_macro(
+    session: AsyncSession, macro: Macro, *, is_admin: bool, actor: Actor
+) -> None:
+    _check_may_change(macro, is_admin=is_admin)
+    await record(
+        session,
+        "macro.deleted",
+        subject_type="macro",
+        subject_id=macro.id,
+        actor=actor,
+        data={"name": macro.name},
+    )
+    await session.delete(macro)
+    await session.flush()
+
+
 async def macros_for(session: AsyncSession, user_id: int) -> list[Macro]:
     stmt = select(Macro).where(or_(Macro.owner_id.is_(None), Macro.owner_id == user_id))
     return list((await session.scalars(stmt.order_by(Macro.name))).all())
@@ -106,17 +189,7 @@ async def get_macro(session: AsyncSession, macro_id: int, *, user_id: int) -> Ma
 
 
 async def preview(session: AsyncSession, macro: Macro, ticket: Ticket, *, agent_id: int) -> Preview:
-    customer = await customers.get_customer(session, ticket.requester_id)
-    agent = await auth.get_user(session, agent_id)
-    values = {
-        "customer.name": customer.name,
-        "customer.first_name": customer.name.split(" ")[0],
-        "ticket.number": str(ticket.id),
-        "ticket.subject": ticket.subject,
-        "ticket.status": ticket.status,
-        "agent.name": agent.name,
-        "agent.first_name": agent.name.split(" ")[0],
-    }
+    values = await placeholder_values(session, ticket, agent_id=agent_id)
     return Preview(body=render(macro.body, values), public=macro.public, actions=macro.actions)
 
 

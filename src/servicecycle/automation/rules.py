@@ -7,6 +7,8 @@ A time rule's wait: ``{"field": "ticket.hours_since_update", "op": "gte", "value
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +52,24 @@ ACTIONS: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "remove_tags": (list, None),
     "add_note": (str, None),
     "notify": (dict, None),  # {"to": "assignee" | "team" | <user id>, "text": "..."}
+    # {"to": "requester" | <address>, "subject": "...", "body": "..."} with placeholders
+    "send_email": (dict, None),
+    # {"webhook_id": <id>, "payload": {...}}: a signed POST to that webhook's URL
+    "call_webhook": (dict, None),
 }
+PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
+PLACEHOLDERS = (
+    "customer.name",
+    "customer.first_name",
+    "ticket.number",
+    "ticket.subject",
+    "ticket.status",
+    "agent.name",
+    "agent.first_name",
+)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_BODY = 20_000
+MAX_PAYLOAD = 10_000
 EVENT_KINDS = (
     "ticket.created",
     "message.added",
@@ -64,6 +83,75 @@ EVENT_KINDS = (
 
 def _fail(path: str, problem: str) -> ValidationFailed:
     return ValidationFailed(f"Invalid rule: {path} {problem}", fields={path: problem})
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    return sorted({p for p in PLACEHOLDER.findall(text) if p not in PLACEHOLDERS})
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Fill the placeholders; the values are plain text (escaped when the text becomes HTML)."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), text)
+
+
+def fill_all(value: Any, values: dict[str, str]) -> Any:
+    """Fill the placeholders in every string of a JSON value."""
+    if isinstance(value, str):
+        return fill(value, values)
+    if isinstance(value, list):
+        return [fill_all(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_all(v, values) for k, v in value.items()}
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def _check_text(value: Any, path: str, *, limit: int) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, "must not be empty")
+    if len(value) > limit:
+        raise _fail(path, f"at most {limit} characters")
+    unknown = unknown_placeholders(value)
+    if unknown:
+        raise _fail(path, f"unknown {', '.join(unknown)}; use {', '.join(PLACEHOLDERS)}")
+
+
+def _check_send_email(value: dict[str, Any], where: str) -> None:
+    if set(value) - {"to", "subject", "body"}:
+        raise _fail(f"{where}.value", "must be {to, subject, body}")
+    to = value.get("to")
+    if not isinstance(to, str) or not (to == "requester" or EMAIL.match(to.strip())):
+        raise _fail(f"{where}.value.to", '"requester" or an e-mail address')
+    _check_text(value.get("subject"), f"{where}.value.subject", limit=300)
+    _check_text(value.get("body"), f"{where}.value.body", limit=MAX_EMAIL_BODY)
+
+
+def _check_call_webhook(value: dict[str, Any], where: str) -> None:
+    if set(value) - {"webhook_id", "payload"}:
+        raise _fail(f"{where}.value", "must be {webhook_id, payload}")
+    webhook = value.get("webhook_id")
+    if not isinstance(webhook, int) or isinstance(webhook, bool):
+        raise _fail(f"{where}.value.webhook_id", "the id of a webhook (Admin → Webhooks)")
+    payload = value.get("payload", {})
+    if not isinstance(payload, dict):
+        raise _fail(f"{where}.value.payload", "a JSON object")
+    if len(json.dumps(payload)) > MAX_PAYLOAD:
+        raise _fail(f"{where}.value.payload", f"at most {MAX_PAYLOAD} characters of JSON")
+    unknown = sorted({p for text in _strings(payload) for p in unknown_placeholders(text)})
+    if unknown:
+        raise _fail(
+            f"{where}.value.payload",
+            f"unknown {', '.join(unknown)}; use {', '.join(PLACEHOLDERS)}",
+        )
 
 
 def check_conditions(conditions: Any, *, path: str = "conditions") -> list[dict[str, Any]]:
@@ -135,6 +223,10 @@ def check_actions(actions: Any) -> list[dict[str, Any]]:
                 raise _fail(f"{where}.value.to", 'one of "assignee", "team" or a user id')
             if not isinstance(text, str) or not text.strip():
                 raise _fail(f"{where}.value.text", "must not be empty")
+        if kind == "send_email" and isinstance(value, dict):
+            _check_send_email(value, where)
+        if kind == "call_webhook" and isinstance(value, dict):
+            _check_call_webhook(value, where)
     return actions
 
 
@@ -173,13 +265,14 @@ def _holds(condition: dict[str, Any], facts: Facts) -> bool:
         return bool(actual >= value)
     if op == "lte":
         return bool(actual <= value)
-    if isinstance(actual, list):
+    if isinstance(actual, list):  # tags: stored lower-case, compared without case
+        have = {str(item).lower() for item in actual}
         if op == "contains":
-            return value in actual
+            return str(value).lower() in have
         if op == "not_contains":
-            return value not in actual
+            return str(value).lower() not in have
         if op == "contains_any":
-            return bool(set(value) & set(actual))
+            return bool({str(v).lower() for v in value} & have)
     if op == "contains":
         return str(value).lower() in str(actual).lower()
     if op == "not_contains":

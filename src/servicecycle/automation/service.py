@@ -17,8 +17,12 @@ from servicecycle.automation.rules import (
     check_actions,
     check_conditions,
     check_events,
+    fill,
+    fill_all,
     holds,
 )
+from servicecycle.channels.email import outbox
+from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor, record
@@ -33,6 +37,7 @@ from servicecycle.kit.errors import (
 from servicecycle.notifications import service as notifications
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Message, Ticket
+from servicecycle.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 DRY_RUN_LIMIT = 200
@@ -67,13 +72,9 @@ async def create_rule(
         check_events(events)
     else:
         events = []
-        if not any(c["field"].startswith("ticket.hours_since") for c in conditions):
-            raise ValidationFailed(
-                "A time rule needs a waiting time",
-                fields={"conditions": "add ticket.hours_since_update or _created"},
-            )
-    if await session.scalar(select(Rule.id).where(Rule.name == name.strip())) is not None:
-        raise Conflict("A rule with this name exists", fields={"name": "already taken"})
+        _check_wait(conditions)
+    await check_references(session, actions)
+    await _check_name_free(session, name.strip())
     rule = Rule(
         name=name.strip(),
         kind=kind,
@@ -94,6 +95,57 @@ async def create_rule(
         data={"name": rule.name, "kind": kind},
     )
     return rule
+
+
+def _check_wait(conditions: list[dict[str, Any]]) -> None:
+    if not any(str(c.get("field", "")).startswith("ticket.hours_since") for c in conditions):
+        raise ValidationFailed(
+            "A time rule needs a waiting time",
+            fields={"conditions": "add ticket.hours_since_update or _created"},
+        )
+
+
+async def _check_name_free(session: AsyncSession, name: str, own_id: int | None = None) -> None:
+    stmt = select(Rule.id).where(Rule.name == name)
+    if own_id is not None:
+        stmt = stmt.where(Rule.id != own_id)
+    if await session.scalar(stmt) is not None:
+        raise Conflict("A rule with this name exists", fields={"name": "already taken"})
+
+
+async def check_references(session: AsyncSession, actions: list[dict[str, Any]]) -> None:
+    """The agents, teams and webhooks the actions name exist (and agents are active)."""
+    for index, action in enumerate(actions):
+        problem = await _missing(session, action)
+        if problem:
+            path, reason = problem
+            where = f"actions[{index}].{path}"
+            raise ValidationFailed(f"Invalid rule: {where} {reason}", fields={where: reason})
+
+
+async def _missing(session: AsyncSession, action: dict[str, Any]) -> tuple[str, str] | None:
+    kind, value = action.get("type"), action.get("value")
+    user_id = value if kind == "assign_agent" else None
+    if kind == "notify" and isinstance(value, dict) and isinstance(value.get("to"), int):
+        user_id = value["to"]
+    if user_id is not None:
+        try:
+            user = await auth.get_user(session, int(user_id))
+        except NotFound:
+            return ("value" if kind == "assign_agent" else "value.to"), "no such user"
+        if not user.is_active:
+            return ("value" if kind == "assign_agent" else "value.to"), "user is deactivated"
+    if kind == "assign_team" and isinstance(value, int):
+        try:
+            await auth.get_team(session, value)
+        except NotFound:
+            return "value", "no such team"
+    if kind == "call_webhook" and isinstance(value, dict):
+        try:
+            await webhooks.get_subscription(session, int(value["webhook_id"]))
+        except NotFound:
+            return "value.webhook_id", "no such webhook"
+    return None
 
 
 async def get_rule(session: AsyncSession, rule_id: int) -> Rule:
@@ -123,12 +175,22 @@ async def update_rule(
             "This rule was changed by someone else; reload and try again",
             extra={"current_version": rule.version},
         )
+    if "name" in changes:
+        changes["name"] = str(changes["name"] or "").strip()
+        if not changes["name"]:
+            raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+        await _check_name_free(session, changes["name"], rule.id)
     if "conditions" in changes:
         check_conditions(changes["conditions"])
+        if rule.kind == "time":
+            _check_wait(changes["conditions"])
     if "actions" in changes:
         check_actions(changes["actions"])
+        await check_references(session, changes["actions"])
     if "events" in changes and rule.kind == "trigger":
         check_events(changes["events"])
+    if rule.kind == "time":
+        changes.pop("events", None)
     if changes.get("active"):
         changes["disabled_reason"] = None
     changed = {k: v for k, v in changes.items() if getattr(rule, k) != v}
@@ -191,7 +253,7 @@ async def apply(session: AsyncSession, rule: Rule, ticket: Ticket) -> bool:
     try:
         async with session.begin_nested():
             for action in rule.actions:
-                await act(session, ticket, action, actor)
+                await act(session, ticket, action, actor, rule=rule)
     except ServiceError as exc:
         reason = exc.message + "".join(f" ({k}: {v})" for k, v in exc.fields.items())
         if isinstance(exc, ValidationFailed):
@@ -202,7 +264,7 @@ async def apply(session: AsyncSession, rule: Rule, ticket: Ticket) -> bool:
                 subject_type="rule",
                 subject_id=rule.id,
                 actor=actor,
-                data={"reason": reason, "ticket_id": ticket.id},
+                data={"reason": reason, "ticket_id": ticket.id, "rule": rule.name},
             )
             log.warning("automation.rule_disabled", rule_id=rule.id, reason=reason)
         else:  # e.g. a status change the ticket cannot make now: skip this ticket
@@ -218,7 +280,33 @@ async def apply(session: AsyncSession, rule: Rule, ticket: Ticket) -> bool:
     return True
 
 
-async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], actor: Actor) -> None:
+async def placeholder_values(
+    session: AsyncSession, ticket: Ticket, *, agent_id: int | None
+) -> dict[str, str]:
+    """What ``{{customer.name}}`` and the other placeholders stand for on this ticket."""
+    customer = await customers.get_customer(session, ticket.requester_id)
+    agent = await auth.get_user(session, agent_id) if agent_id else None
+    return {
+        "customer.name": customer.name,
+        "customer.first_name": customer.name.split(" ")[0],
+        "ticket.number": str(ticket.id),
+        "ticket.subject": ticket.subject,
+        "ticket.status": ticket.status,
+        "agent.name": agent.name if agent else "",
+        "agent.first_name": agent.name.split(" ")[0] if agent else "",
+    }
+
+
+async def act(
+    session: AsyncSession,
+    ticket: Ticket,
+    action: dict[str, Any],
+    actor: Actor,
+    *,
+    rule: Rule | None = None,
+) -> None:
+    """Run one action. A rule's own events name it (actor ``rule:<id>``, and ``rule`` in data
+    for the actions that record their own event)."""
     kind: str = action["type"]
     value: Any = action.get("value")
     if kind == "set_status":
@@ -238,9 +326,8 @@ async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], act
     elif kind == "unassign":
         await tickets.assign(session, ticket, assignee_id=None, team_id=ticket.team_id, actor=actor)
     elif kind in ("add_tags", "remove_tags"):
-        tags = (
-            set(ticket.tags) | set(value) if kind == "add_tags" else set(ticket.tags) - set(value)
-        )
+        given = {str(t).strip().lower() for t in value}
+        tags = set(ticket.tags) | given if kind == "add_tags" else set(ticket.tags) - given
         await tickets.update_ticket(
             session, ticket, expected_version=None, changes={"tags": sorted(tags)}, actor=actor
         )
@@ -250,6 +337,85 @@ async def act(session: AsyncSession, ticket: Ticket, action: dict[str, Any], act
         await tickets.add_message(
             session, ticket, public=False, author_type="system", body_text=str(value), actor=actor
         )
+    elif kind == "send_email":
+        await _send_email(session, ticket, value, actor, rule)
+    elif kind == "call_webhook":
+        await _call_webhook(session, ticket, value, actor, rule)
+
+
+def _by(rule: Rule | None) -> dict[str, Any]:
+    return {"rule": {"id": rule.id, "name": rule.name}} if rule else {}
+
+
+async def _send_email(
+    session: AsyncSession, ticket: Ticket, value: dict[str, Any], actor: Actor, rule: Rule | None
+) -> None:
+    """A mail through the channels outbox (sent by its job, retried), to the requester or a
+    fixed address."""
+    values = await placeholder_values(session, ticket, agent_id=ticket.assignee_id)
+    subject = " ".join(fill(value["subject"], values).split())[:400]
+    body = fill(value["body"], values)
+    row = await outbox.queue(
+        session, ticket, kind="rule", body=body, sender=get_settings().mail_from
+    )
+    if row is None:
+        raise ServiceError("The requester has no e-mail address", fields={"to": "requester"})
+    row.subject = subject
+    if value["to"] != "requester":
+        row.to_address = value["to"].strip()
+    await session.flush()
+    await record(
+        session,
+        "rule.email_queued",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        actor=actor,
+        data={**_by(rule), "to": row.to_address, "subject": subject, "outbound_id": row.id},
+    )
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "channel": ticket.channel,
+        "tags": list(ticket.tags),
+        "requester_id": ticket.requester_id,
+        "assignee_id": ticket.assignee_id,
+        "team_id": ticket.team_id,
+    }
+
+
+async def _call_webhook(
+    session: AsyncSession, ticket: Ticket, value: dict[str, Any], actor: Actor, rule: Rule | None
+) -> None:
+    """A signed POST to a webhook's URL, through the webhooks outbox (retried, logged)."""
+    try:
+        sub = await webhooks.get_subscription(session, int(value["webhook_id"]))
+    except NotFound:
+        raise ValidationFailed(
+            f"Webhook {value['webhook_id']} was deleted",
+            fields={"webhook_id": "no such webhook"},
+        ) from None
+    if not sub.enabled:  # not the rule's fault: skip this ticket, keep the rule
+        raise ServiceError(f"The webhook “{sub.name}” is disabled")
+    values = await placeholder_values(session, ticket, agent_id=ticket.assignee_id)
+    data = {
+        **_by(rule),
+        "ticket": ticket_summary(ticket),
+        "payload": fill_all(value.get("payload") or {}, values),
+    }
+    event = await record(
+        session,
+        "rule.webhook_called",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        actor=actor,
+        data={**_by(rule), "webhook_id": sub.id},
+    )
+    await webhooks.enqueue(session, sub, event, data=data)
 
 
 async def _notify(
@@ -265,7 +431,18 @@ async def _notify(
             else []
         )
     else:
-        users = [(await auth.get_user(session, int(to))).id]
+        try:
+            user = await auth.get_user(session, int(to))
+        except NotFound:
+            raise ValidationFailed(
+                f"User {to} to notify was deleted", fields={"notify.to": "no such user"}
+            ) from None
+        if not user.is_active:
+            raise ValidationFailed(
+                f"User {user.name} to notify is deactivated",
+                fields={"notify.to": "user is deactivated"},
+            )
+        users = [user.id]
     text = f"#{ticket.id} {ticket.subject}: {value['text']}"
     await notifications.notify(
         session, users, text=text, kind="rule", ticket_id=ticket.id, actor=actor
@@ -314,6 +491,32 @@ async def run_triggers(session: AsyncSession, event: Event) -> None:
         if holds(rule.conditions, await facts_for(session, ticket, event=event, message=message)):
             fired.add(key)
             await apply(session, rule, ticket)
+
+
+async def plan(session: AsyncSession, rule: Rule) -> list[str]:
+    """What the rule's actions would do, in words (a dry run sends and changes nothing)."""
+    words = []
+    for action in rule.actions:
+        kind, value = action.get("type"), action.get("value")
+        if kind == "send_email" and isinstance(value, dict):
+            to = "the requester" if value.get("to") == "requester" else value.get("to")
+            words.append(f"send an e-mail to {to}: “{value.get('subject')}”")
+        elif kind == "call_webhook" and isinstance(value, dict):
+            sub = await session.get(webhooks.WebhookSubscription, value.get("webhook_id"))
+            words.append(
+                f"POST to the webhook “{sub.name}” ({sub.url})"
+                + ("" if sub.enabled else " — disabled, so skipped")
+                if sub
+                else f"POST to webhook {value.get('webhook_id')}, which no longer exists"
+            )
+        elif kind == "notify" and isinstance(value, dict):
+            words.append(f"notify {value.get('to')}: “{value.get('text')}”")
+        elif value is None:
+            words.append(str(kind).replace("_", " "))
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            words.append(f"{str(kind).replace('_', ' ')}: {shown}")
+    return words
 
 
 async def dry_run(session: AsyncSession, rule: Rule) -> list[int]:

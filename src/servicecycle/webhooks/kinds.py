@@ -41,6 +41,8 @@ CATALOGUE: tuple[str, ...] = (
     "rule.updated",
     "rule.disabled",
     "rule.skipped",
+    "rule.email_queued",
+    "rule.webhook_called",
     "macro.created",
     "macro.updated",
     "macro.deleted",
@@ -51,6 +53,7 @@ CATALOGUE: tuple[str, ...] = (
     "team.member_added",
     "team.member_removed",
     "notification.sent",
+    "webhook.received",
 )
 
 

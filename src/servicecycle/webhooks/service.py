@@ -35,6 +35,8 @@ from servicecycle.webhooks import kinds as catalogue
 from servicecycle.webhooks import signing, targets
 from servicecycle.webhooks.models import InboundReference, WebhookDelivery, WebhookSubscription
 
+__all__ = ["WebhookDelivery", "WebhookSubscription"]
+
 log = structlog.get_logger(__name__)
 SENDER = Actor.system("webhooks")
 MAX_ATTEMPTS = 8
