@@ -35,9 +35,13 @@ async def test_a_headless_portal_signs_in_lists_opens_and_replies(
     async with sessions() as session, session.begin():
         loaded = await tickets.get_ticket(session, mine.id)
         await tickets.add_message(
-            session, loaded, public=False, author_type="agent", body_text="note: refund denied",
+            session,
+            loaded,
+            public=False,
+            author_type="agent",
+            body_text="note: refund denied",
             actor=Actor.system("test"),
-        )  # fmt: skip
+        )
     await make_ticket("Someone else's", requester=await make_customer())
     headers = await _customer_token(client, sessions, "lou@example.com")
 

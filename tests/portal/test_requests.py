@@ -123,13 +123,21 @@ async def test_internal_notes_are_never_shown(
     async with sessions() as session, session.begin():
         loaded = await tickets.get_ticket(session, ticket.id)
         await tickets.add_message(
-            session, loaded, public=False, author_type="agent", body_text="customer is VIP, careful",
+            session,
+            loaded,
+            public=False,
+            author_type="agent",
+            body_text="customer is VIP, careful",
             actor=SYSTEM,
-        )  # fmt: skip
+        )
         await tickets.add_message(
-            session, loaded, public=True, author_type="agent", body_text="It ships today.",
+            session,
+            loaded,
+            public=True,
+            author_type="agent",
+            body_text="It ships today.",
             actor=SYSTEM,
-        )  # fmt: skip
+        )
     await sign_in(client, sessions, "notes@example.com")
     page = await client.get(f"/portal/requests/{ticket.id}")
     assert "It ships today." in page.text and "Support team" in page.text
@@ -185,8 +193,10 @@ async def test_a_new_request_with_a_public_field_and_a_file(
         files = await session.scalars(select(Attachment).where(Attachment.message_id == first.id))
         names = [a.filename for a in files]
     assert (ticket.channel, ticket.requester_id, ticket.custom) == (
-        "portal", me.id, {"order_number": "A-77"},
-    )  # fmt: skip
+        "portal",
+        me.id,
+        {"order_number": "A-77"},
+    )
     assert names == ["receipt.txt"]
     page = await client.get(f"/portal/requests/{ticket_id}")
     assert "receipt.txt" in page.text
@@ -217,9 +227,12 @@ async def test_unknown_or_internal_fields_are_refused_by_name(
 
 
 async def test_an_oversized_file_is_413_and_nothing_is_stored(
-    client: AsyncClient, sessions: Sessions, make_customer: MakeCustomer, make_ticket: MakeTicket,
+    client: AsyncClient,
+    sessions: Sessions,
+    make_customer: MakeCustomer,
+    make_ticket: MakeTicket,
     app: Any,
-) -> None:  # fmt: skip
+) -> None:
     runtime = app.state.runtime
     runtime.settings = runtime.settings.model_copy(update={"max_attachment_bytes": 1000})
     me = await make_customer(email="big@example.com")

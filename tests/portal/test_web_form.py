@@ -47,9 +47,15 @@ async def test_the_form_opens_a_web_ticket_for_a_new_customer_and_acknowledges_i
 ) -> None:
     async with sessions() as session, session.begin():
         await custom_fields.create_field(
-            session, key="device", label="Device", kind="dropdown", options=["iOS", "Android"],
-            required=False, public=True, actor=Actor.system("test"),
-        )  # fmt: skip
+            session,
+            key="device",
+            label="Device",
+            kind="dropdown",
+            options=["iOS", "Android"],
+            required=False,
+            public=True,
+            actor=Actor.system("test"),
+        )
     assert "Device" in (await client.get("/support")).text
     sent = await send(client, **{"custom.device": "iOS"})
     assert sent.status_code == 200 and "We have your request" in sent.text
@@ -59,8 +65,10 @@ async def test_the_form_opens_a_web_ticket_for_a_new_customer_and_acknowledges_i
         ticket = await session.scalar(select(Ticket).where(Ticket.requester_id == customer.id))
         assert ticket is not None
         assert (ticket.channel, ticket.subject, ticket.custom) == (
-            "web", "Cannot log in", {"device": "iOS"},
-        )  # fmt: skip
+            "web",
+            "Cannot log in",
+            {"device": "iOS"},
+        )
         ack = await session.scalar(select(OutboundMail).where(OutboundMail.ticket_id == ticket.id))
     assert ack is not None and ack.kind == "acknowledgement"
     assert ack.to_address == "robin@example.com"
