@@ -8,7 +8,7 @@ import getpass
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -79,10 +79,19 @@ def _setup_logging(settings: Settings) -> None:
 # -- serve, worker, demo ------------------------------------------------------------------
 
 
-def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) -> None:
+def _serve(
+    settings: Settings,
+    url: str,
+    *,
+    host: str,
+    port: int,
+    worker: bool,
+    mail_listener: bool = False,
+) -> None:
     import uvicorn
 
     from servicecycle.app import create_app
+    from servicecycle.channels.email.listener import ListenerThread
 
     application = create_app(settings, url, run_worker=worker)
     config = uvicorn.Config(
@@ -95,11 +104,61 @@ def _serve(settings: Settings, url: str, *, host: str, port: int, worker: bool) 
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # the SMTP listener gets a thread and event loop of its own, beside uvicorn's
+    listener = (
+        ListenerThread(lambda stop, ready: _take_mail(settings, url, stop, ready=ready))
+        if mail_listener
+        else None
+    )
+    if listener is not None:
+        listener.start()
+        if listener.error is not None:
+            raise fail(f"The mail listener could not start: {listener.error}")
     # uvicorn re-raises Ctrl-C / SIGTERM after its graceful shutdown; the caller's cleanup
     # (the embedded server) follows
-    with contextlib.suppress(KeyboardInterrupt, Terminated):
-        uvicorn.Server(config).run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt, Terminated):
+            uvicorn.Server(config).run()
+    finally:
+        if listener is not None:
+            listener.stop()
     err.print("Servicecycle stopped.")
+
+
+async def _take_mail(
+    settings: Settings,
+    url: str,
+    stop: asyncio.Event,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run the SMTP listener until ``stop`` is set, then finish the mails being stored."""
+    from servicecycle.channels.email.listener import listening
+    from servicecycle.db.engine import make_engine, make_sessionmaker
+    from servicecycle.tickets.storage import storage_for
+
+    engine = make_engine(url, pool_size=4)
+    try:
+        async with listening(
+            make_sessionmaker(engine),
+            host=host or settings.smtp_listen_host,
+            port=port if port is not None else settings.smtp_listen_port,
+            storage=storage_for(settings.attachment_storage, settings.data_dir),
+            max_file_bytes=settings.max_attachment_bytes,
+            allowed=settings.listen_domains,
+            hostname=settings.mail_from.partition("@")[2] or "servicecycle",
+        ) as running:
+            err.print(
+                f"Taking mail by SMTP on {running.host}:{running.port} "
+                f"(for {', '.join(settings.listen_domains) or 'any recipient'})."
+            )
+            if ready is not None:
+                ready()
+            await stop.wait()
+    finally:
+        await engine.dispose()
 
 
 @app.command()
@@ -108,6 +167,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run no job worker in this process")
+    ] = False,
+    mail_listener: Annotated[
+        bool,
+        typer.Option(
+            "--mail-listener", help="Also take mail by SMTP (smtp_listen_host:smtp_listen_port)"
+        ),
     ] = False,
 ) -> None:
     """Serve the web UI and API (migrating the embedded database first)."""
@@ -119,7 +184,39 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             worker=not no_worker,
+            mail_listener=mail_listener,
         )
+
+
+@app.command("mail-listener")
+def mail_listener(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Take mail for the desk by SMTP (point an MX record or a forwarding rule at it)."""
+    settings = get_settings()
+
+    async def main(url: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await _take_mail(settings, url, stop, host=host, port=port)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    with _database(settings) as url:
+        try:
+            asyncio.run(main(url))
+        except OSError as exc:  # the port is taken, or not ours to bind
+            raise fail(f"Cannot listen for mail: {exc}") from None
+        finally:
+            # asyncio reset SIGTERM to its default; keep it an exception until the
+            # embedded server is stopped
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    err.print("Mail listener stopped.")
 
 
 @app.command()

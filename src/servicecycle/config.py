@@ -56,12 +56,31 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = Field(default="help@servicecycle.localhost", description="The desk's address")
+    smtp_listen_host: str = Field(
+        default="127.0.0.1", description="Where `servicecycle mail-listener` takes mail by SMTP"
+    )
+    smtp_listen_port: int = 2525
+    smtp_listen_domains: str | None = Field(
+        default=None,
+        description="Comma-separated domains or addresses the listener accepts mail for "
+        "(unset: any recipient)",
+    )
+    desk_time_zone: str = Field(
+        default="UTC",
+        description="Time zone of times told to customers when no business calendar applies",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key for encrypted secrets and signed links (default: made in data_dir)",
     )
     worker_concurrency: int = 4
     db_pool_size: int = 10
+
+    @property
+    def listen_domains(self) -> tuple[str, ...]:
+        """``smtp_listen_domains`` as lower-case entries; empty means any recipient."""
+        raw = self.smtp_listen_domains or ""
+        return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
 
     @property
     def embedded(self) -> bool:

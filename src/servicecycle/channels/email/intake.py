@@ -214,6 +214,11 @@ async def _log(
         subject_type="inbound_mail",
         subject_id=row.id,
         actor=MAILER,
-        data={"sender": row.sender, "ticket_id": row.ticket_id, "reason": reason},
+        data={
+            "sender": row.sender,
+            "ticket_id": row.ticket_id,
+            "reason": reason,
+            "problems": list(mail.problems) if mail else [],
+        },
     )
     return Outcome(outcome, row.ticket_id, reason)

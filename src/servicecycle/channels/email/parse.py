@@ -136,6 +136,11 @@ def parse(raw: bytes) -> ParsedMail:
     )
     if "@" not in sender:
         name, sender = parseaddr(_header(message, "From", problems))
+    if "@" not in sender:  # no From at all: the envelope sender, if the last hop noted one
+        _, envelope = parseaddr(_header(message, "Return-Path", problems))
+        if "@" in envelope:
+            problems.append("no usable From address; the envelope sender (Return-Path) was used")
+            name, sender = "", envelope
     if "@" not in sender or len(sender) > 320:
         raise Unreadable("the mail has no usable sender (From) address")
     sender = sender.strip().lower()

@@ -1,0 +1,226 @@
+"""Mail in by SMTP: the desk as the last hop of a mail's journey.
+
+An MX record or a forwarding rule hands mail to this listener. Each mail is stored through
+:func:`intake.receive` in a transaction of its own, and the server answers ``250`` only once
+that transaction is committed; any failure is a ``451`` so the sending server keeps the mail
+and tries again later. Nothing is accepted that is not stored, and a mail sent twice (after
+a lost ``250``) is stored once, by its Message-ID.
+
+Mail larger than the intake limit is refused with ``552`` (announced in EHLO as ``SIZE``);
+recipients outside ``smtp_listen_domains`` (when set) with ``550``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicecycle.channels.email import intake
+from servicecycle.db.engine import unit_of_work
+from servicecycle.tickets.storage import Storage
+
+log = structlog.get_logger(__name__)
+IDENT = "Servicecycle"
+
+
+def accepts(address: str, allowed: tuple[str, ...]) -> bool:
+    """Whether mail for ``address`` belongs to the desk: any address when ``allowed`` is
+    empty; otherwise its domain, or the address itself (a ``+tag`` aside), is listed."""
+    if not allowed:
+        return True
+    local, _, domain = address.strip().lower().rpartition("@")
+    if not local or not domain:
+        return False
+    plain = f"{local.split('+', 1)[0]}@{domain}"
+    return domain in allowed or plain in allowed or address.lower() in allowed
+
+
+def _trace(envelope: Envelope, session: Session, hostname: str) -> bytes:
+    """The headers a final delivery adds: the envelope sender (``Return-Path``, so a bounce's
+    empty sender is seen), the recipient (``Delivered-To``, which may carry +t<ticket>), and
+    a ``Received`` line for whoever reads the mail's path."""
+    peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+    helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")[:200]
+    lines = [f"Return-Path: <{envelope.mail_from or ''}>"]
+    lines += [f"Delivered-To: {rcpt}" for rcpt in envelope.rcpt_tos[:1]]
+    lines.append(
+        f"Received: from {helo} ([{peer}])\r\n\tby {hostname} ({IDENT}) with "
+        f"{'ESMTP' if session.extended_smtp else 'SMTP'}; {formatdate(localtime=False)}"
+    )
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
+
+
+class DeskHandler:
+    """aiosmtpd handler: checks recipients, stores each mail, answers after the commit."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        storage: Storage,
+        max_file_bytes: int,
+        allowed: tuple[str, ...] = (),
+        hostname: str = "servicecycle",
+    ) -> None:
+        self.sessions = sessions
+        self.storage = storage
+        self.max_file_bytes = max_file_bytes
+        self.allowed = allowed
+        self.hostname = hostname
+        self.busy = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not accepts(address, self.allowed):
+            log.info("mail.listener.recipient_refused", recipient=address)
+            return f"550 5.1.1 <{address}>: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content or b""
+        raw = content if isinstance(content, bytes) else content.encode("utf-8", "replace")
+        self.busy += 1
+        self.idle.clear()
+        try:
+            async with unit_of_work(self.sessions) as db:
+                outcome = await intake.receive(
+                    db,
+                    _trace(envelope, session, self.hostname) + raw,
+                    storage=self.storage,
+                    max_file_bytes=self.max_file_bytes,
+                )
+        except Exception:  # the mail is not stored: the sender must keep it and try again
+            log.exception("mail.listener.store_failed", size=len(raw), sender=envelope.mail_from)
+            return "451 4.3.0 The mail could not be stored just now; please try again later"
+        finally:
+            self.busy -= 1
+            if not self.busy:
+                self.idle.set()
+        log.info(
+            "mail.listener.received",
+            outcome=outcome.outcome,
+            ticket_id=outcome.ticket_id,
+            size=len(raw),
+        )
+        where = f" #{outcome.ticket_id}" if outcome.ticket_id else ""
+        return f"250 2.0.0 OK: {outcome.outcome}{where}"
+
+
+@dataclass
+class Listener:
+    """A running listener: its address, and the handler (for how busy it is)."""
+
+    host: str
+    port: int
+    handler: DeskHandler
+    server: asyncio.Server
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    host: str,
+    port: int,
+    storage: Storage,
+    max_file_bytes: int,
+    allowed: tuple[str, ...] = (),
+    hostname: str = "servicecycle",
+    max_bytes: int = intake.MAX_MAIL_BYTES,
+    drain_seconds: float = 30.0,
+) -> AsyncIterator[Listener]:
+    """Listen on ``host:port`` in the running event loop for the block's duration. On exit,
+    no new connection is taken, mails being stored are finished (up to ``drain_seconds``),
+    and open connections are closed (their senders retry what was not acknowledged)."""
+    handler = DeskHandler(
+        sessions,
+        storage=storage,
+        max_file_bytes=max_file_bytes,
+        allowed=allowed,
+        hostname=hostname,
+    )
+    protocols: list[SMTP] = []
+
+    def factory() -> SMTP:
+        protocol = SMTP(
+            handler,
+            data_size_limit=max_bytes,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident=IDENT,
+        )
+        protocols[:] = [p for p in protocols if p.transport and not p.transport.is_closing()]
+        protocols.append(protocol)
+        return protocol
+
+    server = await asyncio.get_running_loop().create_server(factory, host=host, port=port)
+    bound = server.sockets[0].getsockname()
+    log.info("mail.listener.started", host=bound[0], port=bound[1], accepts=allowed or "any")
+    try:
+        yield Listener(host=bound[0], port=int(bound[1]), handler=handler, server=server)
+    finally:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handler.idle.wait(), drain_seconds)
+        for protocol in protocols:
+            if protocol.transport is not None and not protocol.transport.is_closing():
+                protocol.transport.close()
+        await server.wait_closed()
+        log.info("mail.listener.stopped")
+
+
+class ListenerThread:
+    """The listener on its own thread and event loop (beside a web server in one process).
+
+    ``run(stop, ready)`` is a coroutine function: it calls ``ready()`` once it listens, and
+    returns after the :class:`asyncio.Event` ``stop`` is set."""
+
+    def __init__(self, run: Callable[[asyncio.Event, Callable[[], None]], Any]) -> None:
+        self._run = run
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="mail-listener", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            await self._run(self._stop, self._ready.set)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # shown by the caller; the thread must not die silently
+            self.error = exc
+            log.exception("mail.listener.crashed")
+        finally:
+            self._ready.set()
+
+    def start(self) -> None:
+        """Start, and return once it listens (or has failed: see ``error``)."""
+        self._thread.start()
+        self._ready.wait()
+
+    def stop(self, timeout: float = 40.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended on its own
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
