@@ -285,13 +285,7 @@ async def _poll_now(request: Request, mailbox_id: int) -> imap.PollResult:
     """One poll in its own transactions (each stored mail is committed before it is marked
     read), outside the request's; a mailbox another worker holds is a 409."""
     rt = runtime(request)
-    result = await imap.poll_mailbox(
-        rt.sessions,
-        mailbox_id,
-        keyring=rt.settings.keyring(),
-        storage=storage_for(rt.settings.attachment_storage, rt.settings.data_dir),
-        max_file_bytes=rt.settings.max_attachment_bytes,
-    )
+    result = await imap.poll_configured(rt.settings, rt.sessions, mailbox_id)
     if result.busy:
         raise Conflict("This mailbox is being polled right now; try again in a moment")
     return result

@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from servicecycle.channels import mailboxes
 from servicecycle.channels.email import intake
 from servicecycle.channels.mailboxes import Login
+from servicecycle.config import Settings
 from servicecycle.kit import clock
 from servicecycle.kit.errors import ServiceError
 from servicecycle.kit.secrets import Keyring
-from servicecycle.tickets.storage import Storage
+from servicecycle.tickets.storage import Storage, storage_for
 
 log = structlog.get_logger(__name__)
 
@@ -306,3 +307,21 @@ async def _take(
     result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
     if stored and raw is not None:
         await connection.mark_seen(uid)
+
+
+async def poll_configured(
+    settings: Settings,
+    factory: async_sessionmaker[AsyncSession],
+    mailbox_id: int,
+    *,
+    due_only: bool = False,
+) -> PollResult:
+    """``poll_mailbox`` with the key, file storage and limits of ``settings``."""
+    return await poll_mailbox(
+        factory,
+        mailbox_id,
+        keyring=settings.keyring(),
+        storage=storage_for(settings.attachment_storage, settings.data_dir),
+        max_file_bytes=settings.max_attachment_bytes,
+        due_only=due_only,
+    )
