@@ -43,6 +43,7 @@ from servicecycle.sla import pages as sla_pages
 from servicecycle.sla import service as sla_service
 from servicecycle.tickets import api as tickets_api
 from servicecycle.tickets import pages as tickets_pages
+from servicecycle.tickets import search_pages as tickets_search_pages
 from servicecycle.tickets import workspace as tickets_workspace
 from servicecycle.web import errors
 from servicecycle.web.observability import RequestContext, SecurityHeaders
@@ -118,6 +119,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(dashboard_pages.router)
     app.include_router(events_pages.router)
     app.include_router(tickets_pages.router)
+    app.include_router(tickets_search_pages.router)
     app.include_router(customers_pages.router)
     app.include_router(sla_pages.router)
     app.include_router(automation_pages.router)

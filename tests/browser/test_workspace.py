@@ -246,3 +246,40 @@ async def test_two_agents_on_one_ticket_see_each_other_and_files_reach_the_threa
     assert errors == []
     await nora_context.close()  # type: ignore[attr-defined]
     await ana_context.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.browser
+async def test_an_agent_searches_from_anywhere_with_the_slash_key(
+    live_server: LiveServer, browser: object
+) -> None:
+    _create_user(live_server, "nora@example.com", "Nora Quinn", "agent")
+    _, parcel_id = await _seed(live_server)
+    context, page = await _signed_in_page(browser, live_server, "nora@example.com")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # type: ignore[attr-defined]
+
+    await page.keyboard.press("/")  # type: ignore[attr-defined]
+    assert await page.evaluate("document.activeElement.id") == "topsearch-q"  # type: ignore[attr-defined]
+    await page.keyboard.type("parcel -invoice")  # type: ignore[attr-defined]
+    await page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    await page.wait_for_url("**/search?q=parcel+-invoice")  # type: ignore[attr-defined]
+    rows = page.locator(".search-results tr[data-row]")  # type: ignore[attr-defined]
+    assert await rows.count() == 1
+    assert await page.inner_text(".search-results mark") == "parcel"  # type: ignore[attr-defined]
+
+    await page.fill("#search-q", 'order 5521 status:new "wrong address"')  # type: ignore[attr-defined]
+    await page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    await page.wait_for_url("**/search?q=*")  # type: ignore[attr-defined]
+    assert "Invoice shows the wrong address" in await page.inner_text(".search-results")  # type: ignore[attr-defined]
+    await page.screenshot(path=shot_path("search"), full_page=True)  # type: ignore[attr-defined]
+
+    await page.fill("#search-q", "parcel")  # type: ignore[attr-defined]
+    await page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    await page.wait_for_selector(".search-results mark")  # type: ignore[attr-defined]
+    await page.locator("body").focus()  # type: ignore[attr-defined]
+    await page.evaluate("document.activeElement.blur()")  # type: ignore[attr-defined]
+    await page.keyboard.press("j")  # type: ignore[attr-defined]
+    await page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    await page.wait_for_url(f"{live_server.url}/tickets/{parcel_id}")  # type: ignore[attr-defined]
+    assert errors == []
+    await context.close()  # type: ignore[attr-defined]

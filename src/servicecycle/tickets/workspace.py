@@ -387,6 +387,16 @@ async def _user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[
     return {i: found.get(i, f"User #{i}") for i in wanted}
 
 
+async def user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """Users' names by id (a missing user reads "User #id")."""
+    return await _user_names(session, ids)
+
+
+async def customer_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """Customers' names by id (customers that are gone are left out)."""
+    return {i: c.name for i, c in (await _customers(session, ids)).items()}
+
+
 async def _customers(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, Customer]:
     # one primary-key read per distinct customer: customers has no read-many yet
     found: dict[int, Customer] = {}
