@@ -1,23 +1,94 @@
-"""E-mail follows the ticket: acknowledgements for new requests, agents' replies by mail."""
+"""E-mail follows the ticket: acknowledgements for new requests, agents' replies by mail.
+
+The acknowledgement states the real first-reply target: the due time of the ticket's
+``first_reply`` SLA clock, in the policy calendar's time zone. This runs on
+``ticket.created`` before sla's own subscriber starts the clocks (subscribers run by
+package name), so unless a rule already started them, the due time is computed here from
+the policy sla would choose, with sla's own calendar arithmetic. Channels' subscribers thus
+read sla's service (they sit above it); nothing in sla imports channels.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.channels.email import outbox
 from servicecycle.config import get_settings
+from servicecycle.customers import service as customers
 from servicecycle.events.bus import subscribe
 from servicecycle.events.models import Event
+from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound
+from servicecycle.sla import service as sla
+from servicecycle.sla.models import SlaPolicy
+from servicecycle.sla.rules import TicketFacts
 from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Ticket
 
 ACKNOWLEDGED_CHANNELS = ("email", "web", "portal")
-# What each channel promises until the SLA policy's real target is stated (service standards).
+# What each channel promises when no SLA policy with a first-reply target applies.
 PROMISE = {
     "email": "within one business day",
     "web": "within one business day",
     "portal": "within one business day",
 }
+
+
+async def first_reply_due(
+    session: AsyncSession, ticket: Ticket, *, at: datetime
+) -> tuple[datetime, str] | None:
+    """When the first reply is due, and the time zone to say it in; None without a target."""
+    for row in await sla.clocks_of(session, ticket.id):
+        if row.metric == "first_reply" and row.state == "running" and row.due_at is not None:
+            policy = await sla.get_policy(session, row.policy_id) if row.policy_id else None
+            return row.due_at, await _zone(session, policy)
+    customer = await customers.get_customer(session, ticket.requester_id)
+    policy = await sla.choose_policy(
+        session,
+        TicketFacts(
+            priority=ticket.priority,
+            channel=ticket.channel,
+            tier=customer.tier,
+            team_id=ticket.team_id,
+            tags=tuple(ticket.tags),
+        ),
+    )
+    target = policy.targets.get("first_reply") if policy is not None else None
+    if policy is None or target is None:
+        return None
+    if target["business"] and policy.calendar_id is not None:
+        calendar = sla.business_calendar(await sla.get_calendar(session, policy.calendar_id))
+        due = calendar.add_minutes(at, target["minutes"])
+    else:  # as sla.start does: calendar minutes
+        due = at + timedelta(minutes=target["minutes"])
+    return due, await _zone(session, policy)
+
+
+async def _zone(session: AsyncSession, policy: SlaPolicy | None) -> str:
+    if policy is not None and policy.calendar_id is not None:
+        try:
+            return (await sla.get_calendar(session, policy.calendar_id)).zone
+        except NotFound:
+            pass
+    return get_settings().desk_time_zone
+
+
+def spoken_time(due: datetime, zone: str, *, now: datetime | None = None) -> str:
+    """``Tuesday 3 December, 10:00 (London time)``; the year only when it is not this one."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, zone = ZoneInfo("UTC"), "UTC"
+    local = due.astimezone(tz)
+    year = "" if local.year == (now or clock.now()).astimezone(tz).year else f" {local.year}"
+    if zone in ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Universal", "Zulu"):
+        label = "UTC"
+    else:
+        label = f"{zone.rsplit('/', 1)[-1].replace('_', ' ')} time"
+    return f"{local:%A} {local.day} {local:%B}{year}, {local:%H:%M} ({label})"
 
 
 @subscribe("ticket.created")
@@ -32,13 +103,21 @@ async def acknowledge(session: AsyncSession, event: Event) -> None:
     first = (await tickets.thread(session, ticket))[:1]
     if not first or first[0].author_type != "customer":
         return
+    due = await first_reply_due(session, ticket, at=event.occurred_at)
+    promise = f"by {spoken_time(*due)}" if due else PROMISE[ticket.channel]
     body = (
         f"Thank you for contacting us. Your request has the number #{ticket.id}: "
-        f"“{ticket.subject}”.\n\nWe will reply {PROMISE[ticket.channel]}. To add anything, "
+        f"“{ticket.subject}”.\n\nWe will reply {promise}. To add anything, "
         "simply reply to this e-mail."
     )
     await outbox.queue(
-        session, ticket, kind="acknowledgement", body=body, sender=get_settings().mail_from
+        session,
+        ticket,
+        kind="acknowledgement",
+        body=body,
+        sender=get_settings().mail_from,
+        # the expectation set at first contact, for the record (and for analytics)
+        note={"promised": promise, "due_at": due[0].isoformat() if due else None},
     )
 
 

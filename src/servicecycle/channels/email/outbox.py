@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import aiosmtplib
 import structlog
@@ -71,8 +72,10 @@ async def queue(
     body: str,
     sender: str,
     message: Message | None = None,
+    note: dict[str, Any] | None = None,
 ) -> OutboundMail | None:
-    """Queue a mail to the ticket's requester, threaded on the ticket's mails."""
+    """Queue a mail to the ticket's requester, threaded on the ticket's mails (``note`` is
+    added to the ``mail.queued`` event)."""
     to = await _customer_address(session, ticket)
     if to is None:
         return None
@@ -103,7 +106,7 @@ async def queue(
         subject_type="ticket",
         subject_id=ticket.id,
         actor=MAILER,
-        data={"outbound_id": row.id, "kind": kind, "to": to},
+        data={"outbound_id": row.id, "kind": kind, "to": to, **(note or {})},
     )
     return row
 
