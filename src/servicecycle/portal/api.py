@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,14 @@ from servicecycle.auth.deps import ApiAdmin, Db, Public, runtime
 from servicecycle.customers.models import Customer
 from servicecycle.kit.errors import ValidationFailed
 from servicecycle.portal import requests, service
-from servicecycle.portal.deps import ApiCustomer, client_ip, desk_name, files, policy
+from servicecycle.portal.deps import (
+    ApiCustomer,
+    client_ip,
+    desk_name,
+    files,
+    policy,
+    send_mail_soon,
+)
 from servicecycle.portal.schemas import (
     CompanySharing,
     FieldRead,
@@ -78,7 +85,9 @@ async def _detail(db: AsyncSession, ticket: Ticket) -> RequestDetail:
     status_code=status.HTTP_202_ACCEPTED,
     summary="E-mail a sign-in link (the same answer for unknown addresses; rate-limited)",
 )
-async def request_link(request: Request, body: LinkRequest, db: Db) -> LinkRequested:
+async def request_link(
+    request: Request, body: LinkRequest, db: Db, background: BackgroundTasks
+) -> LinkRequested:
     settings = runtime(request).settings
     await service.request_link(
         db,
@@ -90,6 +99,7 @@ async def request_link(request: Request, body: LinkRequest, db: Db) -> LinkReque
         desk_name=desk_name(settings),
         policy=policy(settings),
     )
+    background.add_task(send_mail_soon, runtime(request).jobs)
     return LinkRequested(status="sent_if_known")
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
+import procrastinate
+import structlog
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +24,8 @@ from servicecycle.portal import service
 from servicecycle.portal.models import PortalSession
 from servicecycle.portal.requests import Files
 from servicecycle.tickets.storage import storage_for
+
+log = structlog.get_logger(__name__)
 
 PORTAL_COOKIE = "sc_portal"
 FORM_COOKIE = "sc_portal_form"  # double-submit token for forms sent before sign-in
@@ -47,6 +52,19 @@ def files(settings: Settings) -> Files:
         storage=storage_for(settings.attachment_storage, settings.data_dir),
         max_bytes=settings.max_attachment_bytes,
     )
+
+
+async def send_mail_soon(jobs: procrastinate.App) -> None:
+    """Run the mail job now rather than at the next minute: someone waits for a sign-in link.
+    Called after the commit (a response's background task), so the job finds the mail."""
+    try:
+        await jobs.configure_task(
+            "channels.send_mail", queueing_lock="channels.send_mail"
+        ).defer_async(timestamp=int(time.time()))
+    except procrastinate.exceptions.AlreadyEnqueued:
+        pass  # a run is already waiting; it will send this mail too
+    except procrastinate.exceptions.AppNotOpen:
+        log.debug("portal.mail_job_not_deferred")  # the minute job still sends it
 
 
 def client_ip(request: Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -25,6 +25,7 @@ from servicecycle.portal.deps import (
     files,
     new_form_token,
     policy,
+    send_mail_soon,
     set_form_cookie,
     set_session_cookie,
 )
@@ -122,6 +123,7 @@ async def sign_in_page(request: Request, db: Db, next: str | None = None) -> Res
 async def ask_for_link(
     request: Request,
     db: Db,
+    background: BackgroundTasks,
     email: Annotated[str, Form(max_length=320)] = "",
 ) -> Response:
     context = {"next": "/portal/requests", "email": email}
@@ -163,6 +165,7 @@ async def ask_for_link(
             status_code=exc.status_code,
             anonymous_form=True,
         )
+    background.add_task(send_mail_soon, runtime(request).jobs)
     return _page(request, "check_mail.html", {"email": email.strip()})
 
 
