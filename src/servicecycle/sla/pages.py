@@ -21,10 +21,10 @@ from starlette.datastructures import FormData
 from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, PageAdmin, Principal
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, ServiceError, ValidationFailed
+from servicecycle.kit.errors import ServiceError, ValidationFailed
 from servicecycle.sla import service
 from servicecycle.sla.calendar import CalendarError
-from servicecycle.sla.models import METRICS, SlaPolicy
+from servicecycle.sla.models import METRICS, Calendar, SlaPolicy
 from servicecycle.tickets.models import CHANNELS, PRIORITIES
 from servicecycle.web.templating import render
 
@@ -160,10 +160,12 @@ class CalendarDraft:
     holiday_country: str = ""
     holiday_region: str = ""
     closed_days: str = ""
+    version: str = ""
 
     @classmethod
     def from_form(cls, form: FormData) -> CalendarDraft:
         return cls(
+            version=_text(form, "version"),
             name=_text(form, "name"),
             zone=_text(form, "zone"),
             days=[_text(form, f"day{day}") for day in range(7)],
@@ -171,6 +173,20 @@ class CalendarDraft:
             holiday_country=_text(form, "holiday_country").upper(),
             holiday_region=_text(form, "holiday_region"),
             closed_days=_text(form, "closed_days"),
+        )
+
+    @classmethod
+    def of(cls, row: Calendar) -> CalendarDraft:
+        days = [shifts_text(row.week.get(str(day), [])) for day in range(7)]
+        return cls(
+            name=row.name,
+            zone=row.zone,
+            days=days,
+            always_open=all(text == f"00:00{DASH}24:00" for text in days),
+            holiday_country=row.holiday_country or "",
+            holiday_region=row.holiday_region or "",
+            closed_days="\n".join(row.closed_days),
+            version=str(row.version),
         )
 
     def settings(self) -> dict[str, Any]:
@@ -251,6 +267,7 @@ async def _calendars_page(
     db: Db,
     draft: CalendarDraft,
     *,
+    editing: Calendar | None = None,
     shown: Preview | None = None,
     refusal: dict[str, Any] | None = None,
     status_code: int = 200,
@@ -260,6 +277,7 @@ async def _calendars_page(
         "sla/calendars.html",
         {
             "section": "calendars",
+            "editing": editing,
             "rows": await _calendar_rows(db),
             "draft": draft,
             "weekdays": WEEKDAYS,
@@ -292,6 +310,64 @@ async def create_calendar(request: Request, principal: PageAdmin, db: Db) -> Res
             request, db, draft, refusal=problem(exc), status_code=exc.status_code
         )
     _flash(principal, f"Calendar “{row.name}” saved.")
+    return RedirectResponse("/admin/calendars", status_code=303)
+
+
+@router.get("/admin/calendars/{calendar_id:int}")
+async def calendar_page(
+    request: Request, calendar_id: int, principal: PageAdmin, db: Db
+) -> Response:
+    row = await service.get_calendar(db, calendar_id)
+    return await _calendars_page(request, db, CalendarDraft.of(row), editing=row)
+
+
+@router.post("/admin/calendars/{calendar_id:int}")
+async def update_calendar(
+    request: Request, calendar_id: int, principal: PageAdmin, db: Db
+) -> Response:
+    row = await service.get_calendar(db, calendar_id)
+    draft = CalendarDraft.from_form(await request.form())
+    try:
+        async with db.begin_nested():
+            await service.update_calendar(
+                db,
+                row,
+                expected_version=_version(draft.version),
+                changes={"name": _check_name(draft.name), **draft.settings()},
+                actor=principal.actor,
+            )
+    except ServiceError as exc:
+        row = await service.get_calendar(db, calendar_id)  # as stored, after the rollback
+        return await _calendars_page(
+            request, db, draft, editing=row, refusal=problem(exc), status_code=exc.status_code
+        )
+    _flash(principal, f"Calendar “{row.name}” saved.")
+    return RedirectResponse("/admin/calendars", status_code=303)
+
+
+@router.post("/admin/calendars/{calendar_id:int}/delete")
+async def delete_calendar(
+    request: Request, calendar_id: int, principal: PageAdmin, db: Db
+) -> Response:
+    row = await service.get_calendar(db, calendar_id)
+    name = row.name
+    form = await request.form()
+    try:
+        async with db.begin_nested():
+            await service.delete_calendar(
+                db, row, expected_version=_version(_text(form, "version")), actor=principal.actor
+            )
+    except ServiceError as exc:
+        row = await service.get_calendar(db, calendar_id)
+        return await _calendars_page(
+            request,
+            db,
+            CalendarDraft.of(row),
+            editing=row,
+            refusal=problem(exc),
+            status_code=exc.status_code,
+        )
+    _flash(principal, f"Calendar “{name}” deleted.")
     return RedirectResponse("/admin/calendars", status_code=303)
 
 
@@ -557,15 +633,6 @@ async def policy_page(request: Request, policy_id: int, principal: PageAdmin, db
     return await _policy_form(request, db, PolicyDraft.of(policy), policy=policy)
 
 
-async def _check_update(db: Db, policy: SlaPolicy, changes: dict[str, Any]) -> None:
-    """What create_policy checks and update_policy does not (yet): without this an empty
-    name would be saved, and a taken one fail in the database (a 500)."""
-    if not changes["name"]:
-        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
-    if any(p.name == changes["name"] for p in await service.list_policies(db) if p.id != policy.id):
-        raise Conflict("A policy with this name exists", fields={"name": "already taken"})
-
-
 def _version(typed: str) -> int:
     return int(typed) if typed.isdigit() else -1
 
@@ -576,13 +643,11 @@ async def update_policy(request: Request, policy_id: int, principal: PageAdmin, 
     draft = PolicyDraft.from_form(await request.form())
     try:
         async with db.begin_nested():
-            changes = draft.fields()
-            await _check_update(db, policy, changes)
             await service.update_policy(
                 db,
                 policy,
                 expected_version=_version(draft.version),
-                changes=changes,
+                changes=draft.fields(),
                 actor=principal.actor,
             )
     except ServiceError as exc:
@@ -591,6 +656,30 @@ async def update_policy(request: Request, policy_id: int, principal: PageAdmin, 
             request, db, draft, policy=policy, refusal=problem(exc), status_code=exc.status_code
         )
     _flash(principal, f"Policy “{policy.name}” saved.")
+    return RedirectResponse("/admin/sla/policies", status_code=303)
+
+
+@router.post("/admin/sla/policies/{policy_id:int}/delete")
+async def delete_policy(request: Request, policy_id: int, principal: PageAdmin, db: Db) -> Response:
+    policy = await service.get_policy(db, policy_id)
+    name = policy.name
+    form = await request.form()
+    try:
+        async with db.begin_nested():
+            await service.delete_policy(
+                db, policy, expected_version=_version(_text(form, "version")), actor=principal.actor
+            )
+    except ServiceError as exc:
+        policy = await service.get_policy(db, policy_id)
+        return await _policy_form(
+            request,
+            db,
+            PolicyDraft.of(policy),
+            policy=policy,
+            refusal=problem(exc),
+            status_code=exc.status_code,
+        )
+    _flash(principal, f"Policy “{name}” deleted.")
     return RedirectResponse("/admin/sla/policies", status_code=303)
 
 

@@ -40,6 +40,18 @@ class CalendarCreate(Strict):
     closed_days: list[str] = Field(default_factory=list, examples=[["2026-12-24"]])
 
 
+class CalendarUpdate(Strict):
+    """Only the fields sent change; the calendar that results is checked as a whole."""
+
+    version: int | None = None
+    name: str | None = Field(default=None, max_length=120)
+    zone: str | None = Field(default=None, max_length=64)
+    week: dict[str, list[list[str]]] | None = None
+    holiday_country: str | None = Field(default=None, max_length=8)
+    holiday_region: str | None = Field(default=None, max_length=16)
+    closed_days: list[str] | None = None
+
+
 Metric = Literal["first_reply", "next_reply", "periodic_update", "resolution"]
 PauseStatus = Literal["pending", "on-hold"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.auth.models import Team
 from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
@@ -27,6 +28,8 @@ from servicecycle.sla.rules import (
 )
 
 SYSTEM = Actor.system("sla")
+NAME_MAX = 120
+WARN_MAX = 10_080  # a week
 _built: dict[tuple[int, int], BusinessCalendar] = {}
 
 
@@ -94,8 +97,7 @@ async def create_calendar(
     closed_days: list[str],
     actor: Actor,
 ) -> Calendar:
-    if not name.strip():
-        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    name = _check_name(name)
     build_calendar(
         zone=zone,
         week=week,
@@ -103,10 +105,9 @@ async def create_calendar(
         holiday_region=holiday_region,
         closed_days=closed_days,
     )
-    if await session.scalar(select(Calendar.id).where(Calendar.name == name.strip())) is not None:
-        raise Conflict("A calendar with this name exists", fields={"name": "already taken"})
+    await _refuse_taken(session, Calendar, name, "A calendar with this name exists")
     row = Calendar(
-        name=name.strip(),
+        name=name,
         zone=zone,
         week=week,
         holiday_country=holiday_country,
@@ -137,6 +138,129 @@ async def get_calendar(session: AsyncSession, calendar_id: int) -> Calendar:
     return row
 
 
+CALENDAR_FIELDS = ("name", "zone", "week", "holiday_country", "holiday_region", "closed_days")
+
+
+async def update_calendar(
+    session: AsyncSession,
+    row: Calendar,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> Calendar:
+    """Change a calendar; the whole result is checked as at creation (no working hours, bad
+    times, an unknown zone or country are refused). Clocks already running keep the due
+    time they have until their next pause, resume or re-target."""
+    _check_version(row.version, expected_version, "calendar")
+    unknown = set(changes) - set(CALENDAR_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            "Unknown field", fields={key: "not a calendar field" for key in unknown}
+        )
+    if "name" in changes:
+        changes["name"] = _check_name(changes["name"])
+        if changes["name"] != row.name:
+            await _refuse_taken(
+                session, Calendar, changes["name"], "A calendar with this name exists"
+            )
+    merged = {key: changes.get(key, getattr(row, key)) for key in CALENDAR_FIELDS}
+    build_calendar(**{key: value for key, value in merged.items() if key != "name"})
+    changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
+    for key, value in changed.items():
+        setattr(row, key, value)
+    if changed:
+        await session.flush()
+        await record(
+            session,
+            "calendar.updated",
+            subject_type="calendar",
+            subject_id=row.id,
+            actor=actor,
+            data={"changes": changed},
+        )
+    return row
+
+
+async def delete_calendar(
+    session: AsyncSession, row: Calendar, *, expected_version: int | None, actor: Actor
+) -> None:
+    """Remove a calendar no policy uses; otherwise 409 naming the policies."""
+    if expected_version is not None:
+        _check_version(row.version, expected_version, "calendar")
+    users = list(
+        (
+            await session.scalars(
+                select(SlaPolicy.name)
+                .where(SlaPolicy.calendar_id == row.id)
+                .order_by(SlaPolicy.name)
+            )
+        ).all()
+    )
+    if users:
+        raise Conflict(
+            f"The calendar is used by {', '.join(users)}; point them at another calendar first",
+            fields={"calendar": f"used by {', '.join(users)}"},
+            extra={"policies": users},
+        )
+    name = row.name
+    await session.delete(row)
+    await session.flush()
+    await record(
+        session,
+        "calendar.deleted",
+        subject_type="calendar",
+        subject_id=row.id,
+        actor=actor,
+        data={"name": name},
+    )
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    if len(name.strip()) > NAME_MAX:
+        raise ValidationFailed(
+            "Name is too long", fields={"name": f"at most {NAME_MAX} characters"}
+        )
+    return name.strip()
+
+
+async def _refuse_taken(
+    session: AsyncSession, model: type[Calendar] | type[SlaPolicy], name: str, message: str
+) -> None:
+    if await session.scalar(select(model.id).where(model.name == name)) is not None:
+        raise Conflict(message, fields={"name": "already taken"})
+
+
+def _check_version(current: int, expected: int, what: str) -> None:
+    if current != expected:
+        raise PreconditionFailed(
+            f"This {what} was changed by someone else; reload and try again",
+            extra={"current_version": current},
+        )
+
+
+def _check_warn(minutes: Any) -> int:
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 0 <= minutes <= WARN_MAX:
+        raise ValidationFailed(
+            "Invalid warning time", fields={"warn_minutes": f"0 to {WARN_MAX} minutes"}
+        )
+    return minutes
+
+
+async def _check_teams(session: AsyncSession, conditions: dict[str, list[Any]]) -> None:
+    """A team condition names existing teams (a rule about no team would never match)."""
+    wanted = set(conditions.get("team_id", []))
+    if wanted:
+        found = set((await session.scalars(select(Team.id).where(Team.id.in_(wanted)))).all())
+        if missing := sorted(wanted - found):
+            raise ValidationFailed(
+                "Unknown team",
+                fields={"conditions.team_id": f"no team {', '.join(map(str, missing))}"},
+            )
+
+
 # -- policies -------------------------------------------------------------------------------
 
 
@@ -151,11 +275,12 @@ async def create_policy(
     warn_minutes: int,
     actor: Actor,
 ) -> SlaPolicy:
-    if not name.strip():
-        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    name = _check_name(name)
     clean_conditions = check_conditions(conditions)
+    await _check_teams(session, clean_conditions)
     clean_targets = check_targets(targets, METRICS)
     _check_pause(pause_statuses)
+    warn_minutes = _check_warn(warn_minutes)
     if calendar_id is not None and await session.get(Calendar, calendar_id) is None:
         raise ValidationFailed("No such calendar", fields={"calendar_id": "unknown calendar"})
     if any(t["business"] for t in clean_targets.values()) and calendar_id is None:
@@ -163,11 +288,10 @@ async def create_policy(
             "Business-time targets need a calendar",
             fields={"calendar_id": "required for business time"},
         )
-    if await session.scalar(select(SlaPolicy.id).where(SlaPolicy.name == name.strip())) is not None:
-        raise Conflict("A policy with this name exists", fields={"name": "already taken"})
+    await _refuse_taken(session, SlaPolicy, name, "A policy with this name exists")
     position = len((await session.scalars(select(SlaPolicy.id))).all())
     policy = SlaPolicy(
-        name=name.strip(),
+        name=name,
         conditions=clean_conditions,
         targets=clean_targets,
         calendar_id=calendar_id,
@@ -216,13 +340,21 @@ async def update_policy(
     changes: dict[str, Any],
     actor: Actor,
 ) -> SlaPolicy:
-    if policy.version != expected_version:
-        raise PreconditionFailed(
-            "This policy was changed by someone else; reload and try again",
-            extra={"current_version": policy.version},
-        )
+    _check_version(policy.version, expected_version, "policy")
+    if "name" in changes:
+        changes["name"] = _check_name(changes["name"])
+        if changes["name"] != policy.name:
+            await _refuse_taken(
+                session, SlaPolicy, changes["name"], "A policy with this name exists"
+            )
+    if "warn_minutes" in changes:
+        changes["warn_minutes"] = _check_warn(changes["warn_minutes"])
+    for key in ("active", "position", "conditions", "targets", "pause_statuses"):
+        if key in changes and changes[key] is None:
+            raise ValidationFailed(f"Invalid {key}", fields={key: "must not be null"})
     if "conditions" in changes:
         changes["conditions"] = check_conditions(changes["conditions"])
+        await _check_teams(session, changes["conditions"])
     if "targets" in changes:
         changes["targets"] = check_targets(changes["targets"], METRICS)
     if "pause_statuses" in changes:
@@ -250,6 +382,40 @@ async def update_policy(
             data={"changes": changed},
         )
     return policy
+
+
+async def delete_policy(
+    session: AsyncSession, policy: SlaPolicy, *, expected_version: int | None, actor: Actor
+) -> None:
+    """Remove a policy that times no open ticket any more; otherwise 409 (deactivate it: its
+    clocks then run out with their tickets, and new tickets get other policies)."""
+    if expected_version is not None:
+        _check_version(policy.version, expected_version, "policy")
+    timed = await session.scalar(
+        select(func.count(func.distinct(SlaClock.ticket_id))).where(
+            SlaClock.policy_id == policy.id,
+            SlaClock.stopped_at.is_(None),
+            SlaClock.state != "cancelled",
+        )
+    )
+    if timed:
+        raise Conflict(
+            f"{timed} open ticket{'s are' if timed != 1 else ' is'} timed by this policy; "
+            "deactivate it instead, and delete it once they are solved",
+            fields={"policy": f"timing {timed} open ticket{'s' if timed != 1 else ''}"},
+            extra={"timed_tickets": timed},
+        )
+    name = policy.name
+    await session.delete(policy)
+    await session.flush()
+    await record(
+        session,
+        "sla_policy.deleted",
+        subject_type="sla_policy",
+        subject_id=policy.id,
+        actor=actor,
+        data={"name": name},
+    )
 
 
 async def choose_policy(session: AsyncSession, facts: TicketFacts) -> SlaPolicy | None:
