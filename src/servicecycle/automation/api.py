@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Response, status
 
 from servicecycle.auth.deps import ApiAdmin, ApiAgent, ApiUser, Db
 from servicecycle.auth.models import Role
@@ -15,6 +15,7 @@ from servicecycle.automation.schemas import (
     MacroCreate,
     MacroPreview,
     MacroRead,
+    MacroUpdate,
     RuleCreate,
     RuleRead,
     RuleUpdate,
@@ -45,7 +46,15 @@ async def create_rule(body: RuleCreate, principal: ApiAdmin, db: Db) -> RuleRead
     return RuleRead.model_validate(rule)
 
 
-@router.patch("/rules/{rule_id}", response_model=RuleRead)
+@router.patch(
+    "/rules/{rule_id}",
+    response_model=RuleRead,
+    responses={
+        409: {"description": "The name is taken"},
+        412: {"description": "The rule changed since it was read"},
+        422: {"description": "Invalid rule; `fields` names the bad path"},
+    },
+)
 async def update_rule(
     rule_id: int,
     body: RuleUpdate,
@@ -72,7 +81,7 @@ async def update_rule(
 )
 async def dry_run(rule_id: int, principal: ApiAdmin, db: Db) -> DryRun:
     rule = await service.get_rule(db, rule_id)
-    return DryRun(ticket_ids=await service.dry_run(db, rule))
+    return DryRun(ticket_ids=await service.dry_run(db, rule), actions=await service.plan(db, rule))
 
 
 @router.get("/macros", response_model=list[MacroRead], tags=["macros"])
@@ -92,6 +101,47 @@ async def create_macro(body: MacroCreate, principal: ApiAgent, db: Db) -> MacroR
         **body.model_dump(),
     )
     return MacroRead.model_validate(macro)
+
+
+@router.patch(
+    "/macros/{macro_id}",
+    response_model=MacroRead,
+    tags=["macros"],
+    summary="Change a macro (its owner; shared ones: admins)",
+    responses={
+        409: {"description": "The name is taken"},
+        412: {"description": "The macro changed since it was read"},
+        422: {"description": "Invalid macro; `fields` names the bad path"},
+    },
+)
+async def update_macro(
+    macro_id: int,
+    body: MacroUpdate,
+    principal: ApiAgent,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
+) -> MacroRead:
+    macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+    given = if_match is not None or body.version is not None
+    expected = parse_if_match(if_match, body.version) if given else None
+    macro = await macros.update_macro(
+        db,
+        macro,
+        changes=body.model_dump(exclude_unset=True, exclude={"version"}),
+        expected_version=expected,
+        is_admin=principal.role == Role.admin,
+        actor=principal.actor,
+    )
+    return MacroRead.model_validate(macro)
+
+
+@router.delete("/macros/{macro_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["macros"])
+async def delete_macro(macro_id: int, principal: ApiAgent, db: Db) -> Response:
+    macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+    await macros.delete_macro(
+        db, macro, is_admin=principal.role == Role.admin, actor=principal.actor
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -16,10 +16,11 @@ from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, PageAdmin, Principal
 from servicecycle.automation import macros, service
 from servicecycle.automation.models import Macro, Rule
-from servicecycle.automation.rules import ACTIONS, EVENT_KINDS, FIELDS, OPS
-from servicecycle.kit.errors import Conflict, ServiceError, ValidationFailed
+from servicecycle.automation.rules import ACTIONS, EVENT_KINDS, FIELDS, OPS, PLACEHOLDERS
+from servicecycle.kit.errors import ServiceError, ValidationFailed
 from servicecycle.sla import service as sla
 from servicecycle.web.templating import render
+from servicecycle.webhooks import service as webhooks
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,6 +38,8 @@ ACTION_WORDS = {
     "remove_tags": "Remove tags",
     "add_note": "Add an internal note:",
     "notify": "Notify",
+    "send_email": "E-mail",
+    "call_webhook": "Call the webhook",
 }
 FIELD_KINDS = {str: "Text", int: "Ids", float: "Hours", bool: "Yes or no", list: "Tags"}
 EXAMPLES = {
@@ -52,6 +55,22 @@ EXAMPLES = {
             {"field": "ticket.hours_since_update", "op": "gte", "value": 72},
         ],
         [{"type": "add_note", "value": "Pending for 3 days: chase the customer."}],
+    ),
+    "Tell the customer and another system about a breach (trigger on sla.breached)": (
+        ["sla.breached"],
+        [{"field": "sla.metric", "op": "is", "value": "resolution"}],
+        [
+            {
+                "type": "send_email",
+                "value": {
+                    "to": "requester",
+                    "subject": "An update on #{{ticket.number}}",
+                    "body": "Hi {{customer.first_name}}, this takes longer than we promised; "
+                    "{{agent.first_name}} is on it.",
+                },
+            },
+            {"type": "call_webhook", "value": {"webhook_id": 1, "payload": {"alert": "breach"}}},
+        ],
     ),
 }
 
@@ -129,6 +148,7 @@ async def _names(db: Db, rules: list[Rule], macro_list: list[Macro]) -> dict[str
     return {
         "team": {team.id: team.name for team, _ in await auth.list_teams(db)},
         "agent": {user.id: user.name for user in agents},
+        "webhook": {sub.id: sub.name for sub in await webhooks.list_subscriptions(db)},
     }
 
 
@@ -232,6 +252,7 @@ def _reference() -> dict[str, Any]:
             for name, (kind, choices) in ACTIONS.items()
         ],
         "events": EVENT_KINDS,
+        "placeholders": PLACEHOLDERS,
         "examples": [
             (title, pretty(events), pretty(conditions), pretty(actions))
             for title, (events, conditions, actions) in EXAMPLES.items()
@@ -247,6 +268,7 @@ async def _rule_page(
     rule: Rule | None = None,
     refusal: dict[str, Any] | None = None,
     matched: list[int] | None = None,
+    plan: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -259,6 +281,7 @@ async def _rule_page(
             "kinds": KINDS,
             "ref": _reference(),
             "matched": matched,
+            "plan": plan,
             "limit": service.DRY_RUN_LIMIT,
             "error": None,
             "fields": {},
@@ -329,27 +352,6 @@ async def rule_page(request: Request, rule_id: int, principal: PageAdmin, db: Db
     return await _rule_page(request, db, RuleDraft.of(rule), rule=rule)
 
 
-async def _check_update(db: Db, rule: Rule, changes: dict[str, Any]) -> None:
-    """What create_rule checks and update_rule does not (yet): without these an edit could
-    fail in the database (a 500) or leave a time rule without its waiting time."""
-    if not changes["name"]:
-        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
-    if any(r.name == changes["name"] for r in await service.list_rules(db) if r.id != rule.id):
-        raise Conflict("A rule with this name exists", fields={"name": "already taken"})
-    conditions = changes["conditions"]
-    if rule.kind == "time" and isinstance(conditions, list):
-        waits = [
-            c
-            for c in conditions
-            if isinstance(c, dict) and str(c.get("field", "")).startswith("ticket.hours_since")
-        ]
-        if not waits:
-            raise ValidationFailed(
-                "A time rule needs a waiting time",
-                fields={"conditions": "add ticket.hours_since_update or _created"},
-            )
-
-
 @router.post("/admin/rules/{rule_id:int}")
 async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: Db) -> Response:
     rule = await service.get_rule(db, rule_id)
@@ -359,7 +361,6 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
             changes = draft.fields()
             if rule.kind == "time":
                 del changes["events"]
-            await _check_update(db, rule, changes)
             await service.update_rule(
                 db,
                 rule,
@@ -403,14 +404,15 @@ async def dry_run(request: Request, rule_id: int, principal: PageAdmin, db: Db) 
     the rule's page with the result."""
     rule = await service.get_rule(db, rule_id)
     matched = await service.dry_run(db, rule)
+    plan = await service.plan(db, rule)
     if request.headers.get("hx-request") == "true":
         return render(
             request,
             "automation/_dry_run.html",
-            {"rule": rule, "matched": matched, "limit": service.DRY_RUN_LIMIT},
+            {"rule": rule, "matched": matched, "plan": plan, "limit": service.DRY_RUN_LIMIT},
             in_transaction=False,
         )
-    return await _rule_page(request, db, RuleDraft.of(rule), rule=rule, matched=matched)
+    return await _rule_page(request, db, RuleDraft.of(rule), rule=rule, matched=matched, plan=plan)
 
 
 # -- macros ---------------------------------------------------------------------------------
@@ -432,6 +434,16 @@ class MacroDraft:
             public=_text(form, "kind") != "note",
             actions=_text(form, "actions", strip=False),
             shared=_text(form, "shared") == "on",
+        )
+
+    @classmethod
+    def of(cls, macro: Macro) -> MacroDraft:
+        return cls(
+            name=macro.name,
+            body=macro.body,
+            public=macro.public,
+            actions=pretty(macro.actions, ("type", "value")) if macro.actions else "",
+            shared=macro.owner_id is None,
         )
 
     def fields(self) -> dict[str, Any]:
@@ -498,4 +510,71 @@ async def create_macro(request: Request, principal: PageAdmin, db: Db) -> Respon
             request, db, principal, draft, refusal=problem(exc), status_code=exc.status_code
         )
     _flash(principal, f"Macro “{macro.name}” saved.")
+    return RedirectResponse("/admin/macros", status_code=303)
+
+
+async def _macro_page(
+    request: Request,
+    db: Db,
+    macro: Macro,
+    draft: MacroDraft,
+    *,
+    refusal: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "automation/macro.html",
+        {
+            "section": "macros",
+            "macro": macro,
+            "draft": draft,
+            "placeholders": macros.PLACEHOLDERS,
+            "actions_ref": _reference()["actions"],
+            "error": None,
+            "fields": {},
+            **(refusal or {}),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/macros/{macro_id:int}")
+async def macro_page(request: Request, macro_id: int, principal: PageAdmin, db: Db) -> Response:
+    macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+    return await _macro_page(request, db, macro, MacroDraft.of(macro))
+
+
+@router.post("/admin/macros/{macro_id:int}")
+async def update_macro(request: Request, macro_id: int, principal: PageAdmin, db: Db) -> Response:
+    macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+    form = await request.form()
+    draft = MacroDraft.from_form(form)
+    draft.shared = macro.owner_id is None
+    try:
+        async with db.begin_nested():
+            changes = draft.fields()
+            del changes["shared"]
+            await macros.update_macro(
+                db,
+                macro,
+                changes=changes,
+                expected_version=_version(_text(form, "version")),
+                is_admin=True,
+                actor=principal.actor,
+            )
+    except ServiceError as exc:
+        macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+        return await _macro_page(
+            request, db, macro, draft, refusal=problem(exc), status_code=exc.status_code
+        )
+    _flash(principal, f"Macro “{macro.name}” saved.")
+    return RedirectResponse("/admin/macros", status_code=303)
+
+
+@router.post("/admin/macros/{macro_id:int}/delete")
+async def delete_macro(request: Request, macro_id: int, principal: PageAdmin, db: Db) -> Response:
+    macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
+    await macros.delete_macro(db, macro, is_admin=True, actor=principal.actor)
+    _flash(principal, f"Macro “{macro.name}” deleted.")
     return RedirectResponse("/admin/macros", status_code=303)

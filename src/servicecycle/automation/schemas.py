@@ -35,9 +35,29 @@ class RuleCreate(Strict):
         examples=[[{"field": "sla.metric", "op": "is", "value": "first_reply"}]],
     )
     actions: list[dict[str, Any]] = Field(
+        description=(
+            "Run in order. Besides ticket changes: `notify` {to, text}; `send_email` "
+            '{to: "requester" or an address, subject, body} with macro placeholders such as '
+            "`{{ticket.number}}`, queued in the mail outbox; `call_webhook` {webhook_id, "
+            "payload} posts a signed `rule.webhook_called` delivery to that webhook."
+        ),
         examples=[
-            [{"type": "set_priority", "value": "urgent"}, {"type": "assign_team", "value": 2}]
-        ]
+            [{"type": "set_priority", "value": "urgent"}, {"type": "assign_team", "value": 2}],
+            [
+                {
+                    "type": "send_email",
+                    "value": {
+                        "to": "requester",
+                        "subject": "We are on it: #{{ticket.number}}",
+                        "body": "Hi {{customer.first_name}}, your request is escalated.",
+                    },
+                },
+                {
+                    "type": "call_webhook",
+                    "value": {"webhook_id": 1, "payload": {"note": "#{{ticket.number}} breached"}},
+                },
+            ],
+        ],
     )
 
 
@@ -53,6 +73,10 @@ class RuleUpdate(Strict):
 
 class DryRun(BaseModel):
     ticket_ids: list[int] = Field(description="Open tickets the conditions match now")
+    actions: list[str] = Field(
+        default_factory=list,
+        description="What the actions would do, in words (a dry run sends and changes nothing)",
+    )
 
 
 class MacroRead(BaseModel):
@@ -64,6 +88,7 @@ class MacroRead(BaseModel):
     public: bool
     actions: list[dict[str, Any]]
     owner_id: int | None
+    version: int
 
 
 class MacroCreate(Strict):
@@ -78,6 +103,14 @@ class MacroCreate(Strict):
         default_factory=list, examples=[[{"type": "set_status", "value": "solved"}]]
     )
     shared: bool = False
+
+
+class MacroUpdate(Strict):
+    version: int | None = Field(default=None, description="The version read (or If-Match)")
+    name: str | None = Field(default=None, max_length=120)
+    body: str | None = Field(default=None, max_length=20_000)
+    public: bool | None = None
+    actions: list[dict[str, Any]] | None = None
 
 
 class MacroPreview(BaseModel):
