@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,24 @@ async def test_a_target_that_turned_private_is_refused_at_delivery(
     [row] = await _rows(sessions, sub_id)
     assert row.status == "failed" and row.error and row.error.startswith("refused:")
     assert receiver.received == []
+
+
+async def test_the_documented_signature_check_accepts_a_real_delivery(
+    sessions: Sessions,
+    settings: WebhookSettings,
+    receiver: Receiver,
+    make_ticket: Callable[..., Awaitable[Any]],
+) -> None:
+    """The Python example in docs/webhooks.md, run as a receiver would run it."""
+    doc = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    code = doc.split("## Verifying the signature")[1].split("```python")[1].split("```")[0]
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # noqa: S102 - our own documentation
+    _, secret = await _subscribe(sessions, settings, receiver.url, ["ticket.created"])
+    await make_ticket()
+    await _deliver(sessions, settings)
+    [got] = receiver.received
+    headers = {k.title(): v for k, v in got.headers.items()}
+    assert scope["verify"](secret, headers, got.body)
+    assert not scope["verify"](secret, headers, got.body + b" ")
+    assert not scope["verify"]("whsec_other", headers, got.body)
