@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ from servicecycle.channels.email import imap
 from servicecycle.channels.models import InboundMail, Mailbox
 from servicecycle.channels.tasks import poll_due_mailboxes
 from servicecycle.config import Settings
+from servicecycle.db.engine import make_engine, make_sessionmaker
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor
 from servicecycle.kit import clock
@@ -341,3 +343,30 @@ async def test_the_periodic_poll_takes_mail_from_due_enabled_mailboxes_only(
     titles = await subjects(db)
     assert "Periodic 0" in titles and "Periodic 1" not in titles and "Periodic 2" not in titles
     assert await run() == []  # polled a moment ago: not due again yet
+
+
+async def test_two_workers_at_once_poll_a_mailbox_only_once(
+    fresh_database: Callable[..., str], settings: Settings, imap_account: ImapAccount
+) -> None:
+    """Two pollers on their own connections, committing for real: one claims the mailbox, the
+    other is told it is busy, and each mail becomes one ticket."""
+    engines = [make_engine(fresh_database(), pool_size=2)]
+    engines.append(make_engine(engines[0].url.render_as_string(hide_password=False), pool_size=2))
+    factories = [make_sessionmaker(engine) for engine in engines]
+    try:
+        box = await add_mailbox(factories[0], settings, imap_account)
+        for n in range(3):
+            imap_account.append(mail(f"Race {n}", message_id=f"<race{n}@example.com>"))
+
+        results = await asyncio.gather(*(poll(factory, settings, box) for factory in factories))
+
+        assert sorted(r.busy for r in results) == [False, True]
+        assert sum(r.taken for r in results) == 3
+        async with factories[1]() as session:
+            count = await session.scalar(select(func.count()).select_from(Ticket))
+            assert count == 3
+            row = await mailboxes.get_mailbox(session, box.id)
+            assert row.polling_until is None and row.received_count == 3
+    finally:
+        for engine in engines:
+            await engine.dispose()
