@@ -101,7 +101,6 @@ async def chat_page(request: Request, principal: PageAgent, db: Db) -> Response:
             "live": await service.list_chats(db, live=True),
             "recent": await service.list_chats(db, live=False, limit=15),
             "availability": me.availability,
-            "online": await service.agents_online(db),
             "max_chars": service.MAX_LINE_CHARS,
         },
     )

@@ -30,9 +30,19 @@
   const root = host.attachShadow({ mode: "open" });
   root.append(el("link", { rel: "stylesheet", href: desk + "/chat/widget.css" }));
 
+  const bubble = () => {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "sc-launcher-icon");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    svg.append(path);
+    return svg;
+  };
   const launcher = el("button", { class: "sc-launcher", type: "button", "aria-expanded": "false" },
-    el("span", { class: "sc-launcher-icon", "aria-hidden": "true", text: "💬" }),
-    el("span", { text: "Chat with us" }));
+    bubble(), el("span", { text: "Chat with us" }));
   const closeButton = el("button", { class: "sc-close", type: "button", "aria-label": "Minimise chat", text: "–" });
   const endButton = el("button", { class: "sc-end", type: "button", text: "End chat", hidden: "" });
   const status = el("p", { class: "sc-status", role: "status" });

@@ -1,0 +1,160 @@
+"""Live chat end to end in Chromium: a visitor on another site, an agent on /chat."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.browser.conftest import LiveServer, shot_path
+from tests.browser.test_sign_in import PASSWORD, _create_user
+from tests.cli.test_serve_lifecycle import free_port
+
+SHOP = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Example Shop</title></head>
+<body><h1>Example Shop</h1><p>Spring collection, free returns.</p>
+<script src="{desk}/chat/widget.js" data-desk="{desk}" async></script>
+</body></html>
+"""
+
+
+def _shop(desk: str) -> Iterator[str]:
+    """A customer's site on another origin, embedding the widget with the one tag."""
+    page = SHOP.format(desk=desk).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def shop(live_server: LiveServer) -> Iterator[str]:
+    yield from _shop(live_server.url)
+
+
+def _errors(page: object) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # type: ignore[attr-defined]
+    return errors
+
+
+@pytest.mark.browser
+async def test_a_visitor_chats_with_an_agent_and_the_transcript_is_on_the_ticket(
+    live_server: LiveServer, shop: str, browser: object
+) -> None:
+    _create_user(live_server, "ana@example.com", "Ana Lima", "agent")
+
+    # the agent signs in, opens Live chat and goes online
+    agent_ctx = await browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    agent = await agent_ctx.new_page()
+    agent_errors = _errors(agent)
+    await agent.goto(live_server.url + "/login")
+    await agent.fill("#email", "ana@example.com")
+    await agent.fill("#password", PASSWORD)
+    await agent.click("button[type=submit]")
+    await agent.click("nav >> text=Live chat")
+    await agent.wait_for_url(live_server.url + "/chat")
+    await agent.wait_for_selector("[data-chat-desk][data-connected=true]")
+    await agent.click("[data-set-availability=online]")
+    await agent.wait_for_selector("[data-availability]:text('online')")
+
+    # a visitor on the shop's site opens the widget and writes
+    visitor_ctx = await browser.new_context(viewport={"width": 1100, "height": 760})  # type: ignore[attr-defined]
+    visitor = await visitor_ctx.new_page()
+    visitor_errors = _errors(visitor)
+    await visitor.goto(shop)
+    await visitor.click(".sc-launcher")
+    await visitor.wait_for_selector(".sc-status:text('Ask us anything')")
+    await visitor.fill(".sc-name", "Vera Visitor")
+    await visitor.fill(".sc-first", "Hi! Can I still change the size of order 5521?")
+    await visitor.click(".sc-start")
+    await visitor.wait_for_selector(".sc-line.sc-from-visitor:has-text('order 5521')")
+    await visitor.wait_for_selector(".sc-status:text('Waiting for an agent')")
+
+    # the agent's list shows it without a reload; the agent takes it and answers
+    item = agent.locator(".chat-item", has_text="Vera Visitor")
+    await item.wait_for()
+    assert "waiting" in await item.inner_text()
+    await item.click()
+    await agent.wait_for_selector(".chat-line.from-visitor:has-text('order 5521')")
+    await agent.click("[data-chat-take]")
+    await agent.wait_for_selector("[data-chat-compose]:not([hidden])")
+    await agent.fill("#chat-input", "Hi Vera, yes: which size would you like?")
+    await agent.keyboard.press("Enter")
+
+    # the visitor sees the agent join and the answer, and replies
+    await visitor.wait_for_selector(".sc-status:text('Ana Lima is here.')")
+    answer = visitor.locator(".sc-line.sc-from-agent")
+    await answer.wait_for()
+    assert "which size would you like?" in await answer.inner_text()
+    await visitor.fill(".sc-input", "Medium, please.")
+    await visitor.press(".sc-input", "Enter")
+    await agent.wait_for_selector(".chat-line.from-visitor:has-text('Medium, please.')")
+    await agent.fill("#chat-input", "Done: you will get the medium one.")
+    await agent.keyboard.press("Enter")
+    await visitor.wait_for_selector(".sc-line.sc-from-agent:has-text('medium one')")
+    await visitor.screenshot(path=shot_path("chat-widget"))
+    await agent.screenshot(path=shot_path("chat-agent"))
+
+    # a reload resumes the same chat
+    await visitor.reload()
+    await visitor.wait_for_selector(".sc-line.sc-from-agent:has-text('medium one')")
+    assert await visitor.locator(".sc-line").count() == 4
+
+    # the whole conversation is on the ticket
+    ticket_link = agent.locator("[data-chat-ticket]")
+    ticket_url = await ticket_link.get_attribute("href")
+    await agent.goto(live_server.url + str(ticket_url))
+    thread = await agent.inner_text(".thread")
+    for said in ("order 5521", "which size would you like?", "Medium, please.", "medium one"):
+        assert said in thread
+
+    # the visitor ends the chat; the agent's list empties
+    await visitor.click(".sc-end")
+    await visitor.wait_for_selector(".sc-status:text('Chat ended.')")
+    await agent.goto(live_server.url + "/chat")
+    await agent.wait_for_selector("[data-chat-empty]:not([hidden])")
+
+    assert visitor_errors == [] and agent_errors == []
+    await visitor_ctx.close()
+    await agent_ctx.close()
+
+
+@pytest.mark.browser
+async def test_with_nobody_online_the_widget_asks_for_an_email(
+    live_server: LiveServer, shop: str, browser: object
+) -> None:
+    context = await browser.new_context()  # type: ignore[attr-defined]
+    page = await context.new_page()
+    errors = _errors(page)
+    await page.goto(shop)
+    await page.click(".sc-launcher")
+    await page.wait_for_selector(".sc-status:text('Nobody is online right now')")
+    assert await page.inner_text("label[for=sc-email]") == "E-mail (needed: we reply by mail)"
+    await page.fill(".sc-name", "Olga")
+    await page.fill(".sc-email", "olga@example.no")
+    await page.fill(".sc-first", "Do you ship to Norway?")
+    await page.click(".sc-start")
+    await page.wait_for_selector(".sc-status:text('we will reply by e-mail')")
+    await page.wait_for_selector(".sc-line.sc-from-visitor:has-text('Norway')")
+    assert errors == []
+    await context.close()

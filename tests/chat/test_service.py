@@ -1,0 +1,93 @@
+"""The chat service on the test's rolled-back transaction: tokens, states, sweep, texts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.auth import service as auth
+from servicecycle.chat import service
+from servicecycle.events.models import Event
+from servicecycle.events.service import Actor
+from servicecycle.kit import clock
+from servicecycle.kit.errors import Conflict, ValidationFailed
+from servicecycle.kit.secrets import BadToken, Keyring
+
+T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def moment() -> Iterator[list[datetime]]:
+    now = [T0]
+    clock.set_source(lambda: now[0])
+    yield now
+    clock.set_source(None)
+
+
+async def _kinds(db: AsyncSession, ticket_id: int) -> list[str]:
+    rows = await db.scalars(
+        select(Event.kind).where(Event.subject_id == str(ticket_id)).order_by(Event.id)
+    )
+    return [k for k in rows if k.startswith("chat.")]
+
+
+def test_a_visitor_token_carries_only_its_visitor_and_purpose() -> None:
+    keyring = Keyring(b"k" * 32)
+    token, visitor_id = service.issue_token(keyring)
+    assert service.read_token(keyring, token) == visitor_id
+    with pytest.raises(BadToken):
+        service.read_token(Keyring(b"o" * 32), token)
+    with pytest.raises(BadToken):
+        service.read_token(keyring, keyring.sign("portal", {"v": visitor_id}, expires_at=None))
+
+
+def test_a_line_is_checked_for_emptiness_and_size() -> None:
+    assert service.check_line("  hi  ") == "hi"
+    for bad in ("", "   ", None, 5, "x" * (service.MAX_LINE_CHARS + 1)):
+        with pytest.raises(ValidationFailed):
+            service.check_line(bad)
+
+
+async def test_unanswered_chats_are_missed_and_gone_visitors_end(
+    db: AsyncSession, make_user: object, moment: list[datetime]
+) -> None:
+    agent = await make_user("agent")  # type: ignore[operator]
+    await auth.set_availability(db, agent, "online", actor=Actor.system("test"))
+    waiting = await service.start_chat(
+        db, visitor_id="v1", name="Una", email=None, text_="Anyone?", origin=None
+    )
+    taken = await service.start_chat(
+        db, visitor_id="v2", name="Ike", email=None, text_="Hello", origin=None
+    )
+    await service.take(db, taken.ticket_id, agent)
+    with pytest.raises(Conflict):
+        await service.agent_says(db, waiting.ticket_id, agent, "not taken yet")
+
+    moment[0] = T0 + service.WAIT_LIMIT - timedelta(seconds=1)
+    assert await service.sweep(db) == (0, 0)
+    moment[0] = T0 + service.WAIT_LIMIT
+    assert await service.sweep(db) == (1, 0)
+    assert waiting.state == "missed" and taken.state == "active"
+    moment[0] = T0 + service.GONE_AFTER
+    assert await service.sweep(db) == (0, 1)
+    assert taken.state == "ended"
+    assert await _kinds(db, waiting.ticket_id) == ["chat.started", "chat.missed"]
+    assert await _kinds(db, taken.ticket_id) == ["chat.started", "chat.taken", "chat.ended"]
+    # a visitor who comes back after their chat ended starts a new one
+    assert await service.current_chat(db, "v2") is None
+    assert await service.current_chat(db, "v1") is waiting  # missed: they may still add
+
+
+async def test_the_widget_texts_have_defaults_and_are_validated(db: AsyncSession) -> None:
+    texts = await service.texts(db)
+    assert texts.greeting == service.DEFAULT_GREETING
+    admin = Actor.system("test")
+    with pytest.raises(ValidationFailed) as refused:
+        await service.update_texts(db, greeting=" ", offline_text="x", actor=admin)
+    assert refused.value.fields == {"greeting": "1-500 characters"}
+    await service.update_texts(db, greeting="Hej!", offline_text="Back at 9.", actor=admin)
+    assert await service.texts(db) == service.Texts("Hej!", "Back at 9.")
