@@ -222,3 +222,31 @@ async def test_cookies_are_secure_behind_https(
         response = await use_link(client, token)
         assert response.status_code == 303
         assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_housekeeping_removes_spent_links_ended_sessions_and_old_counts(
+    client: AsyncClient,
+    sessions: Sessions,
+    make_customer: MakeCustomer,
+    frozen: list[datetime],
+) -> None:
+    from servicecycle.portal import service
+    from servicecycle.portal.models import PortalSession, ThrottleHit, UsedLink
+
+    await make_customer(email="old@example.com")
+    await sign_in(client, sessions, "old@example.com")
+
+    async def counts() -> list[int]:
+        async with sessions() as session:
+            return [
+                int(await session.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (UsedLink, PortalSession, ThrottleHit)
+            ]
+
+    assert await counts() == [1, 1, 2]
+    async with sessions() as session, session.begin():
+        await service.remove_expired(session, now=frozen[0] + timedelta(hours=2))
+    assert await counts() == [0, 1, 2]  # counts are kept a day, sessions 14 days
+    async with sessions() as session, session.begin():
+        await service.remove_expired(session, now=frozen[0] + timedelta(days=15))
+    assert await counts() == [0, 0, 0]

@@ -11,9 +11,7 @@ from starlette.datastructures import UploadFile
 
 from servicecycle.auth.deps import Db, Public, runtime
 from servicecycle.customers.models import Customer
-from servicecycle.kit import clock
 from servicecycle.kit.errors import ServiceError, TooManyRequests, Unauthenticated
-from servicecycle.kit.secrets import BadToken
 from servicecycle.portal import requests, service
 from servicecycle.portal.deps import (
     PORTAL_COOKIE,
@@ -175,11 +173,10 @@ def _portal_url(request: Request) -> str:
 
 
 @router.get("/portal/login/{token}", dependencies=[Public])
-async def link_page(request: Request, token: str) -> Response:
+async def link_page(request: Request, db: Db, token: str) -> Response:
     """Check the link and ask for one click: mail scanners that open links must not use it."""
-    try:
-        runtime(request).settings.keyring().unsign(service.LINK_PURPOSE, token, now=clock.now())
-    except BadToken:
+    keyring = runtime(request).settings.keyring()
+    if not await service.link_usable(db, token=token, keyring=keyring):
         return _page(request, "link_refused.html", status_code=401)
     return _page(request, "confirm_link.html", {"token": token}, anonymous_form=True)
 

@@ -185,17 +185,34 @@ async def _queue_mail(
     return row
 
 
-async def consume_link(
-    session: AsyncSession, *, token: str, keyring: Keyring, policy: Policy
-) -> Customer:
-    """The customer a sign-in link was made for; refused (401, one message for every reason)
-    if it was altered, has expired, or was used before."""
+def _read_link(token: str, keyring: Keyring) -> tuple[int, str]:
     try:
         payload = keyring.unsign(LINK_PURPOSE, token, now=clock.now())
     except BadToken as exc:
         raise Unauthenticated(REFUSED_LINK) from exc
     customer_id, link_id = payload.get("c"), payload.get("l")
     if not isinstance(customer_id, int) or not isinstance(link_id, str) or not link_id:
+        raise Unauthenticated(REFUSED_LINK)
+    return customer_id, link_id
+
+
+async def link_usable(session: AsyncSession, *, token: str, keyring: Keyring) -> bool:
+    """Whether a sign-in link would be accepted now (read only: it stays unused)."""
+    try:
+        _, link_id = _read_link(token, keyring)
+    except Unauthenticated:
+        return False
+    return await session.get(UsedLink, link_id) is None
+
+
+async def consume_link(
+    session: AsyncSession, *, token: str, keyring: Keyring, policy: Policy
+) -> Customer:
+    """The customer a sign-in link was made for; refused (401, one message for every reason)
+    if it was altered, has expired, or was used before."""
+    customer_id, link_id = _read_link(token, keyring)
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
         raise Unauthenticated(REFUSED_LINK)
     claimed = await session.scalar(
         insert(UsedLink)
@@ -208,8 +225,7 @@ async def consume_link(
         .on_conflict_do_nothing()
         .returning(UsedLink.link_id)
     )
-    customer = await session.get(Customer, customer_id)
-    if claimed is None or customer is None:
+    if claimed is None:
         raise Unauthenticated(REFUSED_LINK)
     if customer.merged_into_id is not None:  # the person now lives in the merged record
         customer = await customers.get_customer(session, customer.merged_into_id)
