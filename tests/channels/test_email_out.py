@@ -96,7 +96,8 @@ async def test_ack_reply_and_answer_thread_through_a_real_smtp_server(
     assert await outbox.deliver(sessions, settings) == (1, 0)  # the note is not mailed
     reply = inbox.mails[-1]
     assert reply["Subject"] == f"Re: [#{ticket_id}] Parcel missing"
-    assert reply["References"] == "<c1@example.com>"
+    assert reply["In-Reply-To"] == "<c1@example.com>"
+    assert reply["References"].split() == ["<c1@example.com>", ack["Message-ID"]]
     assert "It arrives tomorrow." in reply.get_content() and "courier" not in reply.get_content()
 
     answer = EmailMessage()

@@ -9,6 +9,7 @@ before), a new ticket is opened and linked to that one instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -18,6 +19,7 @@ from servicecycle.channels.email.parse import ParsedMail, Unreadable, parse
 from servicecycle.channels.models import InboundMail, MailThread
 from servicecycle.customers import service as customers
 from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError
 from servicecycle.tickets import attachments, merging
 from servicecycle.tickets import service as tickets
@@ -39,18 +41,22 @@ async def receive(
     session: AsyncSession, raw: bytes, *, storage: Storage, max_file_bytes: int
 ) -> Outcome:
     """Store what ``raw`` means for the desk, exactly once per Message-ID."""
+    arrived = clock.now()  # before anything it causes (its acknowledgement), for threading
     if len(raw) > MAX_MAIL_BYTES:
         return await _log(
             session,
             None,
             outcome="rejected",
             size=len(raw),
+            at=arrived,
             reason=f"mail larger than {MAX_MAIL_BYTES:,} bytes",
         )
     try:
         mail = parse(raw)
     except Unreadable as exc:
-        return await _log(session, None, outcome="rejected", size=len(raw), reason=str(exc))
+        return await _log(
+            session, None, outcome="rejected", size=len(raw), at=arrived, reason=str(exc)
+        )
     if mail.message_id:
         seen = await session.scalar(
             select(InboundMail).where(InboundMail.message_id == mail.message_id)
@@ -59,7 +65,9 @@ async def receive(
             return Outcome("duplicate", seen.ticket_id, "this Message-ID was received before")
     ticket = await _thread(session, mail)
     if mail.automatic is not None and ticket is None:
-        return await _log(session, mail, outcome="ignored", size=len(raw), reason=mail.automatic)
+        return await _log(
+            session, mail, outcome="ignored", size=len(raw), at=arrived, reason=mail.automatic
+        )
     customer = await customers.find_or_create_by_email(
         session, email=mail.sender, name=mail.sender_name, actor=MAILER
     )
@@ -81,7 +89,13 @@ async def receive(
         )
         await _files(session, mail, message.id, storage, max_file_bytes)
         return await _log(
-            session, mail, outcome="reply", size=len(raw), ticket=ticket, message_id=message.id
+            session,
+            mail,
+            outcome="reply",
+            size=len(raw),
+            at=arrived,
+            ticket=ticket,
+            message_id=message.id,
         )
     follow_up_of = ticket  # a reply to a closed ticket opens a new one, linked
     new, first = await tickets.create_ticket(
@@ -107,6 +121,7 @@ async def receive(
         mail,
         outcome="ticket",
         size=len(raw),
+        at=arrived,
         ticket=new,
         message_id=first.id,
         reason=reason,
@@ -186,6 +201,7 @@ async def _log(
     *,
     outcome: str,
     size: int,
+    at: datetime,
     reason: str | None = None,
     ticket: Ticket | None = None,
     message_id: int | None = None,
@@ -199,6 +215,7 @@ async def _log(
         ticket_id=ticket.id if ticket else None,
         message_row_id=message_id,
         size=size,
+        received_at=at,
     )
     session.add(row)
     await session.flush()

@@ -92,6 +92,7 @@ async def queue(
         message_id=f"<{uuid.uuid4().hex}@{domain}>",
         reply_to=_reply_address(sender, ticket.id),
         next_attempt_at=clock.now(),
+        created_at=clock.now(),  # not the transaction's time: threading orders by it
     )
     session.add(row)
     await session.flush()
@@ -112,16 +113,29 @@ async def queue(
 
 
 async def _thread_headers(session: AsyncSession, row: OutboundMail) -> None:
-    """Point the mail at the customer's mails on this ticket (read at send time, so a mail
-    queued in the same transaction as the ticket still threads on the mail that opened it)."""
-    found = await session.scalars(
-        select(InboundMail.message_id)
-        .where(InboundMail.ticket_id == row.ticket_id, InboundMail.message_id.is_not(None))
-        .order_by(InboundMail.id)
+    """Answer the customer's latest mail on this ticket (In-Reply-To) and name the whole
+    conversation, theirs and ours, oldest first (References). Read when the mail is first
+    claimed, so a mail queued with the ticket still threads on the mail that opened it."""
+    inbound = await session.execute(
+        select(InboundMail.received_at, InboundMail.message_id).where(
+            InboundMail.ticket_id == row.ticket_id,
+            InboundMail.message_id.is_not(None),
+            InboundMail.outcome.in_(("ticket", "reply")),
+        )
     )
-    ids = [mid for mid in found.all() if mid]
-    row.in_reply_to = ids[-1] if ids else None
-    row.references = " ".join(ids[-20:])
+    outbound = await session.execute(
+        select(OutboundMail.created_at, OutboundMail.message_id).where(
+            OutboundMail.ticket_id == row.ticket_id,
+            OutboundMail.id < row.id,
+            OutboundMail.status != "failed",
+        )
+    )
+    theirs = [(at, mid, True) for at, mid in inbound.all() if mid]
+    ours = [(at, mid, False) for at, mid in outbound.all()]
+    conversation = sorted(theirs + ours, key=lambda item: item[0])
+    answered = [mid for _, mid, inbound_mail in conversation if inbound_mail]
+    row.in_reply_to = answered[-1] if answered else None
+    row.references = " ".join(mid for _, mid, _ in conversation[-20:])
 
 
 def compose(row: OutboundMail, sender: str) -> EmailMessage:
