@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import imaplib
+import ipaddress
 import itertools
 import os
 import pwd
@@ -20,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,9 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{root}/server.pem
+ssl_key = <{root}/server.key
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -72,7 +76,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -139,8 +144,10 @@ class ImapAccount:
 @dataclass
 class ImapServer:
     host: str
-    port: int
+    port: int  # plain IMAP, STARTTLS offered
     root: Path
+    tls_port: int = 0  # IMAP over TLS
+    ca_file: Path = Path()  # the authority that signed the server's certificate
 
     def account(self) -> ImapAccount:
         """A user of its own, with an empty mailbox."""
@@ -167,11 +174,13 @@ def imap_server() -> Iterator[ImapServer]:
     )
     # dovecot refuses to run its login processes as root: as root, run it as its own user
     me = pwd.getpwnam("dovecot") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
-    port = _free_port()
+    port, tls_port = _free_port(), _free_port()
+    _certificates(root)
     (root / "dovecot.conf").write_text(
         CONFIG.format(
             root=root,
             port=port,
+            tls_port=tls_port,
             user=me.pw_name,
             group=grp.getgrgid(me.pw_gid).gr_name,
             uid=me.pw_uid,
@@ -191,7 +200,7 @@ def imap_server() -> Iterator[ImapServer]:
     )
     try:
         _wait_for(port, process, root)
-        yield ImapServer("127.0.0.1", port, root)
+        yield ImapServer("127.0.0.1", port, root, tls_port, root / "ca.pem")
     finally:
         process.terminate()
         try:
@@ -200,6 +209,78 @@ def imap_server() -> Iterator[ImapServer]:
             process.kill()
             process.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _certificates(root: Path) -> None:
+    """A test authority (ca.pem) and the server's key and certificate for localhost and
+    127.0.0.1 signed by it, so TLS can be checked for real, not switched off."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Servicecycle test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (root / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (root / "server.pem").write_bytes(cert.public_bytes(pem))
+    (root / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], root: Path) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -370,3 +371,34 @@ async def test_two_workers_at_once_poll_a_mailbox_only_once(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_tls_is_checked_and_works_with_a_trusted_certificate(
+    sessions: Sessions,
+    settings: Settings,
+    imap_server: ImapServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = imap_server.account()
+    account.append(mail("Over TLS"))
+    tls = await add_mailbox(sessions, settings, account, security="ssl", port=imap_server.tls_port)
+    starttls = await add_mailbox(
+        sessions,
+        settings,
+        account,
+        name="Same, by STARTTLS",
+        address="starttls@desk.example",
+        security="starttls",
+        host="localhost",
+    )
+
+    # the server's certificate is signed by an authority nobody trusts: refused, not ignored
+    monkeypatch.setenv("SSL_CERT_FILE", str(imap_server.root / "server.key"))  # no CA in it
+    refused = await poll(sessions, settings, tls)
+    assert refused.error is not None and "CERTIFICATE_VERIFY_FAILED" in refused.error
+    assert account.count() == 1 and "\\Seen" not in account.flags(1)
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(imap_server.ca_file))
+    assert (await poll(sessions, settings, tls)).outcomes == {"ticket": 1}
+    checked = await imap.check(mailboxes.login_of(starttls, settings.keyring()))
+    assert checked["messages"] == 1
