@@ -281,3 +281,28 @@ async def test_shared_company_needs_an_admin(client: AsyncClient, make_token: Ma
     )
     assert response.status_code == 403
     assert portal.PORTAL.type == "system"
+
+
+async def test_a_merged_request_leads_to_where_it_went_only_if_that_is_mine(
+    client: AsyncClient, sessions: Sessions, make_customer: MakeCustomer, make_ticket: MakeTicket
+) -> None:
+    from servicecycle.tickets import merging
+
+    me = await make_customer(email="merge@example.com")
+    first = await make_ticket("First", requester=me)
+    second = await make_ticket("Second", requester=me)
+    third = await make_ticket("Mine, then merged away", requester=me)
+    strangers = await make_ticket("Stranger's", requester=await make_customer("Vera"))
+    async with sessions() as session, session.begin():
+        get = tickets.get_ticket
+        await merging.merge(
+            session, await get(session, first.id), await get(session, second.id), actor=SYSTEM
+        )
+        await merging.merge(
+            session, await get(session, third.id), await get(session, strangers.id), actor=SYSTEM
+        )
+    await sign_in(client, sessions, "merge@example.com")
+    moved = await client.get(f"/portal/requests/{first.id}")
+    assert moved.status_code == 303 and moved.headers["location"] == f"/portal/requests/{second.id}"
+    hidden_away = await client.get(f"/portal/requests/{third.id}")
+    assert hidden_away.status_code == 404 and "Vera" not in hidden_away.text

@@ -325,6 +325,7 @@ async def create_request(
     request: Request,
     who: PortalVisitor,
     db: Db,
+    background: BackgroundTasks,
     subject: Annotated[str, Form(max_length=300)] = "",
     description: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
@@ -352,6 +353,7 @@ async def create_request(
             visitor=who,
             status_code=exc.status_code,
         )
+    background.add_task(send_mail_soon, runtime(request).jobs)  # the acknowledgement
     return RedirectResponse(f"/portal/requests/{ticket.id}", status_code=303)
 
 
@@ -462,6 +464,7 @@ async def support_form(request: Request, db: Db) -> Response:
 async def send_support_form(
     request: Request,
     db: Db,
+    background: BackgroundTasks,
     name: Annotated[str, Form(max_length=200)] = "",
     email: Annotated[str, Form(max_length=320)] = "",
     subject: Annotated[str, Form(max_length=300)] = "",
@@ -518,4 +521,5 @@ async def send_support_form(
             )
     except ServiceError as exc:
         return await again(exc.message, exc.status_code, exc.fields)
+    background.add_task(send_mail_soon, runtime(request).jobs)  # the acknowledgement
     return _page(request, "support_sent.html", {"email": email})
