@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class Desk:
     sessions: async_sessionmaker[AsyncSession]
     engine: AsyncEngine
     settings: DeskSettings
+    database_url: str
 
     async def user(self, role: str = "agent", *, online: bool = True, name: str = "Ana") -> User:
         async with self.sessions() as session, session.begin():
@@ -105,30 +107,47 @@ class Visitor:
         await self.socket.close()
 
 
-@pytest.fixture
-async def desk(fresh_database: Callable[..., str], tmp_path: Path) -> AsyncIterator[Desk]:
-    database_url = fresh_database()
-    settings = DeskSettings(data_dir=tmp_path / "data")
+@asynccontextmanager
+async def serve(settings: Settings, database_url: str) -> AsyncIterator[str]:
+    """The app under uvicorn on a free port, in this event loop; yields its address."""
     app = create_app(settings, database_url, run_worker=False)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    engine = make_engine(database_url, pool_size=2)
     try:
-        yield Desk(
-            url=f"http://127.0.0.1:{port}",
-            ws=f"ws://127.0.0.1:{port}",
-            sessions=make_sessionmaker(engine),
-            engine=engine,
-            settings=settings,
-        )
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def desk(fresh_database: Callable[..., str], tmp_path: Path) -> AsyncIterator[Desk]:
+    database_url = fresh_database()
+    settings = DeskSettings(data_dir=tmp_path / "data")
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        async with serve(settings, database_url) as address:
+            yield Desk(
+                url=f"http://{address}",
+                ws=f"ws://{address}",
+                sessions=make_sessionmaker(engine),
+                engine=engine,
+                settings=settings,
+                database_url=database_url,
+            )
+    finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def second_desk(desk: Desk) -> AsyncIterator[Desk]:
+    """Another server process's worth of app on the same database and key (its own hub)."""
+    async with serve(desk.settings, desk.database_url) as address:
+        yield replace(desk, url=f"http://{address}", ws=f"ws://{address}")

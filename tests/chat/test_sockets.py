@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -125,10 +127,15 @@ async def test_a_reload_resumes_the_chat_with_its_transcript(desk: Desk) -> None
 
     again = await desk.visitor()
     resumed = await again.hello(welcome["token"])
-    assert resumed["chat"] is True and resumed["token"] == welcome["token"]
+    assert resumed["chat"] is True
     first, second = await again.until("line"), await again.until("line")
     assert "First line" in first["html"] and "Second line" in second["html"]
     await again.close()
+    # each visit hands out a fresh token (its expiry slides) for the same chat
+    third = await desk.visitor()
+    assert (await third.hello(resumed["token"]))["chat"] is True
+    assert "First line" in (await third.until("line"))["html"]
+    await third.close()
 
 
 async def test_a_forged_token_is_refused_and_another_visitor_sees_nothing(desk: Desk) -> None:
@@ -354,3 +361,47 @@ async def test_only_allowed_origins_may_open_a_visitor_socket(desk: Desk) -> Non
     allowed = await desk.visitor(origin="https://www.example.com")
     assert (await allowed.hello())["type"] == "welcome"
     await allowed.close()
+
+
+async def test_lines_cross_between_server_processes(desk: Desk, second_desk: Desk) -> None:
+    """The visitor on one server, the agent on another: LISTEN/NOTIFY carries the lines."""
+    agent_user = await desk.user("agent", name="Ana")
+    visitor, *_, chat = await _start(desk)
+    agent = await second_desk.agent(agent_user.email)
+    await agent.send(type="watch", ticket_id=chat.ticket_id)
+    await agent.send(type="take", ticket_id=chat.ticket_id)
+    await agent.until("state", state="active")
+    await visitor.until("state", state="active")
+    await agent.send(type="say", ticket_id=chat.ticket_id, text="Answer from the other server")
+    line = await visitor.until("line", **{"from": "agent"})
+    assert "Answer from the other server" in line["html"]
+    await visitor.send(type="say", text="Got it")
+    assert "Got it" in (await agent.until("line", **{"from": "visitor"}))["html"]
+    await visitor.close()
+    await agent.close()
+
+
+async def test_an_agent_who_signs_out_is_cut_off(desk: Desk) -> None:
+    agent_user = await desk.user("agent", name="Ana")
+    visitor, *_, chat = await _start(desk)
+    http = await desk.api(agent_user.email)
+    cookie = http.cookies["sc_session"]
+    from websockets.asyncio.client import connect
+
+    socket = await connect(
+        desk.ws + "/chat/ws/agent",
+        origin=desk.url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"sc_session={cookie}"},
+    )
+    assert (await socket.recv()) is not None
+    await http.post("/logout", data={"csrf_token": http.headers["X-CSRF-Token"]})
+    await http.aclose()
+    await socket.send(json.dumps({"type": "take", "ticket_id": chat.ticket_id}))
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    async with desk.sessions() as session:
+        still = await session.get(ChatSession, chat.id)
+        assert still is not None and still.state == "waiting"
+    await visitor.close()

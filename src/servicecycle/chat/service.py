@@ -56,9 +56,10 @@ def visitor_actor(customer_id: int) -> Actor:
 # -- visitor tokens -------------------------------------------------------------------------
 
 
-def issue_token(keyring: Keyring) -> tuple[str, str]:
-    """A new visitor: (signed token for the browser, visitor id kept on their chats)."""
-    visitor_id = secrets.token_hex(16)
+def issue_token(keyring: Keyring, visitor_id: str | None = None) -> tuple[str, str]:
+    """(signed token for the browser, visitor id kept on their chats): a new visitor, or a
+    fresh token for a returning one (so a visitor who keeps coming back keeps their chat)."""
+    visitor_id = visitor_id or secrets.token_hex(16)
     expires = clock.now() + timedelta(days=TOKEN_DAYS)
     return keyring.sign(TOKEN_PURPOSE, {"v": visitor_id}, expires_at=expires), visitor_id
 

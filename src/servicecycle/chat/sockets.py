@@ -121,7 +121,16 @@ class Conn:
     async def frames(self) -> Any:
         """Client frames as dicts; an oversize or malformed one is answered, not used."""
         while True:
-            raw = await self.ws.receive_text()
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text")
+            if raw is None:  # a binary frame: never ours
+                async with self.lock:
+                    await self.send(
+                        {"type": "error", "code": "bad_frame", "message": "Send JSON text"}
+                    )
+                continue
             if len(raw) > MAX_FRAME_CHARS:
                 async with self.lock:
                     await self.send(
@@ -185,7 +194,7 @@ async def visitor(ws: WebSocket) -> None:
     conn = Conn(ws, rt.sessions)
     try:
         hello = json.loads(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT))
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+    except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
         with contextlib.suppress(Exception):
             await ws.close(code=1008)
         return
@@ -211,7 +220,8 @@ async def visitor(ws: WebSocket) -> None:
             await ws.close(code=CLOSE_BAD_TOKEN)
             return
     else:
-        token, visitor_id = service.issue_token(keyring)
+        visitor_id = None
+    token, visitor_id = service.issue_token(keyring, visitor_id)
     state = VisitorState(visitor_id=visitor_id)
     hub = await get_hub(ws)
     with hub.subscribe() as sub:
@@ -288,9 +298,9 @@ async def _visitor_frame(
             elif kind == "email":
                 await service.give_email(session, chat, frame.get("email"))
             elif kind == "end":
-                await service.end(
-                    session, chat, by="visitor", actor=Actor("visitor", state.visitor_id[:12])
-                )
+                ticket = await tickets.get_ticket(session, chat.ticket_id)
+                actor = service.visitor_actor(ticket.requester_id)
+                await service.end(session, chat, by="visitor", actor=actor)
             else:
                 raise NotFound(f"Unknown frame type {kind!r}")
     except ServiceError as exc:
@@ -336,6 +346,7 @@ async def _visitor_sync(conn: Conn, state: VisitorState) -> None:
 class AgentState:
     user_id: int
     name: str
+    cookie: str
     watching: int | None = None
     last_id: int = 0
 
@@ -357,7 +368,7 @@ async def agent(ws: WebSocket) -> None:
         return
     await ws.accept()
     conn = Conn(ws, rt.sessions)
-    state = AgentState(user_id=user_id, name=name)
+    state = AgentState(user_id=user_id, name=name, cookie=cookie or "")
     hub = await get_hub(ws)
     with hub.subscribe(LOBBY) as sub:
         await _agent_list(conn)
@@ -398,10 +409,12 @@ async def _agent_frame(conn: Conn, state: AgentState, frame: dict[str, Any]) -> 
     kind = frame["type"]
     try:
         async with conn.sessions() as session, session.begin():
-            user = await auth.get_user(session, state.user_id)
-            if not user.is_active or user.role not in (Role.agent, Role.admin):
+            # every frame: still signed in (not signed out, expired or demoted)?
+            resolved = await auth.resolve_session(session, state.cookie)
+            if resolved is None or resolved[1].role not in (Role.agent, Role.admin):
                 await conn.ws.close(code=CLOSE_FORBIDDEN)
                 return
+            user = resolved[1]
             if kind == "watch":
                 ticket_id = _ticket_id(frame)
                 await service.get_chat(session, ticket_id)
