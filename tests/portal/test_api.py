@@ -129,3 +129,9 @@ async def test_magic_links_are_rate_limited(client: AsyncClient) -> None:
         for _ in range(4)
     ]
     assert codes == [202, 202, 202, 429]
+
+
+async def test_the_api_reference_names_the_customer_token(client: AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    assert "scp_" in doc["components"]["securitySchemes"]["CustomerToken"]["description"]
+    assert doc["paths"]["/api/v1/portal/tickets"]["get"]["security"] == [{"CustomerToken": []}]

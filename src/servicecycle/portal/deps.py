@@ -150,7 +150,13 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
 
 BearerScheme = Annotated[
     HTTPAuthorizationCredentials | None,
-    Depends(HTTPBearer(auto_error=False, description="A customer token: `scp_...`")),
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="CustomerToken",
+            description="A customer token: `scp_...`",
+        )
+    ),
 ]
 
 
