@@ -402,3 +402,33 @@ async def test_tls_is_checked_and_works_with_a_trusted_certificate(
     assert (await poll(sessions, settings, tls)).outcomes == {"ticket": 1}
     checked = await imap.check(mailboxes.login_of(starttls, settings.keyring()))
     assert checked["messages"] == 1
+
+
+async def test_a_full_mailbox_is_taken_a_batch_per_poll_and_read_mail_after_the_start_too(
+    sessions: Sessions, settings: Settings, db: AsyncSession, imap_account: ImapAccount
+) -> None:
+    for n in range(3):
+        imap_account.append(mail(f"Backlog {n}"))
+    imap_account.append(mail("Read before we started"), flags="(\\Seen)")
+    box = await add_mailbox(sessions, settings, imap_account)
+
+    async def poll_two() -> imap.PollResult:
+        return await imap.poll_mailbox(
+            sessions,
+            box.id,
+            keyring=settings.keyring(),
+            storage=storage_for(settings.attachment_storage, settings.data_dir),
+            max_file_bytes=settings.max_attachment_bytes,
+            limit=2,
+        )
+
+    first = await poll_two()
+    assert first.outcomes == {"ticket": 2} and first.more
+    # read by someone in their mail program before the desk polled: still new mail
+    imap_account.append(mail("Read after we started"), flags="(\\Seen)")
+    second = await poll_two()
+    assert second.outcomes == {"ticket": 2} and not second.more
+    assert (await poll_two()).outcomes == {}
+    titles = await subjects(db)
+    assert {"Backlog 0", "Backlog 1", "Backlog 2", "Read after we started"} <= set(titles)
+    assert "Read before we started" not in titles

@@ -234,6 +234,7 @@ async def update_mailbox(
         changed.append("port")
     if any(key in WHERE for key in changed):
         mailbox.uid_validity, mailbox.last_seen_uid, mailbox.failing = None, 0, {}
+        mailbox.unread_until = None
     mailbox.version += 1
     mailbox.updated_at = clock.now()
     mailbox.last_error = mailbox.last_error_at = None  # the next poll tells about the new settings
@@ -347,14 +348,14 @@ async def claim(
 
 
 async def resync(
-    session: AsyncSession, mailbox_id: int, *, uid_validity: int, last_uid: int, unread: list[int]
+    session: AsyncSession, mailbox_id: int, *, uid_validity: int, next_uid: int
 ) -> None:
-    """First poll, or the server renumbered the folder (UIDVALIDITY changed): what is unread
-    now is still to take, and only UIDs above ``last_uid`` are new from here on."""
+    """First poll, or the server renumbered the folder (UIDVALIDITY changed): the mail there
+    now is taken only if unread; everything from ``next_uid`` on is new."""
     row = await get_mailbox(session, mailbox_id)
     renumbered = row.uid_validity is not None
-    row.uid_validity, row.last_seen_uid = uid_validity, last_uid
-    row.failing = {str(uid): 0 for uid in unread}
+    row.uid_validity, row.last_seen_uid, row.unread_until = uid_validity, 0, next_uid - 1
+    row.failing = {}
     await session.flush()
     if renumbered:
         await record(
@@ -363,7 +364,7 @@ async def resync(
             subject_type="mailbox",
             subject_id=row.id,
             actor=POLLER,
-            data={"uid_validity": uid_validity, "unread": len(unread)},
+            data={"uid_validity": uid_validity},
         )
 
 

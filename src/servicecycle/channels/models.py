@@ -104,7 +104,7 @@ class Mailbox(Base):
 
     The password is stored encrypted (``Keyring.encrypt``) and never leaves the service
     in plain text except to log in. ``uid_validity`` and ``last_seen_uid`` say which mail
-    was taken already; ``failing`` holds UIDs whose storing failed, to retry.
+    was taken already; ``failing`` holds UIDs whose storing failed, to retry (and how often).
     """
 
     __tablename__ = "mailboxes"
@@ -123,6 +123,8 @@ class Mailbox(Base):
     poll_minutes: Mapped[int] = mapped_column(server_default="1")
     uid_validity: Mapped[int | None] = mapped_column(BigInteger)
     last_seen_uid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # up to this UID mail is taken only if unread (set by the first poll, or a renumbering)
+    unread_until: Mapped[int | None] = mapped_column(BigInteger)
     failing: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     polling_until: Mapped[datetime | None]  # a poller's lease; past means free
     last_polled_at: Mapped[datetime | None]

@@ -207,7 +207,7 @@ async def poll_mailbox(
             login = mailboxes.login_of(box, keyring)
         except ServiceError as exc:
             login, result.error = None, exc.message
-        state = (box.uid_validity, box.last_seen_uid, dict(box.failing))
+        state = (box.uid_validity, box.last_seen_uid, box.unread_until, dict(box.failing))
     try:
         if login is not None:
             await _poll(factory, login, state, result, storage, max_file_bytes, limit)
@@ -233,33 +233,30 @@ async def poll_mailbox(
 async def _poll(
     factory: async_sessionmaker[AsyncSession],
     login: Login,
-    state: tuple[int | None, int, dict[str, int]],
+    state: tuple[int | None, int, int | None, dict[str, int]],
     result: PollResult,
     storage: Storage,
     max_file_bytes: int,
     limit: int,
 ) -> None:
-    uid_validity, last_seen, failing = state
+    uid_validity, last_seen, unread_until, failing = state
     connection = await Connection.open(login)
     try:
         validity, next_uid = await connection.select(login.folder)
         if validity != uid_validity:
-            # first poll, or the folder was renumbered: old UIDs mean nothing now, and the
-            # mail already taken is the mail marked read; Message-IDs stop any repeat
-            unread = await connection.search("UNSEEN")
+            # first poll, or the folder was renumbered: old UIDs mean nothing now. What is
+            # there already is taken only if unread; Message-IDs stop any repeat.
             async with factory() as session, session.begin():
                 await mailboxes.resync(
-                    session,
-                    result.mailbox_id,
-                    uid_validity=validity,
-                    last_uid=next_uid - 1,
-                    unread=unread,
+                    session, result.mailbox_id, uid_validity=validity, next_uid=next_uid
                 )
-            retry, new = unread, []
-        else:
-            retry = sorted(int(uid) for uid in failing)
-            new = await connection.uids_after(last_seen)
-        work = sorted(set(retry) | set(new))
+            last_seen, unread_until, failing = 0, next_uid - 1, {}
+        old: list[int] = []
+        if unread_until is not None and last_seen < unread_until:
+            found = await connection.search("UNSEEN", "UID", f"{last_seen + 1}:{unread_until}")
+            old = [uid for uid in found if last_seen < uid <= unread_until]
+        new = await connection.uids_after(max(last_seen, unread_until or 0))
+        work = sorted({int(uid) for uid in failing} | set(old) | set(new))
         result.more = len(work) > limit
         for uid in work[:limit]:
             await _take(factory, connection, uid, result, storage, max_file_bytes)

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("poll_minutes", sa.Integer(), server_default="1", nullable=False),
         sa.Column("uid_validity", sa.BigInteger(), nullable=True),
         sa.Column("last_seen_uid", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("unread_until", sa.BigInteger(), nullable=True),
         sa.Column(
             "failing",
             postgresql.JSONB(astext_type=sa.Text()),
