@@ -270,3 +270,62 @@ async def test_the_documented_signature_check_accepts_a_real_delivery(
     assert scope["verify"](secret, headers, got.body)
     assert not scope["verify"](secret, headers, got.body + b" ")
     assert not scope["verify"]("whsec_other", headers, got.body)
+
+
+async def test_no_delivery_outlives_a_rolled_back_change(
+    sessions: Sessions,
+    settings: WebhookSettings,
+    receiver: Receiver,
+    make_customer: Callable[..., Awaitable[Any]],
+) -> None:
+    from servicecycle.tickets import service as tickets
+
+    sub_id, _ = await _subscribe(sessions, settings, receiver.url, ["ticket.created"])
+    customer = await make_customer()
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await tickets.create_ticket(
+                session,
+                subject="Never mind",
+                requester=customer,
+                channel="email",
+                body_text="x",
+                actor=ADMIN,
+            )
+            assert len(await _rows_in(session, sub_id)) == 1  # written with the event
+            raise RuntimeError("the change fails after the event")
+    assert await _rows(sessions, sub_id) == []
+
+
+async def _rows_in(session: AsyncSession, sub_id: int) -> list[WebhookDelivery]:
+    found = await session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id)
+    )
+    return list(found.all())
+
+
+async def test_events_appended_in_bulk_are_delivered_too(
+    sessions: Sessions, settings: WebhookSettings, receiver: Receiver
+) -> None:
+    """The SLA sweep appends its events by SQL and dispatches them in bulk."""
+    from servicecycle.events.bus import Appended, dispatch_many
+
+    sub_id, _ = await _subscribe(sessions, settings, receiver.url, ["sla.*"])
+    appended = [
+        Appended(
+            id=900_000 + n,
+            kind=kind,
+            subject_type="ticket",
+            subject_id="1001",
+            actor_type="system",
+            actor_id="sla",
+            data={"metric": "first_reply"},
+            occurred_at=datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
+        )
+        for n, kind in enumerate(["sla.warning", "sla.breached", "user.logged_in"])
+    ]
+    async with sessions() as session, session.begin():
+        await dispatch_many(session, appended)
+    assert [r.kind for r in await _rows(sessions, sub_id)] == ["sla.warning", "sla.breached"]
+    assert await _deliver(sessions, settings) == (2, 0)
+    assert json.loads(receiver.received[1].body)["data"] == {"metric": "first_reply"}
