@@ -9,6 +9,7 @@ that saw it before can recognise it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -43,6 +44,7 @@ MAX_ATTEMPTS = 8
 FIRST_WAIT = timedelta(minutes=1)
 MAX_WAIT = timedelta(hours=6)
 TIMEOUT = 10.0
+PARALLEL = 8
 EXCERPT = 1000
 USER_AGENT = "Servicecycle-Webhooks/1"
 _CACHE = "webhook_subscriptions"
@@ -441,45 +443,61 @@ async def deliver_due(
     )
     if not rows:
         return 0, 0
-    delivered = failed = 0
+    subs = {
+        sub.id: sub
+        for sub in await session.scalars(
+            select(WebhookSubscription).where(
+                WebhookSubscription.id.in_({row.subscription_id for row in rows})
+            )
+        )
+    }
     own = client is None
     http = client or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
-    try:
-        for row in rows:
-            sub = await get_subscription(session, row.subscription_id)
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def attempt(row: WebhookDelivery) -> tuple[str, timedelta | None]:
+        async with gate:
             row.attempts += 1
             row.last_attempt_at = clock.now()
-            outcome, wait = await _attempt(http, row, sub, sending)
-            if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
-                outcome = "failed"
-            if outcome == "delivered":
-                row.status, row.delivered_at, row.next_attempt_at = "delivered", clock.now(), None
-                delivered += 1
-            elif outcome == "retry":
-                row.next_attempt_at = clock.now() + max(backoff(row.attempts), wait or timedelta())
-            else:
-                row.status, row.next_attempt_at = "failed", None
-                failed += 1
-                await record(
-                    session,
-                    "webhook.failed",
-                    subject_type="webhook",
-                    subject_id=sub.id,
-                    actor=SENDER,
-                    data={
-                        "delivery": row.delivery_id,
-                        "kind": row.kind,
-                        "attempts": row.attempts,
-                        "error": row.error,
-                    },
-                )
-                log.warning(
-                    "webhook.failed", webhook=sub.id, delivery=row.delivery_id, error=row.error
-                )
-            await session.flush()
+            return await _attempt(http, row, subs[row.subscription_id], sending)
+
+    try:  # the POSTs run side by side (a slow receiver does not hold up the others)
+        outcomes = await asyncio.gather(*(attempt(row) for row in rows))
     finally:
         if own:
             await http.aclose()
+    delivered = failed = 0
+    for row, (outcome, wait) in zip(rows, outcomes, strict=True):
+        if outcome == "retry" and row.attempts >= MAX_ATTEMPTS:
+            outcome = "failed"
+        if outcome == "delivered":
+            row.status, row.delivered_at, row.next_attempt_at = "delivered", clock.now(), None
+            delivered += 1
+        elif outcome == "retry":
+            row.next_attempt_at = clock.now() + max(backoff(row.attempts), wait or timedelta())
+        else:
+            row.status, row.next_attempt_at = "failed", None
+            failed += 1
+            await record(
+                session,
+                "webhook.failed",
+                subject_type="webhook",
+                subject_id=row.subscription_id,
+                actor=SENDER,
+                data={
+                    "delivery": row.delivery_id,
+                    "kind": row.kind,
+                    "attempts": row.attempts,
+                    "error": row.error,
+                },
+            )
+            log.warning(
+                "webhook.failed",
+                webhook=row.subscription_id,
+                delivery=row.delivery_id,
+                error=row.error,
+            )
+    await session.flush()
     return delivered, failed
 
 
