@@ -16,7 +16,7 @@ from servicecycle.tickets import custom_fields
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Attachment, AttachmentBlob, Message, Ticket
 from tests.factories import Token
-from tests.portal.conftest import Sessions, sign_in
+from tests.portal.conftest import Sessions, hidden, sign_in
 
 MakeCustomer = Callable[..., Awaitable[Any]]
 MakeTicket = Callable[..., Awaitable[Any]]
@@ -203,6 +203,26 @@ async def test_a_new_request_with_a_public_field_and_a_file(
     [attachment_id] = [int(part.split('"')[0]) for part in page.text.split("/files/")[1:]]
     download = await client.get(f"/portal/requests/{ticket_id}/files/{attachment_id}")
     assert download.status_code == 200 and download.content == b"order A-77"
+
+    # someone else can reach the file neither through this request nor through their own
+    client.cookies.clear()
+    await make_customer(email="other@example.com")
+    await sign_in(client, sessions, "other@example.com")
+    theirs = await client.post(
+        "/portal/requests",
+        data={
+            "subject": "Mine",
+            "description": "x",
+            "csrf_token": hidden((await client.get("/portal/requests")).text),
+        },
+    )
+    their_id = int(theirs.headers["location"].rsplit("/", 1)[1])
+    for url in (
+        f"/portal/requests/{ticket_id}/files/{attachment_id}",
+        f"/portal/requests/{their_id}/files/{attachment_id}",
+    ):
+        refused = await client.get(url)
+        assert refused.status_code == 404 and b"order A-77" not in refused.content
 
 
 async def test_unknown_or_internal_fields_are_refused_by_name(
