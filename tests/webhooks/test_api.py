@@ -156,10 +156,19 @@ async def test_inbound_creates_a_ticket_once_per_external_id(
     assert ticket["channel"] == "api" and ticket["priority"] == "high"
     assert ticket["tags"] == ["damage", "shop"]
     assert ticket["subject"] == "Order 1042 arrived damaged"
-    customers = await client.get(
-        "/api/v1/customers", headers=agent.headers, params={"q": "ada@example.com"}
+    customer = await client.get(
+        f"/api/v1/customers/{ticket['requester_id']}", headers=agent.headers
     )
-    assert customers.status_code == 200
+    assert customer.json()["name"] == "Ada Lovelace"
+    assert "ada@example.com" in customer.text  # e-mails are kept lower-case
+    known = await client.post(
+        INBOUND,
+        headers=agent.headers,
+        json={**sent, "external_id": "order-1043", "requester": {"email": "ada@example.com"}},
+    )
+    assert known.status_code == 201
+    second = await client.get(f"/api/v1/tickets/{known.json()['ticket_id']}", headers=agent.headers)
+    assert second.json()["requester_id"] == ticket["requester_id"]  # the same customer
 
 
 async def test_inbound_refuses_bad_input_and_strangers(
