@@ -209,7 +209,8 @@ async def update_mailbox(
     db: Db,
     if_match: Annotated[str | None, Header()] = None,
 ) -> MailboxRead:
-    expected = parse_if_match(if_match, body.version) if if_match or body.version else None
+    sent = if_match is not None or body.version is not None
+    expected = parse_if_match(if_match, body.version) if sent else None
     row = await mailboxes.get_mailbox(db, mailbox_id)
     changes = body.model_dump(exclude_unset=True, exclude={"version"})
     for key in [k for k, v in changes.items() if v is None]:

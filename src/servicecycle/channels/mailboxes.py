@@ -8,7 +8,7 @@ so that a stored mail and the UID that says "taken" are committed together.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,7 +54,7 @@ class Login:
     port: int
     security: str
     username: str
-    password: str
+    password: str = field(repr=False)  # never in a log line or an error message
     folder: str
 
 
