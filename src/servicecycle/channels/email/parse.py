@@ -10,10 +10,12 @@ from __future__ import annotations
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header
 from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
+from typing import Any
 
 from servicecycle.tickets.content import html_to_text, sanitise_html
 
@@ -70,14 +72,54 @@ class ParsedMail:
         return None
 
 
-def _header(message: Message, name: str, problems: list[str]) -> str:
+def _bytes_text(chunk: bytes, charset: str | None) -> str:
+    for candidate in (charset, "utf-8", "cp1252"):
+        if candidate and candidate != "unknown-8bit":
+            try:
+                return chunk.decode(candidate)
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return chunk.decode("latin-1")
+
+
+def _words(value: Any, problems: list[str], name: str) -> str:
+    """A header value with its encoded words (RFC 2047) and raw 8-bit bytes decoded."""
     try:
-        value = message.get(name)
-        return " ".join(str(value).split()) if value is not None else ""
-    except Exception as exc:  # a header the library cannot decode: keep what we can
+        parts = decode_header(value)
+    except Exception as exc:  # broken encoded words: keep the text as it came
         problems.append(f"unreadable {name} header ({type(exc).__name__})")
-        raw = message.get_all(name, failobj=[])
-        return " ".join(str(raw[0]).split()) if raw else ""
+        parts = [(str(value), None)]
+    text = "".join(
+        chunk if isinstance(chunk, str) else _bytes_text(chunk, charset) for chunk, charset in parts
+    )
+    if any("\udc80" <= c <= "\udcff" for c in text):  # 8-bit bytes kept as surrogates
+        text = _bytes_text(text.encode("ascii", "surrogateescape"), None)
+    return text
+
+
+def _raw(message: Message, name: str) -> str:
+    """A header as it came, encoded words left alone (addresses are parsed from this)."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    # the compat policy wraps a header with 8-bit bytes: those bytes, read as text
+    return "".join(
+        _bytes_text(c, None) if isinstance(c, bytes) else c for c, _ in decode_header(value)
+    )
+
+
+def _header(message: Message, name: str, problems: list[str]) -> str:
+    value = message.get(name)
+    return " ".join(_words(value, problems, name).split()) if value is not None else ""
+
+
+def _address(message: Message, name: str, problems: list[str]) -> tuple[str, str]:
+    """(display name, address) of an address header: split before the name is decoded, so an
+    encoded comma in a name cannot split the address."""
+    display, address = parseaddr(_raw(message, name))
+    return " ".join(_words(display, problems, name).split()), address
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -101,10 +143,10 @@ def _decode(part: Message, problems: list[str]) -> str:
 
 
 def _automatic(message: Message, sender: str, subject: str) -> str | None:
-    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    auto = (_raw(message, "Auto-Submitted") or "no").strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    precedence = str(message.get("Precedence", "")).strip().lower()
+    precedence = _raw(message, "Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
     for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
@@ -115,7 +157,7 @@ def _automatic(message: Message, sender: str, subject: str) -> str | None:
         or message.get_content_type() == "multipart/report"
     ):
         return "delivery report (bounce)"
-    if message.get("Return-Path", "").strip() == "<>":
+    if _raw(message, "Return-Path").strip() == "<>":
         return "empty return path"
     if subject.lower().startswith(("auto:", "automatic reply", "out of office", "undeliverable:")):
         return "auto-reply subject"
@@ -126,18 +168,14 @@ def parse(raw: bytes) -> ParsedMail:
     """Parse one raw RFC 5322 message."""
     problems: list[str] = []
     message: Message
-    try:
-        message = BytesParser(policy=email.policy.default).parsebytes(raw)
-    except Exception as exc:  # the parser itself gave up: fall back to the compat policy
-        problems.append(f"unparseable structure ({type(exc).__name__})")
-        message = BytesParser(policy=email.policy.compat32).parsebytes(raw)
-    name, sender = parseaddr(
-        _header(message, "Reply-To", problems) or _header(message, "From", problems)
-    )
+    # the compat policy: headers stay strings, decoded here only where they are read (the
+    # modern policy parses every header it is asked for into objects: most of parse's time)
+    message = BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    name, sender = _address(message, "Reply-To", problems)
     if "@" not in sender:
-        name, sender = parseaddr(_header(message, "From", problems))
+        name, sender = _address(message, "From", problems)
     if "@" not in sender:  # no From at all: the envelope sender, if the last hop noted one
-        _, envelope = parseaddr(_header(message, "Return-Path", problems))
+        _, envelope = parseaddr(_raw(message, "Return-Path"))
         if "@" in envelope:
             problems.append("no usable From address; the envelope sender (Return-Path) was used")
             name, sender = "", envelope
@@ -146,9 +184,7 @@ def parse(raw: bytes) -> ParsedMail:
     sender = sender.strip().lower()
     recipients = tuple(
         addr.lower()
-        for _, addr in getaddresses(
-            [_header(message, h, problems) for h in ("To", "Cc", "Delivered-To")]
-        )
+        for _, addr in getaddresses([_raw(message, h) for h in ("To", "Cc", "Delivered-To")])
         if "@" in addr
     )
     subject = _header(message, "Subject", problems)[:300] or "(no subject)"
@@ -217,6 +253,8 @@ def _walk(
     kind = part.get_content_type()
     disposition = (part.get_content_disposition() or "").lower()
     filename = part.get_filename()
+    if filename is not None:  # the compat policy leaves encoded words in names
+        filename = " ".join(_words(filename, problems, "filename").split())
     if kind == "message/rfc822" and isinstance(part.get_payload(), list):
         for inner in part.get_payload():
             if isinstance(inner, Message):
@@ -227,7 +265,7 @@ def _walk(
         return
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        content_id = part.get("Content-ID")
+        content_id = _raw(part, "Content-ID").strip() or None
         files.append(
             ParsedAttachment(
                 filename=filename or f"part-{len(files) + 1}",
