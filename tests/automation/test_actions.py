@@ -166,6 +166,17 @@ async def test_send_email_queues_a_filled_mail_in_the_outbox_naming_its_rule(
     queued = list((await db.scalars(select(Event).where(Event.kind == "rule.email_queued"))).all())
     assert {e.actor_id for e in queued} == {str(rule.id)}
     assert all(e.data["rule"] == {"id": rule.id, "name": rule.name} for e in queued)
+    by_mailer = list(
+        (
+            await db.scalars(
+                select(Event)
+                .where(Event.kind == "mail.queued", Event.subject_id == str(ticket.id))
+                .order_by(Event.id)
+            )
+        ).all()
+    )
+    ruled = [e.data for e in by_mailer if "rule" in e.data]
+    assert [d["to"] for d in ruled] == ["ada@example.net", "boss@example.com"]
 
 
 # -- call_webhook ------------------------------------------------------------------------------

@@ -355,14 +355,20 @@ async def _send_email(
     values = await placeholder_values(session, ticket, agent_id=ticket.assignee_id)
     subject = " ".join(fill(value["subject"], values).split())[:400]
     body = fill(value["body"], values)
+    fixed = None if value["to"] == "requester" else value["to"].strip()
     row = await outbox.queue(
-        session, ticket, kind="rule", body=body, sender=get_settings().mail_from
+        session,
+        ticket,
+        kind="rule",
+        body=body,
+        sender=get_settings().mail_from,
+        note={**_by(rule), **({"to": fixed} if fixed else {})},
     )
     if row is None:
         raise ServiceError("The requester has no e-mail address", fields={"to": "requester"})
+    # the outbox addresses the requester with a "Re:" subject; a rule chooses its own
     row.subject = subject
-    if value["to"] != "requester":
-        row.to_address = value["to"].strip()
+    row.to_address = fixed or row.to_address
     await session.flush()
     await record(
         session,
