@@ -135,3 +135,65 @@ async def test_the_api_reference_names_the_customer_token(client: AsyncClient) -
     doc = (await client.get("/api/v1/openapi.json")).json()
     assert "scp_" in doc["components"]["securitySchemes"]["CustomerToken"]["description"]
     assert doc["paths"]["/api/v1/portal/tickets"]["get"]["security"] == [{"CustomerToken": []}]
+
+
+async def test_files_are_uploaded_then_claimed_by_their_uploader_only(
+    app: Any, client: AsyncClient, sessions: Sessions, make_customer: MakeCustomer
+) -> None:
+    from sqlalchemy import func, select
+
+    from servicecycle.tickets.models import Attachment
+
+    runtime = app.state.runtime
+    runtime.settings = runtime.settings.model_copy(update={"max_attachment_bytes": 1000})
+    await make_customer(email="up@example.com")
+    await make_customer(email="thief@example.com")
+    mine = await _customer_token(client, sessions, "up@example.com")
+    thief = await _customer_token(client, sessions, "thief@example.com")
+
+    too_big = await client.post(
+        "/api/v1/portal/uploads", headers=mine, files={"file": ("big.txt", b"x" * 1001)}
+    )
+    assert (
+        too_big.status_code == 413
+        and "larger than 1,000 bytes" in too_big.json()["error"]["message"]
+    )
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
+
+    up = await client.post(
+        "/api/v1/portal/uploads",
+        headers=mine,
+        files={"file": ("receipt.txt", b"paid in full", "text/plain")},
+    )
+    assert up.status_code == 201 and up.json()["filename"] == "receipt.txt"
+    file_id = up.json()["id"]
+
+    stolen = await client.post(
+        "/api/v1/portal/tickets",
+        headers=thief,
+        json={"subject": "Mine now", "description": "x", "attachment_ids": [file_id]},
+    )
+    assert stolen.status_code == 422 and stolen.json()["error"]["fields"] == {
+        "attachment_ids": str(file_id)
+    }
+    made = await client.post(
+        "/api/v1/portal/tickets",
+        headers=mine,
+        json={"subject": "Refund", "description": "See receipt", "attachment_ids": [file_id]},
+    )
+    assert made.status_code == 201, made.text
+    ticket = made.json()
+    assert [f["filename"] for f in ticket["messages"][0]["files"]] == ["receipt.txt"]
+    again = await client.post(
+        f"/api/v1/portal/tickets/{ticket['id']}/replies",
+        headers=mine,
+        json={"body": "again", "attachment_ids": [file_id]},
+    )
+    assert again.status_code == 422  # already sent
+    got = await client.get(f"/api/v1/portal/tickets/{ticket['id']}/files/{file_id}", headers=mine)
+    assert got.status_code == 200 and got.content == b"paid in full"
+    refused = await client.get(
+        f"/api/v1/portal/tickets/{ticket['id']}/files/{file_id}", headers=thief
+    )
+    assert refused.status_code == 404 and b"paid" not in refused.content

@@ -7,8 +7,9 @@ agents' tokens and sessions are not accepted here, and customer tokens work nowh
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from servicecycle.portal.deps import (
 from servicecycle.portal.schemas import (
     CompanySharing,
     FieldRead,
+    FileRead,
     LinkRequest,
     LinkRequested,
     MessageRead,
@@ -36,6 +38,7 @@ from servicecycle.portal.schemas import (
     RequestRead,
     SessionCreate,
     SessionCreated,
+    UploadRead,
 )
 from servicecycle.tickets.models import Ticket
 from servicecycle.web.errors import error_body
@@ -62,7 +65,7 @@ async def _read(db: AsyncSession, ticket: Ticket) -> dict[str, Any]:
 
 
 async def _detail(db: AsyncSession, ticket: Ticket) -> RequestDetail:
-    messages, _ = await requests.public_thread(db, ticket)
+    messages, attached = await requests.public_thread(db, ticket)
     return RequestDetail(
         **await _read(db, ticket),
         messages=[
@@ -72,6 +75,7 @@ async def _detail(db: AsyncSession, ticket: Ticket) -> RequestDetail:
                 body_html=m.body_html,
                 body_text=m.body_text,
                 created_at=m.created_at,
+                files=[FileRead.model_validate(a) for a in attached[m.id]],
             )
             for m in messages
         ],
@@ -166,6 +170,7 @@ async def create_ticket(
         custom=body.custom,
         files=[],
         limits=files(runtime(request).settings),
+        attachment_ids=body.attachment_ids,
     )
     return await _detail(db, ticket)
 
@@ -188,9 +193,54 @@ async def reply(
 ) -> RequestDetail:
     ticket = await requests.get_visible(db, customer, ticket_id)
     await requests.reply(
-        db, customer, ticket, body=body.body, files=[], limits=files(runtime(request).settings)
+        db,
+        customer,
+        ticket,
+        body=body.body,
+        files=[],
+        limits=files(runtime(request).settings),
+        attachment_ids=body.attachment_ids,
     )
     return await _detail(db, ticket)
+
+
+@router.post(
+    "/portal/uploads",
+    response_model=UploadRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a file, then send its id with a request or reply (413 when too large)",
+)
+async def upload(request: Request, file: UploadFile, customer: ApiCustomer, db: Db) -> UploadRead:
+    stored = await requests.upload(
+        db,
+        customer,
+        file=requests.Upload(
+            filename=file.filename or "", content_type=file.content_type, data=await file.read()
+        ),
+        limits=files(runtime(request).settings),
+    )
+    return UploadRead.model_validate(stored)
+
+
+@router.get(
+    "/portal/tickets/{ticket_id}/files/{file_id}",
+    response_class=Response,
+    summary="Download a file of a request's public conversation",
+)
+async def download(
+    request: Request, ticket_id: int, file_id: int, customer: ApiCustomer, db: Db
+) -> Response:
+    attachment = await requests.visible_attachment(db, customer, ticket_id, file_id)
+    data = await files(runtime(request).settings).storage.get(db, attachment.storage_key)
+    return Response(
+        data,
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.filename)}",
+            "Content-Security-Policy": "sandbox",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 @router.put(

@@ -77,3 +77,16 @@ class SharedCompany(Base):
         ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
     )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class PortalUpload(Base):
+    """A file a customer uploaded through the API, until a request or reply of theirs claims
+    it (only its uploader may; unclaimed uploads go with the nightly upload clean-up)."""
+
+    __tablename__ = "portal_uploads"
+
+    attachment_id: Mapped[int] = mapped_column(
+        ForeignKey("attachments.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -13,7 +13,7 @@ from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
 from servicecycle.events.service import Actor
 from servicecycle.kit.errors import NotFound, TooLarge, ValidationFailed
-from servicecycle.portal.models import SharedCompany
+from servicecycle.portal.models import PortalUpload, SharedCompany
 from servicecycle.portal.service import PORTAL, customer_actor
 from servicecycle.tickets import attachments, custom_fields
 from servicecycle.tickets import service as tickets
@@ -185,6 +185,44 @@ async def _store(
     return ids
 
 
+async def upload(
+    session: AsyncSession, customer: Customer, *, file: Upload, limits: Files
+) -> Attachment:
+    """Keep a file for a request or reply of this customer's to claim (the API's way)."""
+    _check_sizes([file], limits)
+    stored = (await _store(session, [file], limits, customer_actor(customer.id)))[0]
+    session.add(PortalUpload(attachment_id=stored, customer_id=customer.id))
+    await session.flush()
+    return await attachments.get_attachment(session, stored)
+
+
+async def _claimable(session: AsyncSession, customer: Customer, ids: list[int]) -> list[int]:
+    """``ids`` if each is this customer's own upload, not yet sent; else a 422 naming them."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return []
+    own = set(
+        (
+            await session.scalars(
+                select(PortalUpload.attachment_id)
+                .join(Attachment, Attachment.id == PortalUpload.attachment_id)
+                .where(
+                    PortalUpload.attachment_id.in_(ids),
+                    PortalUpload.customer_id == customer.id,
+                    Attachment.message_id.is_(None),
+                )
+            )
+        ).all()
+    )
+    refused = [i for i in ids if i not in own]
+    if refused:
+        raise ValidationFailed(
+            "Some files cannot be attached (unknown, someone else's, or already sent)",
+            fields={"attachment_ids": ", ".join(map(str, refused))},
+        )
+    return ids
+
+
 async def open_request(
     session: AsyncSession,
     customer: Customer,
@@ -195,10 +233,13 @@ async def open_request(
     files: list[Upload],
     limits: Files,
     channel: str = "portal",
+    attachment_ids: list[int] | None = None,
 ) -> Ticket:
-    """A new ticket from the customer, with files on its first message."""
+    """A new ticket from the customer, with files (sent along, or uploaded before through
+    the API) on its first message."""
     _check_sizes(files, limits)
     values = await clean_custom(session, custom)
+    claimed = await _claimable(session, customer, attachment_ids or [])
     actor = customer_actor(customer.id)
     if not description.strip():
         raise ValidationFailed(
@@ -213,8 +254,8 @@ async def open_request(
         custom=values,
         actor=actor,
     )
-    if files:
-        ids = await _store(session, files, limits, actor)
+    ids = claimed + (await _store(session, files, limits, actor) if files else [])
+    if ids:
         await attachments.attach(session, message, ids, user_id=None, actor=actor)
     return ticket
 
@@ -260,11 +301,13 @@ async def reply(
     body: str,
     files: list[Upload],
     limits: Files,
+    attachment_ids: list[int] | None = None,
 ) -> Message:
     """The customer's public reply (it reopens a solved request, by the usual rules)."""
     _check_sizes(files, limits)
     actor = customer_actor(customer.id)
-    ids = await _store(session, files, limits, actor) if files else None
+    claimed = await _claimable(session, customer, attachment_ids or [])
+    ids = claimed + (await _store(session, files, limits, actor) if files else [])
     return await tickets.add_message(
         session,
         ticket,
@@ -273,6 +316,6 @@ async def reply(
         author_customer_id=customer.id,
         body_text=body,
         channel="portal",
-        attachment_ids=ids,
+        attachment_ids=ids or None,
         actor=actor,
     )

@@ -36,12 +36,28 @@ class SessionCreated(BaseModel):
     name: str
 
 
+class UploadRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
+class FileRead(UploadRead):
+    pass
+
+
 class MessageRead(BaseModel):
     id: int
     author: Literal["customer", "support"]
     body_html: str
     body_text: str
     created_at: datetime
+    files: list[FileRead] = Field(
+        default_factory=list, description="Download: `GET /portal/tickets/{id}/files/{file id}`"
+    )
 
 
 class RequestRead(BaseModel):
@@ -62,10 +78,16 @@ class RequestCreate(Strict):
     subject: str = Field(max_length=300)
     description: str = Field(max_length=100_000)
     custom: dict[str, Any] = Field(default_factory=dict, description="Public fields, by key")
+    attachment_ids: list[int] = Field(
+        default_factory=list, max_length=20, description="Files from `POST /portal/uploads`"
+    )
 
 
 class ReplyCreate(Strict):
     body: str = Field(max_length=100_000)
+    attachment_ids: list[int] = Field(
+        default_factory=list, max_length=20, description="Files from `POST /portal/uploads`"
+    )
 
 
 class FieldRead(BaseModel):

@@ -1,4 +1,4 @@
-"""The customer portal: magic links, customer passwords and sessions, rate limits.
+"""The customer portal: magic links, customer passwords and sessions, rate limits, uploads.
 
 (The ``public`` flag of custom fields already exists since revision 0003.)
 
@@ -94,9 +94,29 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_portal_shared_companies")),
     )
+    op.create_table(
+        "portal_uploads",
+        sa.Column("attachment_id", sa.BigInteger(), nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=_NOW, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["attachment_id"],
+            ["attachments.id"],
+            name=op.f("fk_portal_uploads_attachment_id_attachments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_portal_uploads_customer_id_customers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("attachment_id", name=op.f("pk_portal_uploads")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("portal_uploads")
     op.drop_table("portal_shared_companies")
     op.drop_index("ix_portal_throttle_hits_bucket_key_at", table_name="portal_throttle_hits")
     op.drop_table("portal_throttle_hits")
