@@ -94,6 +94,7 @@ async def test_a_visitor_chats_with_an_agent_and_the_transcript_is_on_the_ticket
     item = agent.locator(".chat-item", has_text="Vera Visitor")
     await item.wait_for()
     assert "waiting" in await item.inner_text()
+    assert (await agent.title()).startswith("(1) Live chat")
     await item.click()
     await agent.wait_for_selector(".chat-line.from-visitor:has-text('order 5521')")
     await agent.click("[data-chat-take]")

@@ -20,6 +20,7 @@
   const compose = $("[data-chat-compose]");
   const input = compose.querySelector("textarea");
 
+  const baseTitle = document.title;
   let socket = null;
   let watching = null;
   let retry = 500;
@@ -51,6 +52,9 @@
     }));
     count.textContent = String(items.length);
     empty.hidden = items.length > 0;
+    // waiting chats show in the tab's title, so a new one is noticed from another tab
+    const waiting = items.filter((c) => c.state === "waiting").length;
+    document.title = (waiting ? "(" + waiting + ") " : "") + baseTitle;
   };
 
   const watch = (ticketId) => {
