@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.automation import service as automation
 from servicecycle.automation.rules import Facts, check_actions, holds
+from servicecycle.channels.email import outbox
 from servicecycle.channels.models import OutboundMail
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor
 from servicecycle.kit.errors import ValidationFailed
 from servicecycle.tickets import service as tickets
 from servicecycle.webhooks import service as webhooks
+from tests.channels.test_email_out import smtp as smtp  # the fixture: a real SMTP server
 from tests.factories import Token, sign_in
 from tests.webhooks.conftest import Receiver, WebhookSettings, check_signature
 from tests.webhooks.conftest import receiver as receiver  # the fixture
@@ -459,3 +461,35 @@ async def test_admin_edits_and_deletes_a_macro_and_sees_the_new_actions(
     assert "send an e-mail to the requester" in dry.text
     rules = await client.get("/admin/rules", headers=HTML)
     assert "E-mail" in rules.text and "the requester" in rules.text
+
+
+async def test_a_rule_mail_goes_out_through_a_real_smtp_server(
+    sessions: Sessions, make_ticket: Make, make_customer: Make, smtp: Any
+) -> None:
+    inbox, smtp_settings = smtp
+    async with sessions() as session, session.begin():
+        await automation.create_rule(
+            session,
+            actor=ADMIN,
+            **_trigger(
+                "Tell the on-call desk",
+                [
+                    {
+                        "type": "send_email",
+                        "value": {
+                            "to": "oncall@example.com",
+                            "subject": "Urgent #{{ticket.number}}",
+                            "body": "{{customer.name}} wrote: {{ticket.subject}}",
+                        },
+                    }
+                ],
+                conditions=[{"field": "ticket.priority", "op": "is", "value": "urgent"}],
+            ),
+        )
+    customer = await make_customer("Grace Hopper")
+    ticket = await make_ticket("Server room flooded", priority="urgent", requester=customer)
+    sent, failed = await outbox.deliver(sessions, smtp_settings)
+    assert failed == 0 and sent >= 1
+    [mail] = [m for m in inbox.mails if m["To"] == "oncall@example.com"]
+    assert mail["Subject"] == f"Urgent #{ticket.id}"
+    assert mail.get_content().strip() == "Grace Hopper wrote: Server room flooded"
