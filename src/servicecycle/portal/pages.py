@@ -10,7 +10,6 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from servicecycle.auth.deps import Db, Public, runtime
-from servicecycle.customers.models import Customer
 from servicecycle.kit.errors import ServiceError, TooManyRequests, Unauthenticated
 from servicecycle.portal import requests, service
 from servicecycle.portal.deps import (
@@ -63,6 +62,8 @@ def _page(
 
 
 def _to_sign_in(request: Request) -> Response:
+    if request.method != "GET":  # a form's target cannot be reopened after signing in
+        return RedirectResponse("/portal", status_code=303)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/portal?next={quote(target)}", status_code=303)
 
@@ -73,7 +74,7 @@ def _safe_next(target: str | None) -> str:
     return "/portal/requests"
 
 
-def _signed_in(request: Request, customer: Customer, next_url: str, token: str) -> Response:
+def _signed_in(request: Request, next_url: str, token: str) -> Response:
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(request, response, token)
     return response
@@ -202,7 +203,7 @@ async def use_link(request: Request, db: Db, token: str) -> Response:
     session_token = await service.start_session(
         db, customer, kind="web", lifetime=policy(settings).session_lifetime
     )
-    return _signed_in(request, customer, "/portal/requests", session_token)
+    return _signed_in(request, "/portal/requests", session_token)
 
 
 @router.post("/portal/password", dependencies=[Public])
@@ -247,7 +248,7 @@ async def password_sign_in(
     token = await service.start_session(
         db, customer, kind="web", lifetime=policy(settings).session_lifetime
     )
-    return _signed_in(request, customer, _safe_next(next), token)
+    return _signed_in(request, _safe_next(next), token)
 
 
 @router.post("/portal/logout")
