@@ -2,7 +2,8 @@
 
 Loads an embedded database with COPY: N open tickets, each with a running resolution
 clock; D of them fall due in the window. Then times the sweep (batches of 5,000, one
-transaction each, as the periodic task runs it) until nothing is due.
+transaction each, in ``--workers`` concurrent loops, as the periodic task runs it) until
+nothing is due.
 
 A data folder that already holds exactly this load is reused: the swept clocks are put
 back to running and the sweep's events deleted (then VACUUM ANALYZE), so ``--repeat`` runs
@@ -36,10 +37,10 @@ from sqlalchemy import text
 
 import servicecycle
 from servicecycle.db.embedded import embedded_database
-from servicecycle.db.engine import libpq_url, make_engine, make_sessionmaker, unit_of_work
+from servicecycle.db.engine import libpq_url, make_engine, make_sessionmaker
 from servicecycle.db.migrate import upgrade
 from servicecycle.events import bus
-from servicecycle.sla import service
+from servicecycle.sla import tasks
 
 SWEPT_KINDS = ("sla.breached", "sla.warning")
 
@@ -147,32 +148,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def sweep_all(url: str, now: datetime, batch: int) -> dict[str, Any]:
-    """Sweep until nothing is due. Besides the wall time, the CPU time of this process and of
-    its PostgreSQL backend: on a busy machine wall time waits for a core, CPU time does not."""
-    engine = make_engine(url, pool_size=1)
+async def sweep_all(url: str, now: datetime, batch: int, workers: int) -> dict[str, Any]:
+    """Sweep until nothing is due, as the periodic task does. Besides the wall time, the CPU
+    time of this process and of its PostgreSQL backends: on a busy machine wall time waits
+    for a core, CPU time does not (much)."""
+    engine = make_engine(url, pool_size=workers)
     factory = make_sessionmaker(engine)
-    async with factory() as warm:  # a running worker has its connection open
-        backend = (await warm.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    warned = breached = rounds = 0
-    server_cpu, client_cpu = cpu_seconds(backend), time.process_time()
+    backends: set[int] = set()
+
+    async def open_one() -> None:  # a running worker has its connections open
+        async with factory() as warm, warm.begin():
+            backends.add((await warm.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            await asyncio.sleep(0.2)  # hold it, so the next one opens another
+
+    await asyncio.gather(*(open_one() for _ in range(workers)))
+    server_cpu, client_cpu = sum(map(cpu_seconds, backends)), time.process_time()
     started = time.perf_counter()
-    while True:
-        async with unit_of_work(factory) as session:
-            w, b = await service.sweep(session, now=now, batch=batch)
-        warned, breached, rounds = warned + w, breached + b, rounds + 1
-        if w + b < batch:
-            break
+    warned, breached = await tasks.sweep_until_done(factory, now=now, batch=batch, workers=workers)
     elapsed = time.perf_counter() - started
-    client_cpu, server_cpu = time.process_time() - client_cpu, cpu_seconds(backend) - server_cpu
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = sum(map(cpu_seconds, backends)) - server_cpu
     await engine.dispose()
     return {
         "sweep_s": round(elapsed, 3),
         "client_cpu_s": round(client_cpu, 3),
         "server_cpu_s": round(server_cpu, 3),
+        "backends": len(backends),
         "breached": breached,
         "warned": warned,
-        "transactions": rounds,
     }
 
 
@@ -182,6 +185,7 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=50_000)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bench-sla-sweep"))
     parser.add_argument("--batch", type=int, default=5000, help="clocks per transaction")
+    parser.add_argument("--workers", type=int, default=tasks.WORKERS, help="concurrent loops")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print the Python profile")
     parser.add_argument("--out", type=Path)
@@ -198,13 +202,13 @@ def main() -> None:
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
-            swept = asyncio.run(sweep_all(url, now, args.batch))
+            swept = asyncio.run(sweep_all(url, now, args.batch, args.workers))
             if profile:
                 profile.disable()
                 out = io.StringIO()
                 pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
                 print(out.getvalue())
-            again = asyncio.run(sweep_all(url, now, args.batch))
+            again = asyncio.run(sweep_all(url, now, args.batch, args.workers))
             runs.append(
                 {
                     "prepared": done,
@@ -223,6 +227,7 @@ def main() -> None:
         "tickets": args.tickets,
         "due": args.due,
         "batch": args.batch,
+        "workers": args.workers,
         "cpus": os.cpu_count(),
         "median_sweep_s": median,
         "median_cpu_s": round(median_cpu, 3),

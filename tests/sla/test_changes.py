@@ -182,6 +182,25 @@ async def test_a_policy_that_times_open_tickets_is_not_deleted(
         ("first_reply", "cancelled", None)
     ]
 
+    later = await client.post(
+        "/api/v1/sla-policies",
+        headers=admin.headers,
+        json={"name": "Later", "targets": {"resolution": {"minutes": 60, "business": False}}},
+    )
+    reopened = await client.patch(
+        f"/api/v1/tickets/{ticket.json()['id']}",
+        headers=agent.headers,
+        json={"status": "open", "version": solved.json()["version"]},
+    )
+    assert reopened.status_code == 200, reopened.text
+    clocks = (
+        await client.get(f"/api/v1/tickets/{ticket.json()['id']}/sla", headers=agent.headers)
+    ).json()
+    # reopened after its policy was deleted: the policies are chosen anew
+    assert [(c["metric"], c["state"], c["policy_id"]) for c in clocks][1:] == [
+        ("resolution", "running", later.json()["id"])
+    ]
+
 
 async def test_admin_edits_and_deletes_calendars_and_policies_on_the_pages(
     client: AsyncClient, make_user: Make, sessions: Sessions

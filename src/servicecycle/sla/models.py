@@ -91,9 +91,11 @@ class SlaClock(Base):
         Index("ix_sla_clocks_ticket_id", "ticket_id", "metric"),
         # the sweep reads only clocks that can still warn or breach
         Index("ix_sla_clocks_due_at_running", "due_at", postgresql_where=text("state = 'running'")),
+        # due_at too: the warning walk passes over clocks already due without reading them
         Index(
             "ix_sla_clocks_warn_at_running",
             "warn_at",
+            "due_at",
             postgresql_where=text("state = 'running' AND warned_at IS NULL"),
         ),
     )

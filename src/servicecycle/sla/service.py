@@ -577,28 +577,31 @@ async def retarget(
 # -- the sweep ------------------------------------------------------------------------------
 
 _SWEEP = text("""
-WITH candidates AS (
-    -- two index-only walks (one per partial index); an OR of both would scan every clock
-    (SELECT id FROM sla_clocks WHERE state = 'running' AND due_at <= :now
-     ORDER BY due_at LIMIT :batch)
-    UNION ALL
-    (SELECT id FROM sla_clocks WHERE state = 'running' AND warned_at IS NULL AND warn_at <= :now
-     ORDER BY warn_at LIMIT :batch)
-),
-due AS (
-    -- by primary key (a join here makes the planner scan every clock)
-    SELECT c.ctid AS tid FROM sla_clocks c
-    WHERE c.id = ANY(ARRAY(SELECT id FROM candidates)) AND c.state = 'running'
-    ORDER BY c.due_at
+WITH breach AS (
+    -- the soonest due, walking the partial index; SKIP LOCKED hands a worker the next clocks
+    -- that no other worker holds, so several can sweep at once
+    SELECT ctid AS tid FROM sla_clocks
+    WHERE state = 'running' AND due_at <= :now
+    ORDER BY due_at
     LIMIT :batch
-    FOR UPDATE OF c SKIP LOCKED
+    FOR UPDATE SKIP LOCKED
+),
+warn AS (
+    -- within the warning time but not yet due; the index holds due_at too, so clocks that
+    -- are due (and breached above) are passed over without reading them
+    SELECT ctid AS tid FROM sla_clocks
+    WHERE state = 'running' AND warned_at IS NULL AND warn_at <= :now AND due_at > :now
+    ORDER BY warn_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
 ),
 changed AS (
+    -- by row address: the rows are locked, so it cannot move
     UPDATE sla_clocks c
     SET state = CASE WHEN c.due_at <= :now THEN 'breached' ELSE c.state END,
         breached_at = CASE WHEN c.due_at <= :now THEN c.due_at ELSE c.breached_at END,
         warned_at = CASE WHEN c.due_at <= :now THEN c.warned_at ELSE :now END
-    WHERE c.ctid = ANY(ARRAY(SELECT tid FROM due))
+    WHERE c.ctid = ANY(ARRAY(SELECT tid FROM breach UNION ALL SELECT tid FROM warn))
     RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.state
 )
 INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
@@ -616,12 +619,13 @@ RETURNING id, kind, subject_id, occurred_at,
 async def sweep(
     session: AsyncSession, *, now: datetime | None = None, batch: int = 1000
 ) -> tuple[int, int]:
-    """Warn and breach the running clocks whose moment has come; returns (warned, breached).
+    """Warn and breach the running clocks whose moment has come, up to ``batch`` of each;
+    returns (warned, breached): less than ``batch`` of both means nothing more is due.
 
-    One statement claims a batch with SKIP LOCKED (so several workers share the work),
-    updates it and appends its events; it reads only due clocks through partial indexes,
-    so its cost follows what is due, not how many tickets exist. The events then go to
-    their subscribers (escalation rules) like any other.
+    One statement claims the clocks with SKIP LOCKED (so several workers share the work),
+    updates them and appends their events; it reads only due clocks through partial
+    indexes, so its cost follows what is due, not how many tickets exist. The events then
+    go to their subscribers (escalation rules) like any other.
     """
     now = now or clock.now()
     rows = (await session.execute(_SWEEP, {"now": now, "batch": batch})).all()

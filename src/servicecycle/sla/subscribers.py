@@ -152,9 +152,11 @@ async def on_status(session: AsyncSession, event: Event) -> None:
     ticket_id = int(event.subject_id)
     clocks = await sla.clocks_of(session, ticket_id)
     policy = await _current_policy(session, clocks)
-    if policy is None:
-        return
     before, after, at = event.data.get("from"), event.data.get("to"), event.occurred_at
+    if policy is None:
+        if before == "solved" and after != "closed" and (ticket := await _ticket(session, event)):
+            await rechoose(session, ticket, at=at)  # its policy was deleted since: choose anew
+        return
     live = _live(clocks)
     if after in ("solved", "closed"):
         for row in live:
