@@ -28,6 +28,10 @@ class InboundMail(Base):
     )
     size: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # the IMAP mailbox it was taken from (None: posted, forwarded, or the mailbox is gone)
+    mailbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (
         # the same Message-ID never makes two tickets or messages, however often it arrives

@@ -69,7 +69,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("address", name=op.f("uq_mailboxes_address")),
         sa.UniqueConstraint("name", name=op.f("uq_mailboxes_name")),
     )
+    op.add_column("inbound_mails", sa.Column("mailbox_id", sa.BigInteger(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_inbound_mails_mailbox_id_mailboxes"),
+        "inbound_mails",
+        "mailboxes",
+        ["mailbox_id"],
+        ["id"],
+        ondelete="SET NULL",
+    )
+    op.create_index(
+        op.f("ix_inbound_mails_mailbox_id"), "inbound_mails", ["mailbox_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_inbound_mails_mailbox_id"), table_name="inbound_mails")
+    op.drop_constraint(
+        op.f("fk_inbound_mails_mailbox_id_mailboxes"), "inbound_mails", type_="foreignkey"
+    )
+    op.drop_column("inbound_mails", "mailbox_id")
     op.drop_table("mailboxes")
