@@ -369,7 +369,7 @@ async def test_macros_are_changed_and_deleted_through_the_api(
 
 
 async def test_admin_edits_and_deletes_a_macro_and_sees_the_new_actions(
-    client: AsyncClient, make_user: Make, sessions: Sessions
+    client: AsyncClient, make_user: Make, sessions: Sessions, settings: WebhookSettings
 ) -> None:
     admin = await make_user("admin")
     csrf = await sign_in(client, admin.email)
@@ -433,8 +433,20 @@ async def test_admin_edits_and_deletes_a_macro_and_sees_the_new_actions(
         not in (await client.get("/admin/macros", headers=HTML)).text
     )
 
+    async with sessions() as session, session.begin():
+        await webhooks.create_subscription(
+            session,
+            name="Pager",
+            url="https://pager.example.com/in",
+            kinds=[],
+            sending=webhooks.sending_for(settings),
+            actor=ADMIN,
+        )
     editor = await client.get("/admin/rules/new", headers=HTML)
     assert "send_email" in editor.text and "call_webhook" in editor.text
+    assert re.search(r"<code>\d+</code> Pager", editor.text)
+    macro_form = await client.get("/admin/macros", headers=HTML)
+    assert '{"to": "requester" | an address' in macro_form.text.replace("&#34;", '"')
     made = await client.post(
         "/admin/rules",
         data={

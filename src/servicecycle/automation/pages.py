@@ -282,6 +282,7 @@ async def _rule_page(
             "ref": _reference(),
             "matched": matched,
             "plan": plan,
+            "webhooks": await webhooks.list_subscriptions(db),
             "limit": service.DRY_RUN_LIMIT,
             "error": None,
             "fields": {},
