@@ -250,3 +250,19 @@ async def test_housekeeping_removes_spent_links_ended_sessions_and_old_counts(
     async with sessions() as session, session.begin():
         await service.remove_expired(session, now=frozen[0] + timedelta(days=15))
     assert await counts() == [0, 0, 0]
+
+
+async def test_a_new_password_ends_the_customers_other_sessions(
+    app: FastAPI, client: AsyncClient, sessions: Sessions, make_customer: MakeCustomer
+) -> None:
+    await make_customer(email="two@example.com")
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as other:
+        await sign_in(other, sessions, "two@example.com")
+        signed = await sign_in(client, sessions, "two@example.com")
+        saved = await client.post(
+            "/portal/account/password",
+            data={"password": "a brand new secret", "csrf_token": signed.csrf},
+        )
+        assert saved.status_code == 200
+        assert (await client.get("/portal/requests")).status_code == 200
+        assert (await other.get("/portal/requests")).status_code == 303

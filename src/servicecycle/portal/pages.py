@@ -282,7 +282,7 @@ async def set_password(
         return _to_sign_in(request)
     try:
         async with db.begin_nested():
-            await service.set_password(db, who.customer, password=password)
+            await service.set_password(db, who.customer, password=password, keep=who.portal_session)
     except ServiceError as exc:
         has = await service.has_password(db, who.customer)
         return _page(

@@ -248,8 +248,11 @@ async def has_password(session: AsyncSession, customer: Customer) -> bool:
     return account is not None and account.password_hash is not None
 
 
-async def set_password(session: AsyncSession, customer: Customer, *, password: str) -> None:
-    """Set or change the customer's portal password (they are signed in by link or password)."""
+async def set_password(
+    session: AsyncSession, customer: Customer, *, password: str, keep: PortalSession | None
+) -> None:
+    """Set or change the customer's portal password; every other session of theirs ends
+    (a stolen session does not survive the change), ``keep`` stays signed in."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
             "Password too short", fields={"password": f"at least {MIN_PASSWORD_LENGTH} characters"}
@@ -266,6 +269,10 @@ async def set_password(session: AsyncSession, customer: Customer, *, password: s
             set_={"password_hash": hashed, "password_set_at": now},
         )
     )
+    others = delete(PortalSession).where(PortalSession.customer_id == customer.id)
+    if keep is not None:
+        others = others.where(PortalSession.id != keep.id)
+    await session.execute(others)
     await record(
         session,
         "portal.password_set",
