@@ -14,7 +14,7 @@ from servicecycle.chat import service
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, ValidationFailed
+from servicecycle.kit.errors import Conflict, TooManyRequests, ValidationFailed
 from servicecycle.kit.secrets import BadToken, Keyring
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -91,3 +91,30 @@ async def test_the_widget_texts_have_defaults_and_are_validated(db: AsyncSession
     assert refused.value.fields == {"greeting": "1-500 characters"}
     await service.update_texts(db, greeting="Hej!", offline_text="Back at 9.", actor=admin)
     assert await service.texts(db) == service.Texts("Hej!", "Back at 9.")
+
+
+async def test_new_chats_are_limited_per_visitor_and_per_address(
+    db: AsyncSession, make_user: object, moment: list[datetime]
+) -> None:
+    agent = await make_user("agent")  # type: ignore[operator]
+    await auth.set_availability(db, agent, "online", actor=Actor.system("test"))
+
+    async def start(visitor: str, client: str | None = None) -> object:
+        return await service.start_chat(
+            db, visitor_id=visitor, name="V", email=None, text_="hi", origin=None, client=client
+        )
+
+    for _ in range(service.MAX_CHATS_PER_HOUR):
+        await start("same-visitor")
+    with pytest.raises(TooManyRequests):
+        await start("same-visitor")
+
+    key = service.client_key(Keyring(b"k" * 32), "203.0.113.9")
+    assert key == service.client_key(Keyring(b"k" * 32), "203.0.113.9") and key
+    assert "203.0.113.9" not in key
+    for n in range(service.MAX_CHATS_PER_ADDRESS):
+        await start(f"fresh-token-{n}", key)
+    with pytest.raises(TooManyRequests):
+        await start("yet-another-token", key)
+    moment[0] = T0 + timedelta(hours=1, seconds=1)  # an hour later they may again
+    await start("yet-another-token", key)

@@ -37,6 +37,8 @@ class ChatSession(Base):
     state: Mapped[str] = mapped_column(String(10))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     origin: Mapped[str | None] = mapped_column(String(300))
+    # a keyed hash of the visitor's address: limits new chats per address, stores no IP
+    client_key: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(server_default=func.now())
     taken_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
@@ -46,6 +48,7 @@ class ChatSession(Base):
         CheckConstraint("state IN ('waiting', 'active', 'ended', 'missed')", name="state"),
         Index("uq_chat_sessions_ticket_id", "ticket_id", unique=True),
         Index("ix_chat_sessions_visitor_id", "visitor_id", "id"),
+        Index("ix_chat_sessions_client_key", "client_key", "started_at"),
         Index(
             "ix_chat_sessions_live",
             "state",

@@ -39,6 +39,7 @@ MAX_NAME_CHARS = 120
 RATE_LINES = 8  # at most this many lines from one visitor ...
 RATE_WINDOW = timedelta(seconds=10)  # ... within this window
 MAX_CHATS_PER_HOUR = 5  # new chats one visitor may open
+MAX_CHATS_PER_ADDRESS = 30  # ... and one network address (new tokens cost nothing)
 WAIT_LIMIT = timedelta(minutes=5)  # a waiting chat nobody takes is missed after this
 GONE_AFTER = timedelta(minutes=10)  # a visitor not seen this long has left
 DEFAULT_GREETING = "Hi! Ask us anything: an agent will answer here in a moment."
@@ -62,6 +63,13 @@ def issue_token(keyring: Keyring, visitor_id: str | None = None) -> tuple[str, s
     visitor_id = visitor_id or secrets.token_hex(16)
     expires = clock.now() + timedelta(days=TOKEN_DAYS)
     return keyring.sign(TOKEN_PURPOSE, {"v": visitor_id}, expires_at=expires), visitor_id
+
+
+def client_key(keyring: Keyring, address: str | None) -> str | None:
+    """A keyed hash of a client address: counts chats per address without storing it."""
+    if not address:
+        return None
+    return keyring.sign("chat-client", {"a": address}, expires_at=None).rsplit(".", 1)[1][:64]
 
 
 def read_token(keyring: Keyring, token: str) -> str:
@@ -324,6 +332,7 @@ async def start_chat(
     email: object,
     text_: object,
     origin: str | None,
+    client: str | None = None,
 ) -> ChatSession:
     """The visitor's first line opens a ticket (channel ``chat``) and a waiting chat; with
     no agent online the chat is missed at once and needs an e-mail address to answer to."""
@@ -350,6 +359,20 @@ async def start_chat(
     )
     if (recent or 0) >= MAX_CHATS_PER_HOUR:
         raise TooManyRequests("Too many chats started; please wait a while", retry_after=600)
+    if client is not None:
+        from_there = await session.scalar(
+            select(func.count())
+            .select_from(ChatSession)
+            .where(
+                ChatSession.client_key == client,
+                ChatSession.started_at > clock.now() - timedelta(hours=1),
+            )
+        )
+        if (from_there or 0) >= MAX_CHATS_PER_ADDRESS:
+            raise TooManyRequests(
+                "Too many chats started from your network; please wait a while",
+                retry_after=600,
+            )
     customer = await _visitor_customer(
         session, visitor_id=visitor_id, name=clean_name, email=address
     )
@@ -369,6 +392,7 @@ async def start_chat(
         visitor_id=visitor_id,
         state="waiting",
         origin=(origin or None) and (origin or "")[:300],
+        client_key=client,
         started_at=now,
         last_seen_at=now,
     )

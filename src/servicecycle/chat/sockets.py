@@ -179,6 +179,7 @@ async def _run_both(reader: Awaitable[None], pusher: Awaitable[None]) -> None:
 @dataclass
 class VisitorState:
     visitor_id: str
+    client: str | None = None  # keyed hash of the client's address
     chat_id: int | None = None
     ticket_id: int | None = None
     last_id: int = 0
@@ -222,7 +223,8 @@ async def visitor(ws: WebSocket) -> None:
     else:
         visitor_id = None
     token, visitor_id = service.issue_token(keyring, visitor_id)
-    state = VisitorState(visitor_id=visitor_id)
+    address = ws.client.host if ws.client else None
+    state = VisitorState(visitor_id=visitor_id, client=service.client_key(keyring, address))
     hub = await get_hub(ws)
     with hub.subscribe() as sub:
         async with rt.sessions() as session, session.begin():
@@ -287,6 +289,7 @@ async def _visitor_frame(
                         email=frame.get("email"),
                         text_=frame.get("text"),
                         origin=origin,
+                        client=state.client,
                     )
             elif kind == "ping":
                 if chat is not None:

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(10), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=True),
         sa.Column("origin", sa.String(300), nullable=True),
+        sa.Column("client_key", sa.String(64), nullable=True),
         sa.Column(
             "started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
@@ -54,6 +55,7 @@ def upgrade() -> None:
     )
     op.create_index("uq_chat_sessions_ticket_id", "chat_sessions", ["ticket_id"], unique=True)
     op.create_index("ix_chat_sessions_visitor_id", "chat_sessions", ["visitor_id", "id"])
+    op.create_index("ix_chat_sessions_client_key", "chat_sessions", ["client_key", "started_at"])
     op.create_index(
         "ix_chat_sessions_live",
         "chat_sessions",
@@ -76,6 +78,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("chat_settings")
     op.drop_index("ix_chat_sessions_live", table_name="chat_sessions")
+    op.drop_index("ix_chat_sessions_client_key", table_name="chat_sessions")
     op.drop_index("ix_chat_sessions_visitor_id", table_name="chat_sessions")
     op.drop_index("uq_chat_sessions_ticket_id", table_name="chat_sessions")
     op.drop_table("chat_sessions")
