@@ -34,7 +34,7 @@ from servicecycle.auth import service as auth
 from servicecycle.auth.deps import SESSION_COOKIE
 from servicecycle.auth.models import Role
 from servicecycle.chat import service
-from servicecycle.chat.hub import EVERYTHING, LOBBY, Hub
+from servicecycle.chat.hub import EVERYTHING, LOBBY, Hub, Subscription
 from servicecycle.chat.models import ChatSession
 from servicecycle.db.engine import libpq_url
 from servicecycle.events.service import Actor
@@ -250,9 +250,7 @@ async def visitor(ws: WebSocket) -> None:
 
         async def read() -> None:
             async for frame in conn.frames():
-                await _visitor_frame(conn, state, frame, origin=ws.headers.get("origin"))
-                if state.ticket_id is not None:
-                    sub.listen(f"ticket:{state.ticket_id}")
+                await _visitor_frame(conn, state, frame, origin=ws.headers.get("origin"), sub=sub)
 
         async def push() -> None:
             while True:
@@ -271,7 +269,12 @@ async def visitor(ws: WebSocket) -> None:
 
 
 async def _visitor_frame(
-    conn: Conn, state: VisitorState, frame: dict[str, Any], *, origin: str | None
+    conn: Conn,
+    state: VisitorState,
+    frame: dict[str, Any],
+    *,
+    origin: str | None,
+    sub: Subscription,
 ) -> None:
     kind = frame["type"]
     started: ChatSession | None = None
@@ -311,6 +314,7 @@ async def _visitor_frame(
             await conn.send(error_frame(exc))
         return
     if started is not None:  # committed: from now on this socket follows that chat
+        sub.listen(f"ticket:{started.ticket_id}")  # before reading, so nothing falls between
         state.chat_id, state.ticket_id, state.last_id = started.id, started.ticket_id, 0
     await _visitor_sync(conn, state)
 
