@@ -293,3 +293,27 @@ async def test_admin_edits_and_deletes_calendars_and_policies_on_the_pages(
     async with sessions() as session:
         assert [c.name for c in await sla.list_calendars(session)] == ["Office"]
         assert await sla.list_policies(session) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"name": "P", "targets": {"first_reply": 5}}, "targets.first_reply"),
+        ({"name": "P", "targets": {}, "conditions": {"tier": "vip"}}, "conditions.tier"),
+        (
+            {"name": "P", "targets": {"first_reply": {"minutes": 5}}, "warn_minutes": -1},
+            "warn_minutes",
+        ),
+        ({"name": "P", "targets": {"first_reply": {"minutes": 5}}, "colour": "red"}, "colour"),
+        ({"name": "P", "targets": {"sometime": {"minutes": 5}}}, "targets.sometime"),
+        ({"name": "P", "pause_statuses": ["open"], "targets": {}}, "pause_statuses.0"),
+    ],
+)
+async def test_bad_policy_json_is_refused_naming_the_path(
+    client: AsyncClient, make_token: Make, body: dict[str, Any], path: str
+) -> None:
+    admin = await make_token("admin")
+    refused = await client.post("/api/v1/sla-policies", headers=admin.headers, json=body)
+    assert refused.status_code == 422, refused.text
+    assert path in refused.json()["error"]["fields"], refused.json()
+    assert (await client.get("/api/v1/sla-policies", headers=admin.headers)).json() == []
