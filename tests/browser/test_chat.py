@@ -159,3 +159,37 @@ async def test_with_nobody_online_the_widget_asks_for_an_email(
     await page.wait_for_selector(".sc-line.sc-from-visitor:has-text('Norway')")
     assert errors == []
     await context.close()
+
+
+@pytest.mark.browser
+async def test_the_demo_page_embeds_the_widget_under_the_desks_own_csp(
+    live_server: LiveServer, browser: object
+) -> None:
+    """The desk's strict Content-Security-Policy lets its own widget, style and socket in."""
+    _create_user(live_server, "ada@example.com", "Ada Admin", "admin")
+    context = await browser.new_context()  # type: ignore[attr-defined]
+    page = await context.new_page()
+    errors = _errors(page)
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    await page.goto(live_server.url + "/login")
+    await page.fill("#email", "ada@example.com")
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.goto(live_server.url + "/admin/chat")
+    snippet = await page.inner_text("[data-snippet]")
+    assert snippet == (
+        f'<script src="{live_server.url}/chat/widget.js" data-desk="{live_server.url}" async>'
+        "</script>"
+    )
+    await page.click("text=Open the demo page")
+    await page.wait_for_url(live_server.url + "/chat/demo")
+    await page.click(".sc-launcher")
+    await page.wait_for_selector(".sc-status:text('Nobody is online right now')")
+    # the widget's stylesheet applied inside its shadow root (not blocked by style-src)
+    radius = await page.eval_on_selector(".sc-panel", "e => getComputedStyle(e).borderRadius")
+    assert radius == "12px"
+    assert errors == []
+    await context.close()
