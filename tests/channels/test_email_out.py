@@ -224,3 +224,29 @@ async def test_a_permanent_refusal_fails_at_once_a_temporary_one_waits(
         )
     ).json()["items"]
     assert len(events) == failed
+
+
+async def test_the_scheduled_task_entry_sends_outside_the_session_it_is_given(
+    client: AsyncClient,
+    make_token: MakeToken,
+    sessions: async_sessionmaker[AsyncSession],
+    smtp: tuple[Inbox, outbox.SmtpSettings],
+) -> None:
+    """``deliver_due(session)`` (what ``channels.send_mail`` calls) claims and settles in
+    transactions of its own: the mail is sent and recorded even if the task's own
+    transaction is then rolled back."""
+    inbox, settings = smtp
+    agent = await make_token("agent")
+    result = await deliver(client, agent, mail("t@example.com", "Hi", "hello"))
+    async with sessions() as session:
+        await session.begin()
+        assert await outbox.deliver_due(session, settings) == (1, 0)
+        await session.rollback()
+    assert [m["To"] for m in inbox.mails] == ["t@example.com"]
+    async with sessions() as session:
+        row = (
+            await session.scalars(
+                select(OutboundMail).where(OutboundMail.ticket_id == result["ticket_id"])
+            )
+        ).one()
+    assert (row.status, row.attempts) == ("sent", 1)

@@ -283,3 +283,27 @@ async def test_the_mail_listener_command_takes_mail_and_stops_on_sigterm(
             "SELECT outcome FROM inbound_mails WHERE message_id = '<cli1@x>'"
         ).fetchall()
     assert found == [("ticket",)]
+
+
+async def test_a_bounce_of_the_desks_own_mail_opens_no_ticket(
+    sessions: Sessions, db: AsyncSession
+) -> None:
+    async with running(sessions) as listener:
+        await send(
+            listener, mail("dana@example.com", "Hello", "hi", Message_ID="<b0@x>").as_bytes()
+        )
+        ack = (await db.scalars(select(OutboundMail))).one()
+        bounce = (
+            f"From: MAILER-DAEMON@mx.example.com\r\nTo: help@desk.example\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <b1@mx>\r\n"
+            f"In-Reply-To: {ack.message_id}\r\nReferences: {ack.message_id}\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+            "--r\r\nContent-Type: text/plain\r\n\r\nUser unknown\r\n--r--\r\n"
+        ).encode()
+        await send(listener, bounce, sender="")
+    logged = (
+        await db.scalars(select(InboundMail).where(InboundMail.message_id == "<b1@mx>"))
+    ).one()
+    assert logged.outcome == "ignored" and logged.ticket_id == ack.ticket_id
+    assert logged.reason == "delivery report (bounce)"
+    assert await count(db, Ticket) == 1 and await count(db, OutboundMail) == 1  # nothing answered

@@ -64,16 +64,25 @@ async def receive(
         if seen is not None:
             return Outcome("duplicate", seen.ticket_id, "this Message-ID was received before")
     ticket = await _thread(session, mail)
-    if mail.automatic is not None and ticket is None:
+    stranger = ticket is not None and not await _participant(session, ticket, mail.sender)
+    if mail.automatic is not None and (ticket is None or stranger):
+        # a robot's mail never opens a ticket (nor is answered): a bounce of our own mail
+        # from a MAILER-DAEMON would otherwise become a new ticket, acknowledged to it
         return await _log(
-            session, mail, outcome="ignored", size=len(raw), at=arrived, reason=mail.automatic
+            session,
+            mail,
+            outcome="ignored",
+            size=len(raw),
+            at=arrived,
+            reason=mail.automatic,
+            ticket=ticket if stranger else None,
         )
     customer = await customers.find_or_create_by_email(
         session, email=mail.sender, name=mail.sender_name, actor=MAILER
     )
     body_text = mail.text if mail.html is None else None
     linked_to: Ticket | None = None
-    if ticket is not None and not await _participant(session, ticket, mail.sender):
+    if ticket is not None and stranger:
         linked_to, ticket = ticket, None
     if ticket is not None and ticket.status != "closed":
         message = await tickets.add_message(

@@ -18,13 +18,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message as MailMessage
 from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -112,45 +114,73 @@ async def queue(
     return row
 
 
-async def _thread_headers(session: AsyncSession, row: OutboundMail) -> None:
-    """Answer the customer's latest mail on this ticket (In-Reply-To) and name the whole
-    conversation, theirs and ours, oldest first (References). Read when the mail is first
-    claimed, so a mail queued with the ticket still threads on the mail that opened it."""
+async def _thread_headers(session: AsyncSession, rows: list[OutboundMail]) -> None:
+    """Answer the customer's latest mail on each row's ticket (In-Reply-To) and name the
+    whole conversation, theirs and ours, oldest first (References). Read when a mail is first
+    claimed, so a mail queued with its ticket still threads on the mail that opened it; two
+    queries for the whole batch."""
+    tickets = {row.ticket_id for row in rows if row.ticket_id is not None}
+    if not tickets:
+        return
     inbound = await session.execute(
-        select(InboundMail.received_at, InboundMail.message_id).where(
-            InboundMail.ticket_id == row.ticket_id,
+        select(InboundMail.ticket_id, InboundMail.received_at, InboundMail.message_id).where(
+            InboundMail.ticket_id.in_(tickets),
             InboundMail.message_id.is_not(None),
             InboundMail.outcome.in_(("ticket", "reply")),
         )
     )
     outbound = await session.execute(
-        select(OutboundMail.created_at, OutboundMail.message_id).where(
-            OutboundMail.ticket_id == row.ticket_id,
-            OutboundMail.id < row.id,
-            OutboundMail.status != "failed",
-        )
+        select(
+            OutboundMail.ticket_id,
+            OutboundMail.created_at,
+            OutboundMail.message_id,
+            OutboundMail.id,
+        ).where(OutboundMail.ticket_id.in_(tickets), OutboundMail.status != "failed")
     )
-    theirs = [(at, mid, True) for at, mid in inbound.all() if mid]
-    ours = [(at, mid, False) for at, mid in outbound.all()]
-    conversation = sorted(theirs + ours, key=lambda item: item[0])
-    answered = [mid for _, mid, inbound_mail in conversation if inbound_mail]
-    row.in_reply_to = answered[-1] if answered else None
-    row.references = " ".join(mid for _, mid, _ in conversation[-20:])
+    mails: dict[int, list[tuple[datetime, str, int | None]]] = {t: [] for t in tickets}
+    for ticket_id, at, message_id in inbound.all():
+        if ticket_id is not None and message_id:
+            mails[ticket_id].append((at, message_id, None))  # theirs
+    for ticket_id, at, message_id, row_id in outbound.all():
+        if ticket_id is not None:
+            mails[ticket_id].append((at, message_id, row_id))  # ours
+    for row in rows:
+        if row.ticket_id is None:
+            continue
+        # before this row: theirs, and ours queued earlier (a tie goes to theirs first)
+        conversation = sorted(
+            (m for m in mails[row.ticket_id] if m[2] is None or m[2] < row.id),
+            key=lambda m: (m[0], m[2] is not None),
+        )
+        answered = [mid for _, mid, ours in conversation if ours is None]
+        row.in_reply_to = answered[-1] if answered else None
+        row.references = " ".join(mid for _, mid, _ in conversation[-20:])
 
 
-def compose(row: OutboundMail, sender: str) -> EmailMessage:
-    mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = sender, row.to_address, row.subject
-    mail["Message-ID"], mail["Date"] = row.message_id, formatdate(localtime=False)
-    if row.reply_to:
-        mail["Reply-To"] = row.reply_to
-    if row.in_reply_to:
-        mail["In-Reply-To"] = row.in_reply_to
-    if row.references:
-        mail["References"] = row.references
-    if row.kind == "acknowledgement":
-        mail["Auto-Submitted"] = "auto-replied"  # so other systems do not answer it
-    mail.set_content(row.body_text)
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable as plain text where a client does not decode it
+
+
+def compose(row: OutboundMail, sender: str) -> MailMessage:
+    """The mail as sent. Built with the compat policy: the modern one parses every header it
+    is given into objects, which was most of the cost of sending."""
+    mail = MailMessage()
+    mail.set_payload(row.body_text, _UTF8_QP)  # text/plain; charset="utf-8", quoted-printable
+    headers = [
+        ("From", sender),
+        ("To", row.to_address),
+        ("Subject", row.subject),
+        ("Message-ID", row.message_id),
+        ("Date", formatdate(localtime=False)),
+        ("Reply-To", row.reply_to),
+        ("In-Reply-To", row.in_reply_to),
+        ("References", row.references),
+        # so other systems do not answer an acknowledgement
+        ("Auto-Submitted", "auto-replied" if row.kind == "acknowledgement" else None),
+    ]
+    for name, value in headers:
+        if value:
+            mail[name] = value if value.isascii() else Header(value, "utf-8").encode()
     return mail
 
 
@@ -196,7 +226,7 @@ class Claim:
     id: int
     token: str
     attempts: int
-    mail: EmailMessage
+    mail: MailMessage
     claimed_at: datetime
 
 
@@ -232,6 +262,7 @@ async def _claim(
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+        await _thread_headers(session, [row for row in rows if row.attempts == 0])
         for row in rows:
             if row.status == "sending":  # its sender stopped between claim and result
                 row.last_error = (
@@ -243,8 +274,6 @@ async def _claim(
                     await _fail(session, row)
                     dead += 1
                     continue
-            if row.ticket_id is not None and row.attempts == 0:
-                await _thread_headers(session, row)
             row.status, row.claim_token, row.claimed_until = "sending", token, at + LEASE
             row.attempts += 1
             claims.append(
@@ -324,6 +353,44 @@ async def _settle(
 ) -> str:
     """Record what became of one claimed mail; only the holder of the claim may."""
     async with sessions() as session, session.begin():
+        if error is None:  # the common case in two statements: the update, and its event
+            sent = (
+                await session.execute(
+                    update(OutboundMail)
+                    .where(
+                        OutboundMail.id == claim.id,
+                        OutboundMail.status == "sending",
+                        OutboundMail.claim_token == claim.token,
+                    )
+                    .values(
+                        status="sent", sent_at=clock.now(), claim_token=None, claimed_until=None
+                    )
+                    .returning(
+                        OutboundMail.ticket_id,
+                        OutboundMail.message_id,
+                        OutboundMail.kind,
+                        OutboundMail.attempts,
+                    )
+                )
+            ).one_or_none()
+            if sent is None:
+                # our lease ran out and another sender took the row over: its result counts
+                log.warning("mail.claim_lost", outbound_id=claim.id)
+                return "lost"
+            await record(
+                session,
+                "mail.sent",
+                subject_type="ticket",
+                subject_id=sent.ticket_id or 0,
+                actor=MAILER,
+                data={
+                    "outbound_id": claim.id,
+                    "message_id": sent.message_id,
+                    "kind": sent.kind,
+                    "attempts": sent.attempts,
+                },
+            )
+            return "sent"
         row = await session.scalar(
             select(OutboundMail).where(OutboundMail.id == claim.id).with_for_update()
         )
@@ -332,22 +399,6 @@ async def _settle(
             log.warning("mail.claim_lost", outbound_id=claim.id)
             return "lost"
         row.claim_token, row.claimed_until = None, None
-        if error is None:
-            row.status, row.sent_at = "sent", clock.now()
-            await record(
-                session,
-                "mail.sent",
-                subject_type="ticket",
-                subject_id=row.ticket_id or 0,
-                actor=MAILER,
-                data={
-                    "outbound_id": row.id,
-                    "message_id": row.message_id,
-                    "kind": row.kind,
-                    "attempts": row.attempts,
-                },
-            )
-            return "sent"
         row.last_error = f"{type(error).__name__}: {error}"[:2000]
         if _permanent(error) or row.attempts >= MAX_ATTEMPTS:
             await _fail(session, row)
