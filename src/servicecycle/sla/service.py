@@ -199,7 +199,8 @@ async def delete_calendar(
     )
     if users:
         raise Conflict(
-            f"The calendar is used by {', '.join(users)}; point them at another calendar first",
+            f"The calendar is used by {', '.join(users)}; point "
+            f"{'that policy' if len(users) == 1 else 'those policies'} at another calendar first",
             fields={"calendar": f"used by {', '.join(users)}"},
             extra={"policies": users},
         )
