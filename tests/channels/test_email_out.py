@@ -250,3 +250,29 @@ async def test_the_scheduled_task_entry_sends_outside_the_session_it_is_given(
             )
         ).one()
     assert (row.status, row.attempts) == ("sent", 1)
+
+
+async def test_an_unreachable_server_defers_the_whole_batch_after_one_try(
+    client: AsyncClient,
+    make_token: MakeToken,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    agent = await make_token("agent")
+    for n in range(3):
+        await deliver(client, agent, mail(f"u{n}@example.com", "Hi", "hello"))
+    down = outbox.SmtpSettings(
+        host="127.0.0.1",
+        port=free_port(),
+        username=None,
+        password=None,
+        starttls=False,
+        sender="help@servicecycle.localhost",
+    )
+    now = clock.now()
+    assert await outbox.deliver(sessions, down, now=now) == (0, 0)
+    async with sessions() as session:
+        rows = (await session.scalars(select(OutboundMail).order_by(OutboundMail.id))).all()
+    assert {(r.status, r.attempts, r.next_attempt_at) for r in rows} == {
+        ("queued", 1, now + outbox.backoff(1))
+    }
+    assert len({r.last_error for r in rows}) == 1  # one refused connection, told to all three

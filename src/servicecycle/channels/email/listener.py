@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ async def listening(
     """Listen on ``host:port`` in the running event loop for the block's duration. On exit,
     no new connection is taken, mails being stored are finished (up to ``drain_seconds``),
     and open connections are closed (their senders retry what was not acknowledged)."""
+    # aiosmtpd logs every command (with addresses) at INFO: ours say what matters
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     handler = DeskHandler(
         sessions,
         storage=storage,

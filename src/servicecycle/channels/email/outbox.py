@@ -307,26 +307,33 @@ async def _send(
 ) -> tuple[int, int]:
     sent = failed = 0
     client: aiosmtplib.SMTP | None = None
+    unreachable: Exception | None = None  # the server could not be reached: no use retrying now
     try:
         for index, claim in enumerate(claims):
             if clock.now() - claim.claimed_at > LEASE / 2:  # too slow: let the rest go back
                 await _release(sessions, claims[index:])
                 break
-            error: Exception | None = None
+            error: Exception | None = unreachable
+            connecting = False
             try:
-                if client is None:
-                    client = aiosmtplib.SMTP(
-                        hostname=smtp.host,
-                        port=smtp.port,
-                        username=smtp.username,
-                        password=smtp.password,
-                        start_tls=smtp.starttls,
-                        timeout=SMTP_TIMEOUT,
-                    )
-                    await client.connect()
-                await client.send_message(claim.mail)
+                if unreachable is None:
+                    if client is None:
+                        connecting = True
+                        client = aiosmtplib.SMTP(
+                            hostname=smtp.host,
+                            port=smtp.port,
+                            username=smtp.username,
+                            password=smtp.password,
+                            start_tls=smtp.starttls,
+                            timeout=SMTP_TIMEOUT,
+                        )
+                        await client.connect()
+                        connecting = False
+                    await client.send_message(claim.mail)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 error = exc
+                if connecting:  # the rest of the batch waits for the next round
+                    unreachable = exc
                 await _drop(client)  # whatever state the session is in, the next mail starts fresh
                 client = None
             outcome = await _settle(sessions, claim, error, now)
