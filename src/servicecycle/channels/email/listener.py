@@ -98,13 +98,16 @@ class DeskHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""
         raw = content if isinstance(content, bytes) else content.encode("utf-8", "replace")
+        trace = _trace(envelope, session, self.hostname)
+        if len(trace) + len(raw) <= intake.MAX_MAIL_BYTES:  # a mail at the very limit goes bare
+            raw = trace + raw
         self.busy += 1
         self.idle.clear()
         try:
             async with unit_of_work(self.sessions) as db:
                 outcome = await intake.receive(
                     db,
-                    _trace(envelope, session, self.hostname) + raw,
+                    raw,
                     storage=self.storage,
                     max_file_bytes=self.max_file_bytes,
                 )
