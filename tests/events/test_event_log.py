@@ -109,3 +109,33 @@ async def test_the_database_refuses_to_change_or_remove_events(
             await db.execute(text(statement))
     count = await db.scalar(text("SELECT count(*) FROM events WHERE kind <> 'forged'"))
     assert count is not None and count >= 3
+
+
+async def test_a_subscriber_to_star_hears_every_kind_after_its_own_handlers(
+    db: AsyncSession,
+) -> None:
+    from servicecycle.events import bus
+    from servicecycle.events.models import Event
+
+    heard: list[str] = []
+
+    async def star(session: AsyncSession, event: Event) -> None:
+        heard.append(f"*:{event.kind}")
+
+    async def exact(session: AsyncSession, event: Event) -> None:
+        heard.append(f"exact:{event.kind}")
+
+    bus.load_all()
+    bus._handlers.setdefault("*", []).append(star)
+    bus._handlers.setdefault("brand.new_kind", []).append(exact)
+    try:
+        await events.record(
+            db, "brand.new_kind", subject_type="thing", subject_id=1, actor=Actor.system()
+        )
+        await events.record(
+            db, "another.kind", subject_type="thing", subject_id=1, actor=Actor.system()
+        )
+    finally:
+        bus._handlers["*"].remove(star)
+        del bus._handlers["brand.new_kind"]
+    assert heard == ["exact:brand.new_kind", "*:brand.new_kind", "*:another.kind"]

@@ -15,6 +15,20 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/docs"),
+    # the customer portal's ways in, and the public request form
+    ("GET", "/portal"),
+    ("POST", "/portal/link"),
+    ("GET", "/portal/login/{token}"),
+    ("POST", "/portal/login/{token}"),
+    ("POST", "/portal/password"),
+    ("GET", "/portal/new"),
+    ("GET", "/support"),
+    ("POST", "/support"),
+    ("POST", "/api/v1/portal/magic-links"),
+    ("POST", "/api/v1/portal/sessions"),
+    # the chat widget, embedded on other sites (its socket checks the visitor's token)
+    ("GET", "/chat/widget.js"),
+    ("GET", "/chat/widget.css"),
 }
 
 
@@ -65,6 +79,8 @@ async def test_no_route_answers_anonymously_except_the_allow_list(
             assert response.status_code == 401, (method, path, response.status_code)
         else:
             assert response.status_code == 303, (method, path, response.status_code)
-            assert response.headers["location"].startswith("/login")
+            # customers sign in to the portal, everyone else to the desk
+            sign_in = "/portal" if path.startswith("/portal/") else "/login"
+            assert response.headers["location"].startswith(sign_in), (method, path)
         checked += 1
     assert checked >= 15

@@ -329,3 +329,12 @@ async def test_events_appended_in_bulk_are_delivered_too(
     assert [r.kind for r in await _rows(sessions, sub_id)] == ["sla.warning", "sla.breached"]
     assert await _deliver(sessions, settings) == (2, 0)
     assert json.loads(receiver.received[1].body)["data"] == {"metric": "first_reply"}
+
+
+def test_sign_ins_tokens_and_deliveries_never_leave_the_desk() -> None:
+    from servicecycle.webhooks.kinds import private
+
+    for kind in ("user.logged_in", "api_token.created", "portal.signed_in", "webhook.failed"):
+        assert private(kind), kind
+    for kind in ("ticket.created", "chat.started", "webhook.received", "user.updated"):
+        assert not private(kind), kind

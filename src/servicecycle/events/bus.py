@@ -43,7 +43,8 @@ _loaded = False
 
 
 def subscribe(*kinds: str) -> Callable[[Handler], Handler]:
-    """Decorator: call the handler, in the recording transaction, for events of ``kinds``."""
+    """Decorator: call the handler, in the recording transaction, for events of ``kinds``
+    (``"*"``: every kind, after the handlers of that kind)."""
 
     def register(handler: Handler) -> Handler:
         for kind in kinds:
@@ -67,13 +68,17 @@ def load_all() -> None:
             importlib.import_module(name)
 
 
+def _for(kind: str) -> list[Handler]:
+    return _handlers.get(kind, []) + _handlers.get("*", [])
+
+
 async def dispatch_many(session: AsyncSession, events: list[Appended]) -> None:
     """Dispatch a bulk of events; a handler with a ``wants(session, kind)`` check is asked
     once per kind, so a sweep of thousands of events costs little when nobody listens."""
     load_all()
     asked: dict[tuple[int, str], bool] = {}
     for event in events:
-        for handler in _handlers.get(event.kind, ()):
+        for handler in _for(event.kind):
             key = (id(handler), event.kind)
             if key not in asked:
                 wants = getattr(handler, "wants", None)
@@ -96,7 +101,7 @@ async def _run(session: AsyncSession, handler: Handler, event: Event | Appended)
 async def dispatch(session: AsyncSession, event: Event | Appended) -> None:
     """Run the handlers for ``event``; a chain deeper than MAX_DEPTH is a bug, and stops."""
     load_all()
-    handlers = _handlers.get(event.kind)
+    handlers = _for(event.kind)
     if not handlers:
         return
     depth = session.info.get("event_depth", 0)

@@ -1,9 +1,9 @@
 """Which event kinds a subscription may ask for, and how a pattern matches a kind. Pure.
 
-The event bus calls handlers by exact kind, so the webhooks subscriber listens to this
-catalogue; a kind recorded elsewhere and missing here is not sent (add it here). Left out on
-purpose: sign-ins and API tokens (security), and ``webhook.*`` about deliveries (a failing
-delivery must not cause more deliveries).
+The catalogue is what a subscription may name exactly (and what the admin page lists); a
+``*`` or ``prefix.*`` subscription also hears kinds recorded later. Never sent, whatever a
+subscription asks (``private``): sign-ins, sessions and API tokens (security), and
+``webhook.*`` about deliveries (a failing delivery must not cause more deliveries).
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ CATALOGUE: tuple[str, ...] = (
     "notification.sent",
     "webhook.received",
 )
+
+
+PRIVATE_PREFIXES = ("webhook.", "api_token.", "portal.", "user.logged_")
+
+
+def private(kind: str) -> bool:
+    """Kinds kept to the desk: never delivered to a webhook."""
+    return kind != "webhook.received" and kind.startswith(PRIVATE_PREFIXES)
 
 
 def problem(pattern: str) -> str | None:

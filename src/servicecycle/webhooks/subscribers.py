@@ -1,5 +1,6 @@
-"""Every event of the catalogue that an enabled subscription wants becomes a delivery row,
-in the transaction that recorded the event (the outbox)."""
+"""Every event an enabled subscription wants becomes a delivery row, in the transaction that
+recorded the event (the outbox). Kinds recorded later are heard too (``*``), except those
+``kinds.PRIVATE`` keeps to the desk."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.events.bus import subscribe
 from servicecycle.events.models import Event
 from servicecycle.webhooks import service
-from servicecycle.webhooks.kinds import CATALOGUE
+from servicecycle.webhooks.kinds import private
 
 
-@subscribe(*CATALOGUE)
+@subscribe("*")
 async def on_event(session: AsyncSession, event: Event) -> None:
-    await service.enqueue_event(session, event)
+    if not private(event.kind):
+        await service.enqueue_event(session, event)
 
 
 async def _wants(session: AsyncSession, kind: str) -> bool:
-    return await service.listens(session, kind)
+    return not private(kind) and await service.listens(session, kind)
 
 
 on_event.wants = _wants  # type: ignore[attr-defined]
