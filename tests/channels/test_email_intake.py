@@ -189,3 +189,28 @@ async def test_attachments_arrive_and_blocked_ones_are_noted(
     assert [(e["data"]["filename"], e["data"]["reason"]) for e in refused] == [
         ("run.exe", "exe files are not accepted")
     ]
+
+
+async def test_the_mailbox_a_mail_came_from_is_noted(db: AsyncSession) -> None:
+    from servicecycle.channels.email import intake
+    from servicecycle.channels.models import Mailbox
+    from servicecycle.tickets.storage import DatabaseStorage
+
+    box = Mailbox(
+        name="Support",
+        address="support@desk.example",
+        host="imap.desk.example",
+        port=993,
+        username="support",
+        password_encrypted="x",
+    )
+    db.add(box)
+    await db.flush()
+    raw = mail("m@example.com", "From IMAP", "hello", Message_ID="<imap1@example.com>")
+    outcome = await intake.receive(
+        db, raw, storage=DatabaseStorage(), max_file_bytes=1000, mailbox_id=box.id
+    )
+    row = (
+        await db.scalars(select(InboundMail).where(InboundMail.message_id == "<imap1@example.com>"))
+    ).one()
+    assert (outcome.outcome, row.mailbox_id) == ("ticket", box.id)

@@ -38,9 +38,15 @@ class Outcome:
 
 
 async def receive(
-    session: AsyncSession, raw: bytes, *, storage: Storage, max_file_bytes: int
+    session: AsyncSession,
+    raw: bytes,
+    *,
+    storage: Storage,
+    max_file_bytes: int,
+    mailbox_id: int | None = None,
 ) -> Outcome:
-    """Store what ``raw`` means for the desk, exactly once per Message-ID."""
+    """Store what ``raw`` means for the desk, exactly once per Message-ID (``mailbox_id``:
+    the IMAP mailbox it was taken from, noted on its ``inbound_mails`` row)."""
     arrived = clock.now()  # before anything it causes (its acknowledgement), for threading
     if len(raw) > MAX_MAIL_BYTES:
         return await _log(
@@ -49,13 +55,20 @@ async def receive(
             outcome="rejected",
             size=len(raw),
             at=arrived,
+            mailbox_id=mailbox_id,
             reason=f"mail larger than {MAX_MAIL_BYTES:,} bytes",
         )
     try:
         mail = parse(raw)
     except Unreadable as exc:
         return await _log(
-            session, None, outcome="rejected", size=len(raw), at=arrived, reason=str(exc)
+            session,
+            None,
+            outcome="rejected",
+            size=len(raw),
+            at=arrived,
+            mailbox_id=mailbox_id,
+            reason=str(exc),
         )
     if mail.message_id:
         seen = await session.scalar(
@@ -74,6 +87,7 @@ async def receive(
             outcome="ignored",
             size=len(raw),
             at=arrived,
+            mailbox_id=mailbox_id,
             reason=mail.automatic,
             ticket=ticket if stranger else None,
         )
@@ -103,6 +117,7 @@ async def receive(
             outcome="reply",
             size=len(raw),
             at=arrived,
+            mailbox_id=mailbox_id,
             ticket=ticket,
             message_id=message.id,
         )
@@ -131,6 +146,7 @@ async def receive(
         outcome="ticket",
         size=len(raw),
         at=arrived,
+        mailbox_id=mailbox_id,
         ticket=new,
         message_id=first.id,
         reason=reason,
@@ -211,6 +227,7 @@ async def _log(
     outcome: str,
     size: int,
     at: datetime,
+    mailbox_id: int | None = None,
     reason: str | None = None,
     ticket: Ticket | None = None,
     message_id: int | None = None,
@@ -225,6 +242,7 @@ async def _log(
         message_row_id=message_id,
         size=size,
         received_at=at,
+        mailbox_id=mailbox_id,
     )
     session.add(row)
     await session.flush()
