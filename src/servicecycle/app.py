@@ -32,6 +32,8 @@ from servicecycle.dashboard import pages as dashboard_pages
 from servicecycle.db.engine import make_engine, make_sessionmaker
 from servicecycle.events import api as events_api
 from servicecycle.events import pages as events_pages
+from servicecycle.followups import api as followups_api
+from servicecycle.followups import pages as followups_pages
 from servicecycle.jobs import service as job_service
 from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.notifications import api as notifications_api
@@ -41,6 +43,8 @@ from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.sla import pages as sla_pages
 from servicecycle.sla import service as sla_service
+from servicecycle.surveys import api as surveys_api
+from servicecycle.surveys import pages as surveys_pages
 from servicecycle.tickets import api as tickets_api
 from servicecycle.tickets import pages as tickets_pages
 from servicecycle.tickets import search_pages as tickets_search_pages
@@ -126,6 +130,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(channels_pages.router)
     app.include_router(webhooks_pages.router)
     app.include_router(portal_pages.router)
+    app.include_router(surveys_pages.router)
+    app.include_router(followups_pages.router)
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)
@@ -139,6 +145,8 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(portal_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(chat_api.router)
+    app.include_router(surveys_api.router)
+    app.include_router(followups_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)

@@ -7,10 +7,12 @@ from servicecycle.chat import models as chat_models
 from servicecycle.customers import models as customer_models
 from servicecycle.db.base import Base
 from servicecycle.events import models as event_models
+from servicecycle.followups import models as followup_models
 from servicecycle.jobs import models as job_models
 from servicecycle.notifications import models as notification_models
 from servicecycle.portal import models as portal_models
 from servicecycle.sla import models as sla_models
+from servicecycle.surveys import models as survey_models
 from servicecycle.tickets import models as ticket_models
 from servicecycle.webhooks import models as webhook_models
 
@@ -23,11 +25,13 @@ __all__ = [
     "chat_models",
     "customer_models",
     "event_models",
+    "followup_models",
     "job_models",
     "metadata",
     "notification_models",
     "portal_models",
     "sla_models",
+    "survey_models",
     "ticket_models",
     "webhook_models",
 ]

@@ -1,0 +1,3 @@
+"""Tables of the followups domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of the surveys domain."""
+
+from __future__ import annotations
