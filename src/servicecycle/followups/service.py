@@ -1,0 +1,703 @@
+"""Every change to follow-ups, and the reads the queue and the API need. Flushes; the caller
+commits. Each change records an event about the ticket (or, without one, the customer), so
+both timelines show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.auth import service as auth
+from servicecycle.auth.models import Role
+from servicecycle.automation.rules import PLACEHOLDERS, fill, unknown_placeholders
+from servicecycle.config import get_settings
+from servicecycle.customers import service as customers
+from servicecycle.events.service import Actor, record
+from servicecycle.followups.models import KINDS, OUTCOMES, STATES, FollowUp, FollowUpSettings
+from servicecycle.kit import clock
+from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Message, Ticket
+
+MAX_REASON = 2_000
+MAX_NOTE = 2_000
+MAX_TEMPLATE = 10_000
+DEFAULT_RECOVERY_HOURS = 24
+DEFAULT_CHECK_IN = (
+    "Hi {{customer.first_name}},\n\n"
+    "I am checking in on your request #{{ticket.number}} ({{ticket.subject}}). "
+    "Is everything working as it should now? If anything is still not right, simply reply "
+    "to this message and I will pick it up.\n\n"
+    "Best regards,\n{{agent.first_name}}"
+)
+
+
+def _subject(follow_up: FollowUp) -> tuple[str, int]:
+    if follow_up.ticket_id is not None:
+        return "ticket", follow_up.ticket_id
+    return "customer", follow_up.customer_id
+
+
+async def _record(
+    session: AsyncSession,
+    kind: str,
+    follow_up: FollowUp,
+    *,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+) -> None:
+    subject_type, subject_id = _subject(follow_up)
+    await record(
+        session,
+        kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        actor=actor,
+        data={"follow_up_id": follow_up.id, "kind": follow_up.kind, **(data or {})},
+    )
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("A reason is required", fields={"reason": "must not be empty"})
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(
+            "Reason too long", fields={"reason": f"at most {MAX_REASON:,} characters"}
+        )
+    return reason
+
+
+def _choice(field: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValidationFailed(f"Invalid {field}", fields={field: f"one of {', '.join(choices)}"})
+    return value
+
+
+def _aware(field: str, moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValidationFailed(
+            f"Invalid {field}", fields={field: "needs a time zone, e.g. 2026-12-03T09:00:00Z"}
+        )
+    return moment
+
+
+async def _owner_ok(session: AsyncSession, owner_id: int | None) -> bool:
+    if owner_id is None:
+        return True
+    try:
+        user = await auth.get_user(session, owner_id)
+    except NotFound:
+        return False
+    return user.is_active and user.role in (Role.agent, Role.admin)
+
+
+async def _check_owner(session: AsyncSession, owner_id: int | None) -> None:
+    if not await _owner_ok(session, owner_id):
+        raise ValidationFailed(
+            "The owner must be an active agent", fields={"owner_id": "not an active agent"}
+        )
+
+
+# -- create and read ------------------------------------------------------------------------
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    reason: str,
+    due_at: datetime,
+    actor: Actor,
+    ticket_id: int | None = None,
+    customer_id: int | None = None,
+    owner_id: int | None = None,
+    kind: str = "other",
+    source: tuple[str, str] | None = None,
+) -> FollowUp:
+    """Plan a contact. The customer comes from the ticket when there is one. A due time in
+    the past is allowed (it is overdue at once: a call that should already have happened).
+    With a ``source``, a second follow-up for the same cause returns the first one."""
+    reason = _reason(reason)
+    _choice("kind", kind, KINDS)
+    _aware("due_at", due_at)
+    ticket = None
+    if ticket_id is not None:
+        try:
+            ticket = await tickets.get_ticket(session, ticket_id)
+        except NotFound as exc:
+            raise ValidationFailed(
+                "No such ticket", fields={"ticket_id": "unknown ticket"}
+            ) from exc
+        if customer_id is not None and customer_id != ticket.requester_id:
+            raise ValidationFailed(
+                "The customer is not the ticket's requester",
+                fields={"customer_id": f"ticket {ticket.id} belongs to another customer"},
+            )
+        customer_id = ticket.requester_id
+    if customer_id is None:
+        raise ValidationFailed(
+            "A follow-up needs a customer or a ticket", fields={"customer_id": "required"}
+        )
+    try:
+        await customers.get_customer(session, customer_id)
+    except NotFound as exc:
+        raise ValidationFailed("No such customer", fields={"customer_id": "unknown"}) from exc
+    await _check_owner(session, owner_id)
+    now = clock.now()
+    values: dict[str, Any] = {
+        "customer_id": customer_id,
+        "ticket_id": ticket.id if ticket is not None else None,
+        "owner_id": owner_id,
+        "kind": kind,
+        "reason": reason,
+        "due_at": due_at,
+        "state": "open",
+        "created_by_type": actor.type,
+        "created_by_id": actor.id,
+        "created_at": now,
+        "updated_at": now,
+        "source_type": source[0] if source else None,
+        "source_id": source[1] if source else None,
+    }
+    # ON CONFLICT: two transactions hearing of the same cause at once still open one
+    stmt = (
+        insert(FollowUp)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["source_type", "source_id"],
+            index_where=FollowUp.source_id.is_not(None),
+        )
+        .returning(FollowUp.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is None:
+        assert source is not None
+        existing = await by_source(session, *source)
+        assert existing is not None
+        return existing
+    follow_up = await get(session, new_id)
+    await _record(
+        session,
+        "follow_up.created",
+        follow_up,
+        actor=actor,
+        data={
+            "customer_id": customer_id,
+            "ticket_id": follow_up.ticket_id,
+            "owner_id": owner_id,
+            "reason": reason,
+            "due_at": due_at.isoformat(),
+            "source": list(source) if source else None,
+        },
+    )
+    return follow_up
+
+
+async def get(session: AsyncSession, follow_up_id: int) -> FollowUp:
+    follow_up = await session.get(FollowUp, follow_up_id)
+    if follow_up is None:
+        raise NotFound(f"No follow-up {follow_up_id}")
+    return follow_up
+
+
+async def by_source(session: AsyncSession, source_type: str, source_id: str) -> FollowUp | None:
+    stmt = select(FollowUp).where(
+        FollowUp.source_type == source_type, FollowUp.source_id == source_id
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def open_recovery_of_ticket(session: AsyncSession, ticket_id: int) -> FollowUp | None:
+    stmt = (
+        select(FollowUp)
+        .where(
+            FollowUp.ticket_id == ticket_id,
+            FollowUp.kind == "recovery",
+            FollowUp.state == "open",
+        )
+        .order_by(FollowUp.id)
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which follow-ups a list shows; every field narrows it. ``owner``: a user id, ``none``
+    (nobody's yet) or None (anyone's)."""
+
+    owner: int | str | None = None
+    state: str | None = "open"
+    overdue: bool = False
+    ticket_id: int | None = None
+    customer_id: int | None = None
+    kind: str | None = None
+
+
+async def list_follow_ups(
+    session: AsyncSession, flt: Filter, *, limit: int = 50, cursor: str | None = None
+) -> Page[FollowUp]:
+    """Follow-ups by due time (soonest first), by keyset cursor."""
+    stmt = select(FollowUp)
+    if flt.state is not None:
+        stmt = stmt.where(FollowUp.state == _choice("state", flt.state, STATES))
+    if flt.kind is not None:
+        stmt = stmt.where(FollowUp.kind == _choice("kind", flt.kind, KINDS))
+    if flt.owner == "none":
+        stmt = stmt.where(FollowUp.owner_id.is_(None))
+    elif isinstance(flt.owner, int):
+        stmt = stmt.where(FollowUp.owner_id == flt.owner)
+    if flt.overdue:
+        stmt = stmt.where(FollowUp.state == "open", FollowUp.due_at < clock.now())
+    if flt.ticket_id is not None:
+        stmt = stmt.where(FollowUp.ticket_id == flt.ticket_id)
+    if flt.customer_id is not None:
+        stmt = stmt.where(FollowUp.customer_id == flt.customer_id)
+    if cursor is not None:
+        values = decode_cursor(cursor)
+        if len(values) != 2 or not isinstance(values[0], str) or not isinstance(values[1], int):
+            raise ValidationFailed(
+                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
+            )
+        try:
+            moment = datetime.fromisoformat(values[0])
+        except ValueError as exc:
+            raise ValidationFailed(
+                "Invalid cursor", fields={"cursor": "not a cursor from this API"}
+            ) from exc
+        stmt = stmt.where(tuple_(FollowUp.due_at, FollowUp.id) > tuple_(moment, values[1]))
+    stmt = stmt.order_by(FollowUp.due_at, FollowUp.id).limit(limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor([last.due_at.isoformat(), last.id])
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+def _desk_zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(get_settings().desk_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def end_of_today(now: datetime) -> datetime:
+    """Midnight after ``now`` in the desk's time zone: what "due today" runs up to."""
+    zone = _desk_zone()
+    local = now.astimezone(zone)
+    tomorrow = (local + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class Counts:
+    overdue: int  # open and past their due time
+    due_today: int  # open, due from now until midnight (desk time zone)
+    open: int
+
+
+async def counts(session: AsyncSession, *, owner_id: int | None = None) -> Counts:
+    """Open follow-ups (of one owner, or everyone's), overdue and due today."""
+    now = clock.now()
+    base = [FollowUp.state == "open"]
+    if owner_id is not None:
+        base.append(FollowUp.owner_id == owner_id)
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(FollowUp.due_at < now),
+                func.count().filter(
+                    and_(FollowUp.due_at >= now, FollowUp.due_at < end_of_today(now))
+                ),
+                func.count(),
+            ).where(*base)
+        )
+    ).one()
+    return Counts(overdue=int(row[0]), due_today=int(row[1]), open=int(row[2]))
+
+
+# -- change ---------------------------------------------------------------------------------
+
+
+def _check_version(follow_up: FollowUp, expected_version: int | None) -> None:
+    if expected_version is not None and follow_up.version != expected_version:
+        raise PreconditionFailed(
+            f"Follow-up {follow_up.id} was changed by someone else; reload and try again",
+            extra={"current_version": follow_up.version},
+        )
+
+
+def _check_open(follow_up: FollowUp) -> None:
+    if follow_up.state != "open":
+        raise Conflict(
+            f"This follow-up is {follow_up.state}", fields={"state": "only open ones change"}
+        )
+
+
+async def update(
+    session: AsyncSession,
+    follow_up: FollowUp,
+    *,
+    changes: dict[str, Any],
+    actor: Actor,
+    expected_version: int | None = None,
+) -> FollowUp:
+    """Reschedule, reassign or reword an open follow-up."""
+    _check_version(follow_up, expected_version)
+    _check_open(follow_up)
+    changed: dict[str, Any] = {}
+    if "due_at" in changes:
+        due = changes["due_at"]
+        if due is None:
+            raise ValidationFailed("A due time is required", fields={"due_at": "required"})
+        if _aware("due_at", due) != follow_up.due_at:
+            changed["due_at"] = due
+    if "owner_id" in changes and changes["owner_id"] != follow_up.owner_id:
+        await _check_owner(session, changes["owner_id"])
+        changed["owner_id"] = changes["owner_id"]
+    if "reason" in changes:
+        if changes["reason"] is None:
+            raise ValidationFailed("A reason is required", fields={"reason": "required"})
+        reason = _reason(changes["reason"])
+        if reason != follow_up.reason:
+            changed["reason"] = reason
+    if not changed:
+        return follow_up
+    before = {key: getattr(follow_up, key) for key in changed}
+    for key, value in changed.items():
+        setattr(follow_up, key, value)
+    follow_up.updated_at = clock.now()
+    await session.flush()
+    await _record(
+        session,
+        "follow_up.updated",
+        follow_up,
+        actor=actor,
+        data={"changes": _plain(changed), "before": _plain(before)},
+    )
+    return follow_up
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+async def complete(
+    session: AsyncSession,
+    follow_up: FollowUp,
+    *,
+    outcome: str | None,
+    note: str = "",
+    actor: Actor,
+    expected_version: int | None = None,
+) -> FollowUp:
+    """Close the loop: done, with what came of it (required)."""
+    _check_version(follow_up, expected_version)
+    if not outcome:
+        raise ValidationFailed(
+            "Say how it ended", fields={"outcome": f"required: one of {', '.join(OUTCOMES)}"}
+        )
+    _choice("outcome", outcome, OUTCOMES)
+    note = note.strip()
+    if len(note) > MAX_NOTE:
+        raise ValidationFailed("Note too long", fields={"note": f"at most {MAX_NOTE:,} characters"})
+    _check_open(follow_up)
+    now = clock.now()
+    follow_up.state, follow_up.outcome, follow_up.outcome_note = "done", outcome, note
+    follow_up.done_at = follow_up.updated_at = now
+    await session.flush()
+    await _record(
+        session,
+        "follow_up.done",
+        follow_up,
+        actor=actor,
+        data={
+            "outcome": outcome,
+            "note": note,
+            "owner_id": follow_up.owner_id,
+            "due_at": follow_up.due_at.isoformat(),
+            "late": now > follow_up.due_at,
+        },
+    )
+    return follow_up
+
+
+async def cancel(
+    session: AsyncSession,
+    follow_up: FollowUp,
+    *,
+    note: str = "",
+    actor: Actor,
+    expected_version: int | None = None,
+) -> FollowUp:
+    _check_version(follow_up, expected_version)
+    _check_open(follow_up)
+    note = note.strip()[:MAX_NOTE]
+    follow_up.state, follow_up.outcome_note = "cancelled", note
+    follow_up.done_at = follow_up.updated_at = clock.now()
+    await session.flush()
+    await _record(session, "follow_up.cancelled", follow_up, actor=actor, data={"note": note})
+    return follow_up
+
+
+async def note(session: AsyncSession, follow_up: FollowUp, *, text: str, actor: Actor) -> None:
+    """Record news about an open follow-up without changing it (e.g. a better survey score)."""
+    await _record(session, "follow_up.updated", follow_up, actor=actor, data={"note": text})
+
+
+# -- check-ins ------------------------------------------------------------------------------
+
+
+async def _placeholder_values(
+    session: AsyncSession, ticket: Ticket, *, agent_id: int | None
+) -> dict[str, str]:
+    customer = await customers.get_customer(session, ticket.requester_id)
+    agent = await auth.get_user(session, agent_id) if agent_id else None
+    return {
+        "customer.name": customer.name,
+        "customer.first_name": customer.name.split(" ")[0],
+        "ticket.number": str(ticket.id),
+        "ticket.subject": ticket.subject,
+        "ticket.status": ticket.status,
+        "agent.name": agent.name if agent else "",
+        "agent.first_name": agent.name.split(" ")[0] if agent else "",
+    }
+
+
+async def _check_in_ticket(session: AsyncSession, follow_up: FollowUp) -> Ticket:
+    if follow_up.ticket_id is None:
+        raise Conflict(
+            "A check-in is sent on a ticket, and this follow-up has none",
+            fields={"ticket_id": "none"},
+        )
+    ticket = await tickets.get_ticket(session, follow_up.ticket_id)
+    if ticket.status == "closed":
+        raise Conflict(
+            f"Ticket {ticket.id} is closed; contact the customer on a new ticket",
+            fields={"status": "closed is final"},
+        )
+    return ticket
+
+
+async def check_in_text(session: AsyncSession, follow_up: FollowUp, *, agent_id: int) -> str:
+    """The check-in as it would be sent now by ``agent_id`` (the preview)."""
+    ticket = await _check_in_ticket(session, follow_up)
+    template = (await read_settings(session)).check_in_template or DEFAULT_CHECK_IN
+    return fill(template, await _placeholder_values(session, ticket, agent_id=agent_id))
+
+
+async def send_check_in(
+    session: AsyncSession,
+    follow_up: FollowUp,
+    *,
+    agent_id: int,
+    actor: Actor,
+    body: str | None = None,
+) -> Message:
+    """Reply on the ticket with the check-in (the agent's own text, or the template's), as a
+    public agent reply: on an e-mail ticket it is mailed, and the answer threads back. The
+    ticket keeps its status (a solved one stays solved until the customer answers)."""
+    _check_open(follow_up)
+    ticket = await _check_in_ticket(session, follow_up)
+    if body is not None and not body.strip():
+        raise ValidationFailed("The check-in is empty", fields={"body": "must not be empty"})
+    text = body if body is not None else await check_in_text(session, follow_up, agent_id=agent_id)
+    message = await tickets.add_message(
+        session,
+        ticket,
+        public=True,
+        author_type="agent",
+        author_user_id=agent_id,
+        body_text=text,
+        status=ticket.status,
+        actor=actor,
+    )
+    follow_up.sent_at = follow_up.updated_at = clock.now()
+    await session.flush()
+    await _record(
+        session,
+        "follow_up.check_in_sent",
+        follow_up,
+        actor=actor,
+        data={"message_id": message.id},
+    )
+    return message
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+async def read_settings(session: AsyncSession) -> FollowUpSettings:
+    """The desk's settings (the defaults until an admin saves them)."""
+    row = await session.get(FollowUpSettings, 1)
+    if row is None:
+        return FollowUpSettings(
+            id=1, recovery_hours=DEFAULT_RECOVERY_HOURS, check_in_template="", updated_at=None
+        )
+    return row
+
+
+async def save_settings(
+    session: AsyncSession, *, recovery_hours: int, check_in_template: str, actor: Actor
+) -> FollowUpSettings:
+    if not 1 <= recovery_hours <= 720:
+        raise ValidationFailed(
+            "Invalid recovery time", fields={"recovery_hours": "from 1 to 720 hours"}
+        )
+    template = check_in_template.strip()
+    if len(template) > MAX_TEMPLATE:
+        raise ValidationFailed(
+            "Template too long",
+            fields={"check_in_template": f"at most {MAX_TEMPLATE:,} characters"},
+        )
+    unknown = unknown_placeholders(template)
+    if unknown:
+        raise ValidationFailed(
+            "Unknown placeholder",
+            fields={
+                "check_in_template": f"unknown {', '.join(unknown)}; use {', '.join(PLACEHOLDERS)}"
+            },
+        )
+    now = clock.now()
+    stmt = (
+        insert(FollowUpSettings)
+        .values(id=1, recovery_hours=recovery_hours, check_in_template=template, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "recovery_hours": recovery_hours,
+                "check_in_template": template,
+                "updated_at": now,
+            },
+        )
+    )
+    await session.execute(stmt)
+    row = await session.get(FollowUpSettings, 1, populate_existing=True)
+    assert row is not None
+    await record(
+        session,
+        "follow_up.settings_changed",
+        subject_type="follow_up_settings",
+        subject_id=1,
+        actor=actor,
+        data={"recovery_hours": recovery_hours, "check_in_template": template},
+    )
+    return row
+
+
+# -- detractor recovery ---------------------------------------------------------------------
+
+
+async def open_recovery(
+    session: AsyncSession,
+    *,
+    ticket_id: int,
+    response_id: str,
+    agent_id: int | None,
+    answered_at: datetime,
+    summary: str,
+    actor: Actor,
+) -> FollowUp | None:
+    """Open a recovery for an unhappy answer, for the ticket's owner (its assignee, else the
+    agent the answer was about, else nobody yet), due within the desk's recovery hours. None
+    when the ticket is gone or already has an open recovery."""
+    try:
+        ticket = await tickets.get_ticket(session, ticket_id)
+    except NotFound:
+        return None
+    existing = await by_source(session, "survey_response", response_id)
+    if existing is not None:
+        return existing
+    already = await open_recovery_of_ticket(session, ticket.id)
+    if already is not None:
+        await note(session, already, text=f"Another unhappy answer: {summary}", actor=actor)
+        return already
+    owner_id = None
+    for candidate in (ticket.assignee_id, agent_id):
+        if candidate is not None and await _owner_ok(session, candidate):
+            owner_id = candidate
+            break
+    hours = (await read_settings(session)).recovery_hours
+    return await create(
+        session,
+        ticket_id=ticket.id,
+        owner_id=owner_id,
+        kind="recovery",
+        reason=f"Unhappy customer: {summary}. Call or write to them and close the loop.",
+        due_at=answered_at + timedelta(hours=hours),
+        source=("survey_response", response_id),
+        actor=actor,
+    )
+
+
+@dataclass(frozen=True)
+class Recovery:
+    opened: int
+    closed_in_time: int  # done by the due time
+    closed_late: int
+    still_open: int
+    cancelled: int
+
+    @property
+    def closed(self) -> int:
+        return self.closed_in_time + self.closed_late
+
+    @property
+    def rate(self) -> float | None:
+        """Share of opened recoveries whose loop was closed (None when none were opened)."""
+        return round(self.closed / self.opened, 4) if self.opened else None
+
+
+async def recovery_report(
+    session: AsyncSession,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    owner_id: int | None = None,
+) -> Recovery:
+    """Recoveries opened in [since, until) (of one owner, or all), and what became of them."""
+    where = [FollowUp.kind == "recovery"]
+    if since is not None:
+        where.append(FollowUp.created_at >= _aware("since", since))
+    if until is not None:
+        where.append(FollowUp.created_at < _aware("until", until))
+    if owner_id is not None:
+        where.append(FollowUp.owner_id == owner_id)
+    done = FollowUp.state == "done"
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(and_(done, FollowUp.done_at <= FollowUp.due_at)),
+                func.count().filter(and_(done, FollowUp.done_at > FollowUp.due_at)),
+                func.count().filter(FollowUp.state == "open"),
+                func.count().filter(FollowUp.state == "cancelled"),
+            ).where(*where)
+        )
+    ).one()
+    return Recovery(*(int(n) for n in row))
+
+
+async def people(
+    session: AsyncSession, rows: list[FollowUp]
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Names of the customers and owners of ``rows``, for lists."""
+    owners = {
+        u.id: u.name
+        for u in await auth.users_by_id(session, sorted({r.owner_id for r in rows if r.owner_id}))
+    }
+    names: dict[int, str] = {}
+    for customer_id in sorted({r.customer_id for r in rows}):
+        names[customer_id] = (await customers.get_customer(session, customer_id)).name
+    return names, owners
