@@ -1,7 +1,149 @@
-"""REST routes of surveys."""
+"""REST routes of surveys: settings (admins), answers and scores (every signed-in role)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
+from servicecycle.surveys import service
+from servicecycle.surveys.schemas import (
+    CustomerSurveys,
+    ResponseRead,
+    RuleCreate,
+    RuleRead,
+    ScoreRow,
+    SurveyCreate,
+    SurveyRead,
+    SurveyUpdate,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid input; `fields` names the bad field"}
+}
+
+
+async def _read(db: Db, surveys: list[Any]) -> list[SurveyRead]:
+    rules = await service.rules_of(db, [s.id for s in surveys])
+    return [
+        SurveyRead.model_validate(s).model_copy(
+            update={"rules": [RuleRead.model_validate(r) for r in rules[s.id]]}
+        )
+        for s in surveys
+    ]
+
+
+@router.get("/surveys/scores", response_model=list[ScoreRow], summary="Scores by group")
+async def scores(
+    principal: ApiUser,
+    db: Db,
+    kind: Annotated[str, Query(description="nps | csat | ces | custom")] = "nps",
+    group: Annotated[
+        str | None, Query(description="team | agent | channel | category | month | customer")
+    ] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Per group: n and the score; NPS with its standard error and 95% interval, CES with
+    its mean and per cent easy; and the response rate of the surveys sent."""
+    return await service.score_table(db, kind=kind, group=group, since=since, until=until)
+
+
+@router.get("/surveys/responses", response_model=list[ResponseRead], summary="Answers")
+async def responses(
+    principal: ApiUser,
+    db: Db,
+    kind: str | None = None,
+    customer_id: int | None = None,
+    ticket_id: int | None = None,
+    team_id: int | None = None,
+    agent_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    detractors: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before_id: int | None = None,
+) -> list[ResponseRead]:
+    flt = service.ResponseFilter(
+        kind=kind,
+        customer_id=customer_id,
+        ticket_id=ticket_id,
+        team_id=team_id,
+        agent_id=agent_id,
+        since=since,
+        until=until,
+        detractors_only=detractors,
+    )
+    rows = await service.list_responses(db, flt, limit=limit, before_id=before_id)
+    return [ResponseRead.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/customers/{customer_id}/surveys",
+    response_model=CustomerSurveys,
+    summary="A customer's answers and their NPS, CSAT and CES",
+)
+async def customer_surveys(customer_id: int, principal: ApiUser, db: Db) -> CustomerSurveys:
+    found = await service.customer_surveys(db, customer_id)
+    return CustomerSurveys(
+        customer_id=customer_id,
+        responses=[ResponseRead.model_validate(r) for r in found["responses"]],
+        scores=found["scores"],
+    )
+
+
+@router.get("/surveys", response_model=list[SurveyRead], summary="Surveys and their rules")
+async def list_surveys(principal: ApiUser, db: Db) -> list[SurveyRead]:
+    return await _read(db, await service.list_surveys(db))
+
+
+@router.post(
+    "/surveys",
+    response_model=SurveyRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={**REFUSED, 409: {"description": "The name is taken"}},
+)
+async def create_survey(body: SurveyCreate, principal: ApiAdmin, db: Db) -> SurveyRead:
+    survey = await service.create_survey(db, actor=principal.actor, **body.model_dump())
+    return (await _read(db, [survey]))[0]
+
+
+@router.get("/surveys/{survey_id}", response_model=SurveyRead)
+async def get_survey(survey_id: int, principal: ApiUser, db: Db) -> SurveyRead:
+    return (await _read(db, [await service.get_survey(db, survey_id)]))[0]
+
+
+@router.patch(
+    "/surveys/{survey_id}",
+    response_model=SurveyRead,
+    responses={**REFUSED, 409: {"description": "The name is taken"}},
+)
+async def update_survey(
+    survey_id: int, body: SurveyUpdate, principal: ApiAdmin, db: Db
+) -> SurveyRead:
+    survey = await service.get_survey(db, survey_id)
+    await service.update_survey(
+        db, survey, changes=body.model_dump(exclude_unset=True), actor=principal.actor
+    )
+    return (await _read(db, [survey]))[0]
+
+
+@router.post(
+    "/surveys/{survey_id}/rules",
+    response_model=RuleRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=REFUSED,
+)
+async def create_rule(survey_id: int, body: RuleCreate, principal: ApiAdmin, db: Db) -> RuleRead:
+    survey = await service.get_survey(db, survey_id)
+    rule = await service.create_rule(db, survey, actor=principal.actor, **body.model_dump())
+    return RuleRead.model_validate(rule)
+
+
+@router.delete("/surveys/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(rule_id: int, principal: ApiAdmin, db: Db) -> Response:
+    await service.delete_rule(db, await service.get_rule(db, rule_id), actor=principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,880 @@
+"""Surveys as data, their invitations after a solved ticket, and the customers' answers.
+
+A ticket becomes solved -> each enabled survey with a matching rule schedules one
+invitation (due = solved + the rule's delay) -> the minute job sends the due ones through
+the mail outbox, or skips them with a reason (``survey.skipped``) -> the customer clicks a
+score in the mail -> ``survey.answered`` (a second click updates the same answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.auth import service as auth
+from servicecycle.channels.email import outbox
+from servicecycle.customers import service as customers
+from servicecycle.events.service import Actor, record
+from servicecycle.kit import clock
+from servicecycle.kit.errors import Conflict, NotFound, ValidationFailed
+from servicecycle.kit.secrets import BadToken, Keyring
+from servicecycle.surveys import scores
+from servicecycle.surveys.models import (
+    KINDS,
+    SOURCES,
+    Survey,
+    SurveyInvitation,
+    SurveyResponse,
+    SurveyRule,
+)
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import CHANNELS, Ticket
+
+SURVEYOR = Actor.system("surveys")
+TOKEN_PURPOSE = "survey"  # noqa: S105  # the signing purpose, not a secret
+LINK_DAYS = 30
+GROUPS = ("team", "agent", "channel", "category", "month", "customer")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "csat": {
+        "question": "How satisfied are you with the help you received?",
+        "why_question": "Anything we could have done better?",
+        "scale": (1, 5),
+        "labels": ("very dissatisfied", "very satisfied"),
+    },
+    "nps": {
+        "question": "How likely are you to recommend us to a friend or colleague?",
+        "why_question": "What is the main reason for your score?",
+        "scale": (0, 10),
+        "labels": ("not at all likely", "extremely likely"),
+    },
+    "ces": {
+        "question": "The company made it easy to handle my issue.",
+        "why_question": "What would have made it easier?",
+        "scale": (1, 7),
+        "labels": ("strongly disagree", "strongly agree"),
+    },
+    "custom": {"question": "", "why_question": "", "scale": (1, 5), "labels": ("", "")},
+}
+
+
+# -- surveys and rules ----------------------------------------------------------------------
+
+
+def _text(field: str, value: Any, *, limit: int, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be text", fields={field: "must be text"})
+    value = " ".join(value.split())
+    if required and not value:
+        raise ValidationFailed(f"Give the survey a {field}", fields={field: "required"})
+    if len(value) > limit:
+        raise ValidationFailed(
+            f"{field} is too long", fields={field: f"at most {limit} characters"}
+        )
+    return str(value)
+
+
+def _int(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value).strip())
+        except ValueError:
+            raise ValidationFailed(
+                f"{field} must be a whole number", fields={field: "must be a whole number"}
+            ) from None
+    if not low <= value <= high:
+        raise ValidationFailed(
+            f"{field} must be between {low} and {high}",
+            fields={field: f"between {low} and {high}"},
+        )
+    return int(value)
+
+
+async def _check_name(session: AsyncSession, name: str, *, other_than: int | None) -> None:
+    stmt = select(Survey.id).where(func.lower(Survey.name) == name.lower())
+    if other_than is not None:
+        stmt = stmt.where(Survey.id != other_than)
+    if await session.scalar(stmt) is not None:
+        raise Conflict(f"A survey named {name!r} exists", fields={"name": "already taken"})
+
+
+def _snapshot(survey: Survey) -> dict[str, Any]:
+    return {
+        "name": survey.name,
+        "kind": survey.kind,
+        "question": survey.question,
+        "why_question": survey.why_question,
+        "scale": [survey.scale_min, survey.scale_max],
+        "enabled": survey.enabled,
+    }
+
+
+async def create_survey(
+    session: AsyncSession,
+    *,
+    name: str,
+    kind: str,
+    question: str | None = None,
+    why_question: str | None = None,
+    scale_min: int | None = None,
+    scale_max: int | None = None,
+    enabled: bool = False,
+    actor: Actor,
+) -> Survey:
+    """A survey of ``kind``; CSAT, NPS and CES bring their standard question and scale."""
+    if kind not in KINDS:
+        raise ValidationFailed(
+            f"Unknown survey kind {kind!r}", fields={"kind": f"one of {', '.join(KINDS)}"}
+        )
+    defaults = DEFAULTS[kind]
+    name = _text("name", name, limit=120, required=True)
+    question = _text("question", question or defaults["question"], limit=500, required=True)
+    why = _text(
+        "why_question",
+        defaults["why_question"] if why_question is None else why_question,
+        limit=500,
+        required=False,
+    )
+    low, high = defaults["scale"]
+    if kind == "custom":
+        low = _int("scale_min", low if scale_min is None else scale_min, 0, 10)
+        high = _int("scale_max", high if scale_max is None else scale_max, 1, 10)
+        if low >= high:
+            raise ValidationFailed(
+                "The scale must run from a lower to a higher number",
+                fields={"scale_max": "must be above scale_min"},
+            )
+    await _check_name(session, name, other_than=None)
+    survey = Survey(
+        name=name,
+        kind=kind,
+        question=question,
+        why_question=why,
+        scale_min=low,
+        scale_max=high,
+        enabled=bool(enabled),
+    )
+    session.add(survey)
+    await session.flush()
+    await record(
+        session,
+        "survey.created",
+        subject_type="survey",
+        subject_id=survey.id,
+        actor=actor,
+        data=_snapshot(survey),
+    )
+    return survey
+
+
+async def update_survey(
+    session: AsyncSession, survey: Survey, *, changes: dict[str, Any], actor: Actor
+) -> Survey:
+    """Change the name, question texts or enabled flag (the kind and scale stay)."""
+    unknown = set(changes) - {"name", "question", "why_question", "enabled"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ValidationFailed(f"{field} cannot be changed", fields={field: "cannot be changed"})
+    before = _snapshot(survey)
+    if "name" in changes:
+        name = _text("name", changes["name"], limit=120, required=True)
+        await _check_name(session, name, other_than=survey.id)
+        survey.name = name
+    if "question" in changes:
+        survey.question = _text("question", changes["question"], limit=500, required=True)
+    if "why_question" in changes:
+        survey.why_question = _text(
+            "why_question", changes["why_question"], limit=500, required=False
+        )
+    if "enabled" in changes:
+        if not isinstance(changes["enabled"], bool):
+            raise ValidationFailed("enabled must be true or false", fields={"enabled": "boolean"})
+        survey.enabled = changes["enabled"]
+    after = _snapshot(survey)
+    changed = {k: after[k] for k in after if after[k] != before[k]}
+    if changed:
+        survey.updated_at = clock.now()
+        await session.flush()
+        await record(
+            session,
+            "survey.updated",
+            subject_type="survey",
+            subject_id=survey.id,
+            actor=actor,
+            data={"changed": changed},
+        )
+    return survey
+
+
+async def get_survey(session: AsyncSession, survey_id: int) -> Survey:
+    survey = await session.get(Survey, survey_id)
+    if survey is None:
+        raise NotFound(f"No survey {survey_id}")
+    return survey
+
+
+async def list_surveys(session: AsyncSession) -> list[Survey]:
+    return list((await session.scalars(select(Survey).order_by(Survey.id))).all())
+
+
+async def rules_of(session: AsyncSession, survey_ids: list[int]) -> dict[int, list[SurveyRule]]:
+    found: dict[int, list[SurveyRule]] = {sid: [] for sid in survey_ids}
+    rows = await session.scalars(
+        select(SurveyRule).where(SurveyRule.survey_id.in_(survey_ids)).order_by(SurveyRule.id)
+    )
+    for rule in rows:
+        found[rule.survey_id].append(rule)
+    return found
+
+
+def _names(field: str, values: Any, *, choices: tuple[str, ...] | None, limit: int) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = values.split(",")
+    if not isinstance(values, list):
+        raise ValidationFailed(f"{field} must be a list", fields={field: "a list of names"})
+    cleaned: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ValidationFailed(f"{field} must be a list", fields={field: "a list of names"})
+        value = value.strip()
+        if not value:
+            continue
+        if len(value) > limit:
+            raise ValidationFailed(
+                f"{field}: {value[:20]!r} is too long", fields={field: f"at most {limit} chars"}
+            )
+        if choices is not None and value not in choices:
+            raise ValidationFailed(
+                f"Unknown {field[:-1]} {value!r}", fields={field: f"one of {', '.join(choices)}"}
+            )
+        if value not in cleaned:
+            cleaned.append(value)
+    return cleaned
+
+
+def _rule_snapshot(rule: SurveyRule) -> dict[str, Any]:
+    return {
+        "survey_id": rule.survey_id,
+        "delay_hours": rule.delay_hours,
+        "channels": list(rule.channels),
+        "tiers": list(rule.tiers),
+        "segments": list(rule.segments),
+        "throttle_days": rule.throttle_days,
+        "enabled": rule.enabled,
+    }
+
+
+async def create_rule(
+    session: AsyncSession,
+    survey: Survey,
+    *,
+    delay_hours: Any = 24,
+    channels: Any = None,
+    tiers: Any = None,
+    segments: Any = None,
+    throttle_days: Any = 30,
+    enabled: bool = True,
+    actor: Actor,
+) -> SurveyRule:
+    """Send ``survey`` ``delay_hours`` after solved, for these channels, tiers and segments
+    (empty: any), at most once per customer in ``throttle_days``."""
+    rule = SurveyRule(
+        survey_id=survey.id,
+        delay_hours=_int("delay_hours", delay_hours, 0, 24 * 90),
+        channels=_names("channels", channels, choices=CHANNELS, limit=20),
+        tiers=_names("tiers", tiers, choices=None, limit=40),
+        segments=_names("segments", segments, choices=None, limit=80),
+        throttle_days=_int("throttle_days", throttle_days, 0, 3650),
+        enabled=bool(enabled),
+    )
+    session.add(rule)
+    await session.flush()
+    await record(
+        session,
+        "survey.rule_created",
+        subject_type="survey",
+        subject_id=survey.id,
+        actor=actor,
+        data={"rule_id": rule.id, **_rule_snapshot(rule)},
+    )
+    return rule
+
+
+async def get_rule(session: AsyncSession, rule_id: int) -> SurveyRule:
+    rule = await session.get(SurveyRule, rule_id)
+    if rule is None:
+        raise NotFound(f"No survey rule {rule_id}")
+    return rule
+
+
+async def delete_rule(session: AsyncSession, rule: SurveyRule, *, actor: Actor) -> None:
+    data = {"rule_id": rule.id, **_rule_snapshot(rule)}
+    await session.delete(rule)
+    await session.flush()
+    await record(
+        session,
+        "survey.rule_deleted",
+        subject_type="survey",
+        subject_id=data["survey_id"],
+        actor=actor,
+        data=data,
+    )
+
+
+# -- scheduling and sending -----------------------------------------------------------------
+
+
+def _matches(rule: SurveyRule, ticket: Ticket, tier: str, segment: str | None) -> bool:
+    return (
+        rule.enabled
+        and (not rule.channels or ticket.channel in rule.channels)
+        and (not rule.tiers or tier in rule.tiers)
+        and (not rule.segments or (segment is not None and segment in rule.segments))
+    )
+
+
+async def schedule_for_ticket(session: AsyncSession, ticket: Ticket, *, at: datetime) -> int:
+    """On solve: one invitation per enabled survey whose first matching rule says so (due
+    after the rule's delay). A ticket solved again moves its unsent invitation's due time.
+    Returns how many were scheduled."""
+    surveys = list(
+        (await session.scalars(select(Survey).where(Survey.enabled).order_by(Survey.id))).all()
+    )
+    if not surveys:
+        return 0
+    rules = await rules_of(session, [s.id for s in surveys])
+    customer = await customers.get_customer(session, ticket.requester_id)
+    scheduled = 0
+    for survey in surveys:
+        rule = next(
+            (r for r in rules[survey.id] if _matches(r, ticket, customer.tier, customer.segment)),
+            None,
+        )
+        if rule is None:
+            continue
+        due = at + timedelta(hours=rule.delay_hours)
+        values = {
+            "rule_id": rule.id,
+            "customer_id": ticket.requester_id,
+            "agent_id": ticket.assignee_id,
+            "team_id": ticket.team_id,
+            "channel": ticket.channel,
+            "category": ticket.type,
+            "throttle_days": rule.throttle_days,
+            "solved_at": at,
+            "due_at": due,
+        }
+        existing = await session.scalar(
+            select(SurveyInvitation)
+            .where(SurveyInvitation.survey_id == survey.id, SurveyInvitation.ticket_id == ticket.id)
+            .with_for_update()
+        )
+        if existing is not None:
+            # sent once: never again for this ticket; skipped for a reopen: try again
+            if existing.status == "sent" or (
+                existing.status == "skipped" and existing.skip_reason != "reopened"
+            ):
+                continue
+            for key, value in values.items():
+                setattr(existing, key, value)
+            existing.status, existing.skip_reason = "scheduled", None
+            invitation = existing
+        else:
+            invitation = SurveyInvitation(survey_id=survey.id, ticket_id=ticket.id, **values)
+            session.add(invitation)
+        await session.flush()
+        scheduled += 1
+        await record(
+            session,
+            "survey.scheduled",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=SURVEYOR,
+            data={
+                "invitation_id": invitation.id,
+                "survey_id": survey.id,
+                "rule_id": rule.id,
+                "kind": survey.kind,
+                "due_at": due.isoformat(),
+            },
+        )
+    return scheduled
+
+
+@dataclass(frozen=True)
+class Mailer:
+    """What sending needs from the settings: the key, the public address, the sender."""
+
+    keyring: Keyring
+    base_url: str
+    sender: str
+
+
+def make_token(keyring: Keyring, invitation: SurveyInvitation, *, sent: datetime) -> str:
+    return keyring.sign(
+        TOKEN_PURPOSE,
+        {"invitation": invitation.id, "customer": invitation.customer_id},
+        expires_at=sent + timedelta(days=LINK_DAYS),
+    )
+
+
+def link(base_url: str, token: str, score: int) -> str:
+    return f"{base_url.rstrip('/')}/surveys/r/{token}?score={score}"
+
+
+def mail_body(survey: Survey, ticket: Ticket, base_url: str, token: str) -> str:
+    """The question, then one link per score: one click answers."""
+    low_label, high_label = DEFAULTS[survey.kind]["labels"]
+    lines = [
+        f"Your request #{ticket.id} “{ticket.subject}” was solved.",
+        "",
+        survey.question,
+        "",
+    ]
+    if low_label:
+        lines.append(
+            f"Click one number ({survey.scale_min} = {low_label}, "
+            f"{survey.scale_max} = {high_label}):"
+        )
+    else:
+        lines.append(f"Click one number from {survey.scale_min} to {survey.scale_max}:")
+    lines.append("")
+    for score in range(survey.scale_max, survey.scale_min - 1, -1):
+        lines.append(f"{score:>3}  {link(base_url, token, score)}")
+    lines += ["", "One click is enough; you can change your answer with another click."]
+    return "\n".join(lines)
+
+
+async def _skip(
+    session: AsyncSession, invitation: SurveyInvitation, reason: str, detail: str = ""
+) -> None:
+    invitation.status, invitation.skip_reason = "skipped", reason
+    await session.flush()
+    await record(
+        session,
+        "survey.skipped",
+        subject_type="ticket",
+        subject_id=invitation.ticket_id,
+        actor=SURVEYOR,
+        data={
+            "invitation_id": invitation.id,
+            "survey_id": invitation.survey_id,
+            "customer_id": invitation.customer_id,
+            "reason": reason,
+            "detail": detail,
+        },
+    )
+
+
+async def _surveyed_recently(
+    session: AsyncSession, invitation: SurveyInvitation, now: datetime
+) -> datetime | None:
+    if invitation.throttle_days <= 0:
+        return None
+    last: datetime | None = await session.scalar(
+        select(func.max(SurveyInvitation.sent_at)).where(
+            SurveyInvitation.customer_id == invitation.customer_id,
+            SurveyInvitation.status == "sent",
+            SurveyInvitation.id != invitation.id,
+            SurveyInvitation.sent_at > now - timedelta(days=invitation.throttle_days),
+        )
+    )
+    return last
+
+
+async def send_due(
+    session: AsyncSession, mailer: Mailer, *, now: datetime | None = None, limit: int = 200
+) -> tuple[int, int]:
+    """Queue the mail of each due invitation (or skip it, with the reason in the event
+    log); returns (sent, skipped). Rows are locked (SKIP LOCKED): workers share the work."""
+    at = now or clock.now()
+    due = list(
+        (
+            await session.scalars(
+                select(SurveyInvitation)
+                .where(SurveyInvitation.status == "scheduled", SurveyInvitation.due_at <= at)
+                .order_by(SurveyInvitation.due_at, SurveyInvitation.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+    sent = skipped = 0
+    for invitation in due:
+        survey = await session.get(Survey, invitation.survey_id)
+        ticket = await session.get(Ticket, invitation.ticket_id)
+        if survey is None or ticket is None:
+            continue
+        reason, detail = "", ""
+        if not survey.enabled:
+            reason = "survey disabled"
+        elif ticket.merged_into_id is not None:
+            reason, detail = "merged", f"merged into #{ticket.merged_into_id}"
+        elif ticket.status not in ("solved", "closed"):
+            reason, detail = "reopened", f"the ticket is {ticket.status}"
+        else:
+            invitation.customer_id = ticket.requester_id  # a requester moved by a merge
+            last = await _surveyed_recently(session, invitation, at)
+            if last is not None:
+                reason = "throttled"
+                detail = (
+                    f"customer {invitation.customer_id} was surveyed on {last:%Y-%m-%d %H:%M} "
+                    f"UTC, within {invitation.throttle_days} days"
+                )
+        if reason:
+            await _skip(session, invitation, reason, detail)
+            skipped += 1
+            continue
+        token = make_token(mailer.keyring, invitation, sent=at)
+        row = await outbox.queue(
+            session,
+            ticket,
+            kind="survey",
+            body=mail_body(survey, ticket, mailer.base_url, token),
+            sender=mailer.sender,
+            note={"invitation_id": invitation.id, "survey_id": survey.id},
+        )
+        if row is None:
+            await _skip(session, invitation, "no e-mail address")
+            skipped += 1
+            continue
+        row.subject = f"How did we do? [#{ticket.id}] {ticket.subject}"[:400]
+        invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
+        await session.flush()
+        await record(
+            session,
+            "survey.sent",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=SURVEYOR,
+            data={
+                "invitation_id": invitation.id,
+                "survey_id": survey.id,
+                "kind": survey.kind,
+                "customer_id": invitation.customer_id,
+                "outbound_id": row.id,
+            },
+        )
+        sent += 1
+    return sent, skipped
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A survey link that cannot be used: ``status`` is the page's HTTP status."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "invalid" | "expired" | "other customer"
+        self.status = status
+
+
+async def resolve_token(
+    session: AsyncSession, keyring: Keyring, token: str, *, now: datetime | None = None
+) -> tuple[SurveyInvitation, Survey]:
+    """The invitation a link was made for, or ``Refused`` (altered, expired, another
+    purpose's token, or the invitation's customer is no longer the link's)."""
+    try:
+        payload = keyring.unsign(TOKEN_PURPOSE, token, now=now or clock.now())
+    except BadToken as exc:
+        raise Refused(exc.reason, 410 if exc.reason == "expired" else 400) from exc
+    invitation_id, customer_id = payload.get("invitation"), payload.get("customer")
+    if not isinstance(invitation_id, int) or not isinstance(customer_id, int):
+        raise Refused("invalid", 400)
+    invitation = await session.get(SurveyInvitation, invitation_id)
+    if invitation is None or invitation.status != "sent":
+        raise Refused("invalid", 400)
+    ticket = await session.get(Ticket, invitation.ticket_id)
+    if (
+        customer_id != invitation.customer_id
+        or ticket is None
+        or ticket.requester_id != invitation.customer_id
+    ):
+        raise Refused("other customer", 403)
+    survey = await get_survey(session, invitation.survey_id)
+    return invitation, survey
+
+
+def check_score(survey: Survey, score: Any) -> int:
+    """The score as a number on the survey's scale, or 422 naming ``score``."""
+    return _int("score", score, survey.scale_min, survey.scale_max)
+
+
+async def answer(
+    session: AsyncSession,
+    invitation: SurveyInvitation,
+    survey: Survey,
+    *,
+    score: Any,
+    comment: str | None = None,
+    source: str = "email",
+) -> SurveyResponse:
+    """Record the customer's answer, or update it (one answer per invitation, even with
+    two clicks at once). Records ``survey.answered``."""
+    value = check_score(survey, score)
+    if source not in SOURCES:
+        raise ValidationFailed("Unknown source", fields={"source": f"one of {SOURCES}"})
+    text = None if comment is None else _clean_comment(comment)
+    now = clock.now()
+    values: dict[str, Any] = {
+        "invitation_id": invitation.id,
+        "survey_id": survey.id,
+        "kind": survey.kind,
+        "score": value,
+        "comment": text or "",
+        "source": source,
+        "ticket_id": invitation.ticket_id,
+        "customer_id": invitation.customer_id,
+        "agent_id": invitation.agent_id,
+        "team_id": invitation.team_id,
+        "channel": invitation.channel,
+        "category": invitation.category,
+        "answered_at": now,
+        "updated_at": now,
+    }
+    update = {"score": value, "source": source, "updated_at": now}
+    if text is not None:
+        update["comment"] = text
+    row: Any = (
+        await session.execute(
+            insert(SurveyResponse)
+            .values(**values)
+            .on_conflict_do_update(index_elements=["invitation_id"], set_=update)
+            .returning(SurveyResponse.id, literal_column("(xmax = 0)").label("inserted"))
+        )
+    ).one()
+    response = await session.get(SurveyResponse, row.id, populate_existing=True)
+    assert response is not None
+    await record(
+        session,
+        "survey.answered",
+        subject_type="ticket",
+        subject_id=invitation.ticket_id,
+        actor=Actor("customer", str(invitation.customer_id)),
+        data={
+            "response_id": response.id,
+            "invitation_id": invitation.id,
+            "survey_id": survey.id,
+            "kind": survey.kind,
+            "score": value,
+            "customer_id": invitation.customer_id,
+            "agent_id": invitation.agent_id,
+            "team_id": invitation.team_id,
+            "detractor": scores.is_detractor(survey.kind, value),
+            "updated": not row.inserted,
+            "comment": bool(response.comment),
+            "source": source,
+        },
+    )
+    return response
+
+
+def _clean_comment(comment: str) -> str:
+    text = comment.strip()
+    if len(text) > 4000:
+        raise ValidationFailed("The comment is too long", fields={"comment": "at most 4000"})
+    return text
+
+
+async def response_of(session: AsyncSession, invitation_id: int) -> SurveyResponse | None:
+    found: SurveyResponse | None = await session.scalar(
+        select(SurveyResponse).where(SurveyResponse.invitation_id == invitation_id)
+    )
+    return found
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponseFilter:
+    kind: str | None = None
+    customer_id: int | None = None
+    ticket_id: int | None = None
+    team_id: int | None = None
+    agent_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    detractors_only: bool = False
+
+
+def _filtered(flt: ResponseFilter) -> Select[Any]:
+    stmt = select(SurveyResponse)
+    if flt.kind is not None:
+        if flt.kind not in KINDS:
+            raise ValidationFailed("Unknown kind", fields={"kind": f"one of {', '.join(KINDS)}"})
+        stmt = stmt.where(SurveyResponse.kind == flt.kind)
+    for column, value in (
+        (SurveyResponse.customer_id, flt.customer_id),
+        (SurveyResponse.ticket_id, flt.ticket_id),
+        (SurveyResponse.team_id, flt.team_id),
+        (SurveyResponse.agent_id, flt.agent_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if flt.since is not None:
+        stmt = stmt.where(SurveyResponse.answered_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(SurveyResponse.answered_at < flt.until)
+    if flt.detractors_only:
+        stmt = stmt.where(
+            (and_(SurveyResponse.kind == "nps", SurveyResponse.score <= 6))
+            | (and_(SurveyResponse.kind == "csat", SurveyResponse.score <= 2))
+        )
+    return stmt
+
+
+async def list_responses(
+    session: AsyncSession, flt: ResponseFilter, *, limit: int = 50, before_id: int | None = None
+) -> list[SurveyResponse]:
+    stmt = _filtered(flt)
+    if before_id is not None:
+        stmt = stmt.where(SurveyResponse.id < before_id)
+    rows = await session.scalars(stmt.order_by(SurveyResponse.id.desc()).limit(limit))
+    found: list[SurveyResponse] = list(rows.all())
+    return found
+
+
+def _month(at: datetime | None) -> str:
+    return f"{at:%Y-%m}" if at is not None else "none"
+
+
+def _key(group: str, item: SurveyResponse | SurveyInvitation, at: datetime | None) -> Any:
+    if group == "team":
+        return item.team_id
+    if group == "agent":
+        return item.agent_id
+    if group == "customer":
+        return item.customer_id
+    if group == "channel":
+        return item.channel
+    if group == "category":
+        return item.category
+    if group == "month":
+        return _month(at)
+    return "all"
+
+
+def summarise(kind: str, values: list[int]) -> dict[str, Any]:
+    """The score of one group, as plain data."""
+    if kind == "nps":
+        n = scores.nps(values)
+        return {
+            "n": n.n,
+            "score": n.score,
+            "se": n.se,
+            "ci_low": n.ci_low,
+            "ci_high": n.ci_high,
+            "promoters": n.promoters,
+            "passives": n.passives,
+            "detractors": n.detractors,
+        }
+    if kind == "csat":
+        c = scores.csat(values)
+        return {"n": c.n, "score": c.score, "satisfied": c.satisfied}
+    if kind == "ces":
+        e = scores.ces(values)
+        return {"n": e.n, "score": e.mean, "mean": e.mean, "pct_easy": e.pct_easy}
+    mean = sum(values) / len(values) if values else None
+    return {"n": len(values), "score": mean, "mean": mean}
+
+
+async def _labels(session: AsyncSession, group: str, keys: list[Any]) -> dict[Any, str]:
+    ids = [k for k in keys if isinstance(k, int)]
+    if group == "team" and ids:
+        return {team.id: team.name for team, _ in await auth.list_teams(session) if team.id in ids}
+    if group == "agent" and ids:
+        return {user.id: user.name for user in await auth.users_by_id(session, ids)}
+    return {}
+
+
+async def score_table(
+    session: AsyncSession,
+    *,
+    kind: str,
+    group: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    customer_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """The score of ``kind`` per group (team, agent, channel, category, month, customer;
+    None: one group "all"), with the response rate of the invitations sent."""
+    if kind not in KINDS:
+        raise ValidationFailed("Unknown kind", fields={"kind": f"one of {', '.join(KINDS)}"})
+    if group is not None and group not in GROUPS:
+        raise ValidationFailed("Unknown group", fields={"group": f"one of {', '.join(GROUPS)}"})
+    grouping = group or "all"
+    flt = ResponseFilter(kind=kind, since=since, until=until, customer_id=customer_id)
+    answers: list[SurveyResponse] = list((await session.scalars(_filtered(flt))).all())
+    sent_stmt = (
+        select(SurveyInvitation)
+        .join(Survey, Survey.id == SurveyInvitation.survey_id)
+        .where(Survey.kind == kind, SurveyInvitation.status == "sent")
+    )
+    if since is not None:
+        sent_stmt = sent_stmt.where(SurveyInvitation.sent_at >= since)
+    if until is not None:
+        sent_stmt = sent_stmt.where(SurveyInvitation.sent_at < until)
+    if customer_id is not None:
+        sent_stmt = sent_stmt.where(SurveyInvitation.customer_id == customer_id)
+    invitations = list((await session.scalars(sent_stmt)).all())
+    by_group = scores.grouped(
+        answers, lambda r: _key(grouping, r, r.answered_at), lambda r: r.score, list
+    )
+    sent_by_group = scores.grouped(
+        invitations, lambda i: _key(grouping, i, i.sent_at), lambda i: 1, len
+    )
+    answered_ids = {r.invitation_id for r in answers}
+    answered_by_group = scores.grouped(
+        [i for i in invitations if i.id in answered_ids],
+        lambda i: _key(grouping, i, i.sent_at),
+        lambda i: 1,
+        len,
+    )
+    keys = list(dict.fromkeys([*by_group, *sent_by_group]))
+    labels = await _labels(session, grouping, keys)
+    table = []
+    for key in sorted(keys, key=lambda k: (k is None, str(k))):
+        sent = sent_by_group.get(key, 0)
+        answered = answered_by_group.get(key, 0)
+        table.append(
+            {
+                "group": grouping,
+                "key": key,
+                "label": labels.get(key, "none" if key is None else str(key)),
+                "kind": kind,
+                **summarise(kind, by_group.get(key, [])),
+                "sent": sent,
+                "response_rate": scores.response_rate(answered, sent),
+            }
+        )
+    return table
+
+
+async def customer_surveys(session: AsyncSession, customer_id: int) -> dict[str, Any]:
+    """A customer's answers, newest first, and their NPS, CSAT and CES."""
+    await customers.get_customer(session, customer_id)
+    answers = await list_responses(session, ResponseFilter(customer_id=customer_id), limit=200)
+    by_kind: dict[str, list[int]] = {}
+    for row in answers:
+        by_kind.setdefault(row.kind, []).append(row.score)
+    return {
+        "customer_id": customer_id,
+        "responses": answers,
+        "scores": {kind: summarise(kind, by_kind.get(kind, [])) for kind in ("nps", "csat", "ces")},
+    }
+
+
+async def ticket_of(session: AsyncSession, ticket_id: int) -> Ticket:
+    return await tickets.get_ticket(session, ticket_id)
