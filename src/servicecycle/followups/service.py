@@ -4,6 +4,7 @@ both timelines show it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ MAX_REASON = 2_000
 MAX_NOTE = 2_000
 MAX_TEMPLATE = 10_000
 DEFAULT_RECOVERY_HOURS = 24
+BRACES = re.compile(r"\{\{(.*?)\}\}")
 DEFAULT_CHECK_IN = (
     "Hi {{customer.first_name}},\n\n"
     "I am checking in on your request #{{ticket.number}} ({{ticket.subject}}). "
@@ -561,7 +563,11 @@ async def save_settings(
             "Template too long",
             fields={"check_in_template": f"at most {MAX_TEMPLATE:,} characters"},
         )
-    unknown = unknown_placeholders(template)
+    # stricter than the filler: any {{...}} that is not a placeholder would reach customers
+    unknown = sorted(
+        set(unknown_placeholders(template))
+        | {m.strip() for m in BRACES.findall(template) if m.strip() not in PLACEHOLDERS}
+    )
     if unknown:
         raise ValidationFailed(
             "Unknown placeholder",
