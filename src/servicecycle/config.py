@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         default="UTC",
         description="Time zone of times told to customers when no business calendar applies",
     )
+    desk_name: str = Field(
+        default="Help centre", description="The desk's name, as customers see it", min_length=1
+    )
+    portal_link_minutes: int = Field(
+        default=20, ge=1, le=1440, description="How long a portal sign-in link works"
+    )
+    chat_allowed_origins: str = Field(
+        default="*",
+        description="Sites that may embed the chat widget: * or comma-separated origins",
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook targets on loopback or private networks (no SSRF guard)",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key for encrypted secrets and signed links (default: made in data_dir)",

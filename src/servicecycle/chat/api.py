@@ -122,7 +122,7 @@ async def _admin(request: Request, db: Db, **extra: Any) -> Response:
     context: dict[str, Any] = {
         "snippet": _snippet(desk),
         "desk": desk,
-        "origins": getattr(request.app.state.runtime.settings, "chat_allowed_origins", "*"),
+        "origins": request.app.state.runtime.settings.chat_allowed_origins,
         "greeting": texts.greeting,
         "offline_text": texts.offline_text,
         "error": None,

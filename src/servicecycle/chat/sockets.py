@@ -77,8 +77,7 @@ async def get_hub(ws: WebSocket) -> Hub:
 
 def allowed_origins(ws: WebSocket) -> str:
     """``chat_allowed_origins``: ``*`` or a comma-separated list of origins."""
-    value = getattr(_runtime(ws).settings, "chat_allowed_origins", "*")
-    return str(value or "*")
+    return _runtime(ws).settings.chat_allowed_origins or "*"
 
 
 def origin_allowed(origin: str | None, setting: str) -> bool:

@@ -34,17 +34,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def policy(settings: Settings) -> service.Policy:
     """Lifetimes and limits; ``SERVICECYCLE_PORTAL_*`` settings override the defaults."""
-    base = service.Policy()
-    minutes = getattr(settings, "portal_link_minutes", None)
     return service.Policy(
-        link_lifetime=timedelta(minutes=minutes) if minutes else base.link_lifetime,
+        link_lifetime=timedelta(minutes=settings.portal_link_minutes),
         session_lifetime=timedelta(days=settings.session_days),
     )
 
 
 def desk_name(settings: Settings) -> str:
-    name = getattr(settings, "desk_name", None)
-    return name if isinstance(name, str) and name else "Help centre"
+    return settings.desk_name
 
 
 def files(settings: Settings) -> Files:

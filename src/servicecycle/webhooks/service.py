@@ -505,7 +505,7 @@ def sending_for(settings: Any) -> Sending:
     """The keyring and SSRF rule from the settings (``webhooks_allow_private``, default off)."""
     return Sending(
         keyring=settings.keyring(),
-        allow_private=bool(getattr(settings, "webhooks_allow_private", False)),
+        allow_private=bool(settings.webhooks_allow_private),
     )
 
 
