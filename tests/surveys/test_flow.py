@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.auth import service as auth
@@ -21,6 +21,7 @@ from servicecycle.events.service import Actor
 from servicecycle.surveys import service, tasks
 from servicecycle.surveys.models import SurveyInvitation, SurveyResponse
 from servicecycle.tickets import service as tickets
+from tests.factories import sign_in
 from tests.surveys.conftest import Clock
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -146,6 +147,20 @@ async def test_solved_ticket_survey_mail_link_answer_and_scores(
         "updated": False,
     }
 
+    # the detractor answer opened a recovery follow-up for the ticket's owner (follow-ups
+    # hears survey.answered)
+    async with sessions() as session:
+        recovery = (
+            await session.execute(
+                text(
+                    "SELECT kind, owner_id FROM follow_ups "
+                    "WHERE source_type = 'survey_response' AND source_id = :id"
+                ),
+                {"id": str(response.id)},
+            )
+        ).one()
+    assert tuple(recovery) == ("recovery", agent.id)
+
     # the team's NPS with its interval, and the customer's NPS, in the API
     reader = await make_token("analyst")
     scores = await client.get(
@@ -198,10 +213,6 @@ async def test_solved_ticket_survey_mail_link_answer_and_scores(
     assert row["ci_low"] == -100.0 and row["ci_high"] == 100.0  # 0 -/+ 138.6, clipped
 
     # the page shows the team's NPS with its interval
-    agent_token = await make_token("agent")
-    del agent_token
-    from tests.factories import sign_in
-
     await sign_in(client, agent.email)
     html = await client.get("/surveys", headers={"accept": "text/html"})
     assert html.status_code == 200
@@ -402,3 +413,79 @@ async def test_no_email_address_is_skipped(
     assert await _send(sessions, settings) == (0, 1)
     [event] = await _events(sessions, "survey.skipped")
     assert event.data["reason"] == "no e-mail address"
+
+
+async def test_a_link_opened_by_another_signed_in_customer_is_refused(
+    client: AsyncClient,
+    sessions: Sessions,
+    settings: Any,
+    make_ticket: Make,
+    make_customer: Make,
+    frozen: Clock,
+) -> None:
+    from datetime import timedelta
+
+    from servicecycle.portal import service as portal
+
+    await _survey(sessions, "nps", delay_hours=0)
+    customer = await make_customer()
+    ticket = await make_ticket(requester=customer)
+    await _solve(sessions, ticket.id)
+    assert await _send(sessions, settings) == (1, 0)
+    token = await _token_of(sessions, settings, ticket.id)
+    intruder = await make_customer()
+    async with sessions() as session, session.begin():
+        cookie = await portal.start_session(
+            session, intruder, kind="web", lifetime=timedelta(days=1)
+        )
+    client.cookies.set("sc_portal", cookie)
+    page = await client.get(f"/surveys/r/{token}?score=10")
+    assert page.status_code == 403
+    assert await _responses(sessions) == []
+    # the customer themselves, signed in or not, may answer; the staff see it
+    async with sessions() as session, session.begin():
+        own = await portal.start_session(session, customer, kind="web", lifetime=timedelta(days=1))
+    client.cookies.set("sc_portal", own)
+    assert (await client.get(f"/surveys/r/{token}?score=10")).status_code == 200
+    # without a score the link shows the form to choose one
+    form = await client.get(f"/surveys/r/{token}")
+    assert form.status_code == 200 and 'value="10" checked' in form.text
+
+
+async def test_responses_list_and_the_customer_fragment(
+    client: AsyncClient,
+    sessions: Sessions,
+    settings: Any,
+    make_ticket: Make,
+    make_customer: Make,
+    make_user: Make,
+    make_token: Make,
+    frozen: Clock,
+) -> None:
+    await _survey(sessions, "csat", delay_hours=0)
+    customer = await make_customer()
+    ticket = await make_ticket(requester=customer)
+    await _solve(sessions, ticket.id)
+    assert await _send(sessions, settings) == (1, 0)
+    token = await _token_of(sessions, settings, ticket.id)
+    assert (await client.get(f"/surveys/r/{token}?score=1")).status_code == 200
+    reader = await make_token("agent")
+    found = await client.get(
+        "/api/v1/surveys/responses",
+        params={"customer_id": customer.id, "detractors": "true"},
+        headers=reader.headers,
+    )
+    assert [(r["kind"], r["score"], r["ticket_id"]) for r in found.json()] == [
+        ("csat", 1, ticket.id)
+    ]
+    none = await client.get(
+        "/api/v1/surveys/responses", params={"kind": "nps"}, headers=reader.headers
+    )
+    assert none.json() == []
+    user = await make_user("agent")
+    await sign_in(client, user.email)
+    fragment = await client.get(
+        f"/surveys/customers/{customer.id}", headers={"accept": "text/html"}
+    )
+    assert fragment.status_code == 200
+    assert "CSAT <strong>0%</strong>" in fragment.text and f"#{ticket.id}" in fragment.text
