@@ -1136,3 +1136,36 @@ def test_time_left_reads_like_agents_say_it() -> None:
         "1 d 1 h",
         "2 d 18 h",
     ]
+
+
+async def test_a_mail_that_could_not_be_delivered_shows_on_the_ticket(
+    client: AsyncClient,
+    make_user: Make,
+    make_ticket: Make,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from servicecycle.events import service as events
+
+    await _agent(client, make_user)
+    ticket = await make_ticket("Where is my parcel?")
+    page = await client.get(f"/tickets/{ticket.id}", headers=HTML)
+    assert "could not be delivered" not in page.text
+    async with sessions() as session, session.begin():
+        await events.record(
+            session,
+            "mail.failed",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=Actor.system("email"),
+            data={
+                "outbound_id": 1,
+                "kind": "reply",
+                "to": "dana@example.net",
+                "attempts": 1,
+                "error": f"550 5.1.1 mailbox unknown {SCRIPT}",
+            },
+        )
+    page = await client.get(f"/tickets/{ticket.id}", headers=HTML)
+    assert "A reply\n  to <strong>dana@example.net</strong> could not be delivered" in page.text
+    assert "after 1 attempt)" in page.text and "550 5.1.1 mailbox unknown" in page.text
+    assert SCRIPT not in page.text

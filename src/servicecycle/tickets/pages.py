@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, Principal, page_access, runtime
 from servicecycle.auth.models import Role
+from servicecycle.events import service as events
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
 from servicecycle.tickets import attachments, custom_fields, service, views, workspace
@@ -315,6 +316,12 @@ async def _ticket_page(
     view = await workspace.ticket_view(
         db, ticket, user_id=principal.identity.id, now=now, sources=_sources(request)
     )
+    # a mail the desk gave up sending (the channels record it on the ticket)
+    failed_mail = (
+        await events.query(
+            db, subject_type="ticket", subject_id=ticket.id, kinds=["mail.failed"], limit=10
+        )
+    ).items
     error = None
     if problem is not None:
         labels = {f"custom.{f.key}": f.label for f in view.fields}
@@ -330,6 +337,7 @@ async def _ticket_page(
             "field_errors": _field_errors(problem),
             "draft": {"body": "", "kind": "reply", "status": "", "macro_id": "", **(draft or {})},
             "controls": controls or {},
+            "failed_mail": failed_mail,
             "submit_as": SUBMIT_AS,
             "priorities": PRIORITIES,
             "max_file_bytes": runtime(request).settings.max_attachment_bytes,
