@@ -489,3 +489,25 @@ async def test_responses_list_and_the_customer_fragment(
     )
     assert fragment.status_code == 200
     assert "CSAT <strong>0%</strong>" in fragment.text and f"#{ticket.id}" in fragment.text
+
+
+async def test_a_rating_at_the_end_of_a_chat(
+    sessions: Sessions, settings: Any, make_ticket: Make, frozen: Clock
+) -> None:
+    ticket = await make_ticket(channel="chat")
+    async with sessions() as session, session.begin():
+        with pytest.raises(Exception, match="No enabled csat survey"):
+            await service.rate_in_place(session, ticket, kind="csat", score=5)
+    await _survey(sessions, "csat", delay_hours=1)
+    async with sessions() as session, session.begin():
+        with pytest.raises(Exception, match="score must be between 1 and 5"):
+            await service.rate_in_place(session, ticket, kind="csat", score=6)
+    async with sessions() as session, session.begin():
+        response = await service.rate_in_place(session, ticket, kind="csat", score=4)
+    assert (response.source, response.score, response.ticket_id) == ("chat", 4, ticket.id)
+    # the chat's rating counts as the survey: solving the ticket sends no mail for it
+    await _solve(sessions, ticket.id)
+    frozen.advance(hours=2)
+    assert await _send(sessions, settings) == (0, 0)
+    [event] = await _events(sessions, "survey.answered")
+    assert event.data["source"] == "chat" and event.data["detractor"] is False

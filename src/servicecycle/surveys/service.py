@@ -680,6 +680,50 @@ async def answer(
     return response
 
 
+async def rate_in_place(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    kind: str,
+    score: Any,
+    comment: str | None = None,
+    source: str = "chat",
+) -> SurveyResponse:
+    """A rating given where the customer already is (the end of a chat, a portal page),
+    without a mail: answers the ticket's invitation of the first enabled survey of ``kind``
+    (made, as sent now, when there is none; it counts for the throttle like a mail). 404
+    without an enabled survey of that kind; 422 for a score off its scale."""
+    survey = await session.scalar(
+        select(Survey).where(Survey.kind == kind, Survey.enabled).order_by(Survey.id).limit(1)
+    )
+    if survey is None:
+        raise NotFound(f"No enabled {kind} survey", fields={"kind": "no enabled survey"})
+    check_score(survey, score)
+    invitation = await session.scalar(
+        select(SurveyInvitation)
+        .where(SurveyInvitation.survey_id == survey.id, SurveyInvitation.ticket_id == ticket.id)
+        .with_for_update()
+    )
+    now = clock.now()
+    if invitation is None:
+        invitation = SurveyInvitation(
+            survey_id=survey.id,
+            ticket_id=ticket.id,
+            customer_id=ticket.requester_id,
+            agent_id=ticket.assignee_id,
+            team_id=ticket.team_id,
+            channel=ticket.channel,
+            category=ticket.type,
+            solved_at=ticket.solved_at or now,
+            due_at=now,
+        )
+        session.add(invitation)
+    if invitation.status != "sent":  # asked here rather than by mail
+        invitation.status, invitation.sent_at, invitation.skip_reason = "sent", now, None
+    await session.flush()
+    return await answer(session, invitation, survey, score=score, comment=comment, source=source)
+
+
 def _clean_comment(comment: str) -> str:
     text = comment.strip()
     if len(text) > 4000:
