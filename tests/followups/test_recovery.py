@@ -175,3 +175,35 @@ async def test_the_recovery_rate_counts_loops_closed_in_time_and_late(
         headers=token.headers,
     )
     assert later.json()["opened"] == 0 and later.json()["rate"] is None
+
+
+async def test_an_automation_asks_for_a_follow_up_by_event(
+    db: AsyncSession, make_ticket: Make, make_user: Make, frozen: Frozen
+) -> None:
+    """The contract for automation's ``add_follow_up`` action: it records
+    ``follow_up.requested`` on the ticket; follow-ups does the rest."""
+    agent = await make_user("agent")
+    ticket = await make_ticket(assignee_id=agent.id)
+    rule = Actor("rule", "12")
+    await record(
+        db,
+        "follow_up.requested",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        actor=rule,
+        data={"reason": "Check in a week after solving", "due_in_hours": 168, "owner": "assignee"},
+    )
+    [made] = (await db.scalars(select(FollowUp).where(FollowUp.ticket_id == ticket.id))).all()
+    assert (made.owner_id, made.kind, made.due_at) == (agent.id, "check_in", at(days=7))
+    assert (made.created_by_type, made.created_by_id) == ("rule", "12")
+
+    await record(
+        db,
+        "follow_up.requested",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        actor=rule,
+        data={"reason": "", "due_in_hours": 1},
+    )
+    refused = (await db.scalars(select(Event).where(Event.kind == "follow_up.refused"))).one()
+    assert refused.data["fields"] == {"reason": "must not be empty"}
