@@ -362,14 +362,12 @@ async def _send_email(
         kind="rule",
         body=body,
         sender=get_settings().mail_from,
-        note={**_by(rule), **({"to": fixed} if fixed else {})},
+        note=_by(rule),
+        to=fixed,
+        subject=subject,
     )
     if row is None:
         raise ServiceError("The requester has no e-mail address", fields={"to": "requester"})
-    # the outbox addresses the requester with a "Re:" subject; a rule chooses its own
-    row.subject = subject
-    row.to_address = fixed or row.to_address
-    await session.flush()
     await record(
         session,
         "rule.email_queued",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +22,7 @@ from servicecycle.auth.passwords import (
     new_token,
     verify_password,
 )
-from servicecycle.channels.models import OutboundMail
+from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
 from servicecycle.events.service import Actor, record
@@ -153,8 +152,13 @@ async def request_link(
         f"The link works once, within {minutes} minutes. If you did not ask for it, "
         "you can ignore this e-mail."
     )
-    row = await _queue_mail(
-        session, to=address, subject=f"Your sign-in link for {desk_name}", body=body, sender=sender
+    row = await outbox.queue_plain(
+        session,
+        kind="sign_in_link",
+        to=address,
+        subject=f"Your sign-in link for {desk_name}",
+        body=body,
+        sender=sender,
     )
     await record(
         session,
@@ -164,25 +168,6 @@ async def request_link(
         actor=PORTAL,
         data={"outbound_id": row.id, "ip": ip},
     )
-
-
-async def _queue_mail(
-    session: AsyncSession, *, to: str, subject: str, body: str, sender: str
-) -> OutboundMail:
-    """An outbox row for a mail that belongs to no ticket; the send job delivers it."""
-    domain = sender.partition("@")[2] or "servicecycle.localhost"
-    row = OutboundMail(
-        ticket_id=None,
-        kind="sign_in_link",
-        to_address=to,
-        subject=subject,
-        body_text=body,
-        message_id=f"<{uuid.uuid4().hex}@{domain}>",
-        next_attempt_at=clock.now(),
-    )
-    session.add(row)
-    await session.flush()
-    return row
 
 
 def _read_link(token: str, keyring: Keyring) -> tuple[int, str]:

@@ -75,10 +75,13 @@ async def queue(
     sender: str,
     message: Message | None = None,
     note: dict[str, Any] | None = None,
+    to: str | None = None,
+    subject: str | None = None,
 ) -> OutboundMail | None:
-    """Queue a mail to the ticket's requester, threaded on the ticket's mails (``note`` is
-    added to the ``mail.queued`` event)."""
-    to = await _customer_address(session, ticket)
+    """Queue a mail about the ticket, threaded on the ticket's mails: to the requester
+    unless ``to`` is given (None when the requester has no address), with the ticket's
+    subject unless ``subject`` is given; ``note`` is added to the ``mail.queued`` event."""
+    to = to or await _customer_address(session, ticket)
     if to is None:
         return None
     domain = sender.partition("@")[2] or "servicecycle.localhost"
@@ -87,9 +90,12 @@ async def queue(
         message_row_id=message.id if message else None,
         kind=kind,
         to_address=to,
-        subject=f"[#{ticket.id}] {ticket.subject}"
-        if kind == "acknowledgement"
-        else f"Re: [#{ticket.id}] {ticket.subject}",
+        subject=subject
+        or (
+            f"[#{ticket.id}] {ticket.subject}"
+            if kind == "acknowledgement"
+            else f"Re: [#{ticket.id}] {ticket.subject}"
+        ),
         body_text=body,
         message_id=f"<{uuid.uuid4().hex}@{domain}>",
         reply_to=_reply_address(sender, ticket.id),
@@ -111,6 +117,27 @@ async def queue(
         actor=MAILER,
         data={"outbound_id": row.id, "kind": kind, "to": to, **(note or {})},
     )
+    return row
+
+
+async def queue_plain(
+    session: AsyncSession, *, kind: str, to: str, subject: str, body: str, sender: str
+) -> OutboundMail:
+    """Queue a mail that belongs to no ticket (a sign-in link, say); the send job delivers
+    it like any other, with no threading headers and no reply address."""
+    domain = sender.partition("@")[2] or "servicecycle.localhost"
+    row = OutboundMail(
+        ticket_id=None,
+        kind=kind,
+        to_address=to,
+        subject=subject,
+        body_text=body,
+        message_id=f"<{uuid.uuid4().hex}@{domain}>",
+        next_attempt_at=clock.now(),
+        created_at=clock.now(),
+    )
+    session.add(row)
+    await session.flush()
     return row
 
 
