@@ -187,3 +187,21 @@ async def test_anonymous_visitors_are_sent_to_sign_in(client: AsyncClient) -> No
     ):
         response = await client.get(path, headers=HTML)
         assert response.status_code == 303, path
+
+
+async def test_the_customer_s_timeline_shows_follow_ups_with_and_without_a_ticket(
+    client: AsyncClient, db: AsyncSession, make_user: Make, make_ticket: Make, make_customer: Make
+) -> None:
+    agent = await make_user("agent")
+    await sign_in(client, agent.email)
+    customer = await make_customer()
+    ticket = await make_ticket(requester=customer)
+    await plan(db, ticket, agent.id, days=1)
+    alone = await service.create(
+        db, customer_id=customer.id, reason="Renewal call", due_at=at(days=30), actor=SYSTEM
+    )
+    await service.cancel(db, alone, actor=SYSTEM)
+    await db.commit()
+    page = (await client.get(f"/customers/{customer.id}", headers=HTML)).text
+    kinds = re.findall(r'data-kind="(follow_up\.[a-z_]+)"', page)
+    assert kinds == ["follow_up.created", "follow_up.created", "follow_up.cancelled"]

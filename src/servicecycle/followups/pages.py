@@ -18,6 +18,7 @@ from servicecycle.followups.models import KINDS, OUTCOMES, FollowUp
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
 from servicecycle.tickets import service as tickets
+from servicecycle.tickets import workspace
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -67,8 +68,7 @@ def _local_input(moment: datetime) -> str:
 
 
 async def _agents(db: Db) -> list[Any]:
-    page = await auth.list_users(db, limit=1000)
-    return [u for u in page.items if u.is_active and u.role in (Role.agent, Role.admin)]
+    return await workspace.agents(db)
 
 
 async def _rows(db: Db, items: list[FollowUp]) -> list[dict[str, Any]]:
