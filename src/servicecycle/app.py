@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -152,6 +153,24 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)
     app.add_middleware(RequestContext)
     return app
+
+
+# what `serve --workers N` hands each worker process (it builds its own app from them)
+SERVE_URL_ENV = "SERVICECYCLE_SERVE_DATABASE_URL"
+SERVE_JOBS_ENV = "SERVICECYCLE_SERVE_RUN_WORKER"
+
+
+def from_environment() -> FastAPI:
+    """The app of one of several server processes (``serve --workers N``): the parent
+    found the database and migrated it, and passes its URL in the environment."""
+    from servicecycle.config import get_settings
+    from servicecycle.web.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(json=settings.log_format == "json", level=settings.log_level)
+    return create_app(
+        settings, os.environ[SERVE_URL_ENV], run_worker=os.environ.get(SERVE_JOBS_ENV) == "1"
+    )
 
 
 def _system_router() -> APIRouter:

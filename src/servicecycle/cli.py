@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -87,15 +88,25 @@ def _serve(
     port: int,
     worker: bool,
     mail_listener: bool = False,
+    workers: int = 1,
 ) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from servicecycle.app import create_app
+    from servicecycle.app import SERVE_JOBS_ENV, SERVE_URL_ENV, create_app
     from servicecycle.channels.email.listener import ListenerThread
 
-    application = create_app(settings, url, run_worker=worker)
+    if workers > 1:
+        # each process builds its own app (engine, pool, job worker) from the environment
+        os.environ[SERVE_URL_ENV] = url
+        os.environ[SERVE_JOBS_ENV] = "1" if worker else "0"
+        application: Any = "servicecycle.app:from_environment"
+    else:
+        application = create_app(settings, url, run_worker=worker)
     config = uvicorn.Config(
         application,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_config=None,
@@ -118,7 +129,12 @@ def _serve(
     # (the embedded server) follows
     try:
         with contextlib.suppress(KeyboardInterrupt, Terminated):
-            uvicorn.Server(config).run()
+            if workers > 1:
+                # uvicorn's supervisor starts the processes and stops them on Ctrl-C / SIGTERM
+                sock = config.bind_socket()
+                Multiprocess(config, sockets=[sock]).run()
+            else:
+                uvicorn.Server(config).run()
     finally:
         if listener is not None:
             listener.stop()
@@ -174,6 +190,12 @@ def serve(
             "--mail-listener", help="Also take mail by SMTP (smtp_listen_host:smtp_listen_port)"
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Server processes (one per CPU core uses them all); default 1"
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web UI and API (migrating the embedded database first)."""
     settings = get_settings()
@@ -185,6 +207,7 @@ def serve(
             port=port or settings.port,
             worker=not no_worker,
             mail_listener=mail_listener,
+            workers=workers,
         )
 
 

@@ -22,13 +22,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start_serve(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SERVICECYCLE_", "DATABASE_URL"))
     }
     env["SERVICECYCLE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "servicecycle", "serve", "--port", str(port)],
+        [sys.executable, "-m", "servicecycle", "serve", "--port", str(port), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -146,3 +146,34 @@ def test_sigterm_stops_the_server_and_its_database(tmp_path: Path) -> None:
     while postgres_pids(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert postgres_pids(data_dir) == []
+
+
+def test_serve_with_two_worker_processes_answers_and_stops_them_all(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    server = start_serve(data_dir, port, "--workers", "2")
+    try:
+        health = wait_healthy(port, server)
+        assert health["database"] == "ok"
+        children = psutil.Process(server.pid).children(recursive=False)
+        servers = [c for c in children if "postgres" not in c.name()]
+        assert len(servers) >= 2, children
+        # the shared socket answers, whichever process takes each connection
+        for _ in range(20):
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        # each process ran its own job worker
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and health["worker"]["alive"] < 2:  # type: ignore[index]
+            time.sleep(0.5)
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        assert health["worker"]["alive"] == 2  # type: ignore[index]
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+        assert server.returncode == 0, output
+        assert "Servicecycle stopped." in output
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in servers)
+        assert postgres_pids(data_dir) == []
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
