@@ -212,6 +212,27 @@ async def test_solved_ticket_survey_mail_link_answer_and_scores(
     assert row["se"] == pytest.approx(70.7107, abs=1e-4)
     assert row["ci_low"] == -100.0 and row["ci_high"] == 100.0  # 0 -/+ 138.6, clipped
 
+    # by period and by category: answered on 3 and 4 November 2026 (ISO week 45)
+    for group, keys in (
+        ("month", ["2026-11"]),
+        ("week", ["2026-W45"]),
+        ("category", ["billing", None]),
+    ):
+        rows = (
+            await client.get(
+                "/api/v1/surveys/scores",
+                params={"kind": "nps", "group": group},
+                headers=reader.headers,
+            )
+        ).json()
+        assert [r["key"] for r in rows] == keys, group
+    overall = (
+        await client.get("/api/v1/surveys/scores", params={"kind": "nps"}, headers=reader.headers)
+    ).json()
+    assert [(r["key"], r["n"], r["sent"], r["response_rate"]) for r in overall] == [
+        ("all", 2, 2, 100.0)
+    ]
+
     # the page shows the team's NPS with its interval
     await sign_in(client, agent.email)
     html = await client.get("/surveys", headers={"accept": "text/html"})

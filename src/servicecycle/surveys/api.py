@@ -42,7 +42,7 @@ async def scores(
     db: Db,
     kind: Annotated[str, Query(description="nps | csat | ces | custom")] = "nps",
     group: Annotated[
-        str | None, Query(description="team | agent | channel | category | month | customer")
+        str | None, Query(description="team | agent | channel | category | month | week | customer")
     ] = None,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -38,7 +38,7 @@ from servicecycle.tickets.models import CHANNELS, Ticket
 SURVEYOR = Actor.system("surveys")
 TOKEN_PURPOSE = "survey"  # noqa: S105  # the signing purpose, not a secret
 LINK_DAYS = 30
-GROUPS = ("team", "agent", "channel", "category", "month", "customer")
+GROUPS = ("team", "agent", "channel", "category", "month", "week", "customer")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "csat": {
@@ -807,6 +807,8 @@ def _key(group: str, item: SurveyResponse | SurveyInvitation, at: datetime | Non
         return item.category
     if group == "month":
         return _month(at)
+    if group == "week":
+        return f"{at:%G-W%V}" if at is not None else "none"
     return "all"
 
 
@@ -852,7 +854,7 @@ async def score_table(
     until: datetime | None = None,
     customer_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The score of ``kind`` per group (team, agent, channel, category, month, customer;
+    """The score of ``kind`` per group (team, agent, channel, category, month, ISO week, customer;
     None: one group "all"), with the response rate of the invitations sent."""
     if kind not in KINDS:
         raise ValidationFailed("Unknown kind", fields={"kind": f"one of {', '.join(KINDS)}"})
