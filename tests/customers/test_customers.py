@@ -182,3 +182,44 @@ async def test_identities_companies_and_listing_through_the_api(
     assert (
         ghost_company.status_code == 422 and "company_id" in ghost_company.json()["error"]["fields"]
     )
+
+
+async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
+    client: AsyncClient,
+    make_user: Callable[..., Awaitable[Any]],
+    make_ticket: Callable[..., Awaitable[Any]],
+    sessions: Any,
+) -> None:
+    from tests.factories import sign_in
+
+    agent = await make_user("agent")
+    await sign_in(client, agent.email)
+    ticket = await make_ticket("Broken zip")
+    lines = [
+        ("mail.queued", {"kind": "acknowledgement", "to": "x@example.net", "promised": "by noon"}),
+        ("chat.started", {}),
+        (
+            "follow_up.created",
+            {"kind": "check_in", "reason": "Did the zip hold?", "follow_up_id": 4},
+        ),
+        ("survey.answered", {"kind": "nps", "score": 3, "detractor": True}),
+        ("mail.failed", {"to": "x@example.net", "error": "550 <b>no such user</b>"}),
+    ]
+    async with sessions() as session, session.begin():
+        for kind, data in lines:
+            await events.record(
+                session,
+                kind,
+                subject_type="ticket",
+                subject_id=ticket.id,
+                actor=Actor.system("test"),
+                data=data,
+            )
+    page = await client.get(f"/customers/{ticket.requester_id}", headers={"accept": "text/html"})
+    text = " ".join(page.text.split())
+    assert "An acknowledgement was sent to x@example.net, promising an answer by noon" in text
+    assert "started a live chat" in text
+    assert "planned a check-in follow-up: “Did the zip hold?”" in text
+    assert 'href="/follow-ups/4"' in text
+    assert "answered the NPS survey: <strong>3</strong> (unhappy)" in text
+    assert "<b>no such user</b>" not in page.text and "&lt;b&gt;no such user" in page.text
