@@ -505,3 +505,72 @@ async def test_a_rule_mail_goes_out_through_a_real_smtp_server(
     [mail] = [m for m in inbox.mails if m["To"] == "oncall@example.com"]
     assert mail["Subject"] == f"Urgent #{ticket.id}"
     assert mail.get_content().strip() == "Grace Hopper wrote: Server room flooded"
+
+
+# -- add_follow_up -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ({"reason": " ", "due_in_hours": 24}, "actions[0].value.reason"),
+        ({"reason": "Call", "due_in_hours": 0}, "actions[0].value.due_in_hours"),
+        ({"reason": "Call", "due_in_hours": 24, "owner": "boss"}, "actions[0].value.owner"),
+        ({"reason": "Call", "due_in_hours": 24, "kind": "party"}, "actions[0].value.kind"),
+        ({"reason": "Call", "due_in_hours": 24, "when": "now"}, "actions[0].value"),
+    ],
+)
+def test_add_follow_up_is_checked_naming_the_path(value: dict[str, Any], path: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        check_actions([{"type": "add_follow_up", "value": value}])
+    assert path in refused.value.fields
+
+
+async def test_a_rule_plans_a_follow_up_for_the_assignee(
+    db: AsyncSession, make_ticket: Make, make_user: Make
+) -> None:
+    from servicecycle.followups.models import FollowUp
+    from servicecycle.kit import clock
+
+    agent = await make_user("agent")
+    with pytest.raises(ValidationFailed) as missing:
+        await automation.create_rule(
+            db,
+            actor=ADMIN,
+            **_trigger(
+                "Owner gone",
+                [
+                    {
+                        "type": "add_follow_up",
+                        "value": {"reason": "x", "due_in_hours": 1, "owner": 99999},
+                    }
+                ],
+            ),
+        )
+    assert "actions[0].value.owner" in missing.value.fields
+    rule = await automation.create_rule(
+        db,
+        actor=ADMIN,
+        **_trigger(
+            "Check on VIP tickets",
+            [
+                {
+                    "type": "add_follow_up",
+                    "value": {"reason": "Did it work?", "due_in_hours": 72, "owner": "assignee"},
+                }
+            ],
+        ),
+    )
+    assert await automation.plan(db, rule) == ["plan a follow-up in 72 h: “Did it work?”"]
+    before = clock.now()
+    ticket = await make_ticket("Broken", channel="api", assignee_id=agent.id)
+    planned = (await db.scalars(select(FollowUp).where(FollowUp.ticket_id == ticket.id))).all()
+    assert len(planned) == 1
+    follow_up = planned[0]
+    assert (follow_up.owner_id, follow_up.reason, follow_up.kind) == (
+        agent.id,
+        "Did it work?",
+        "check_in",
+    )
+    hours = (follow_up.due_at - before).total_seconds() / 3600
+    assert 71.9 < hours < 72.1

@@ -56,7 +56,11 @@ ACTIONS: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "send_email": (dict, None),
     # {"webhook_id": <id>, "payload": {...}}: a signed POST to that webhook's URL
     "call_webhook": (dict, None),
+    # {"reason": "...", "due_in_hours": 168, "owner": "assignee" | <user id> | null,
+    #  "kind": "check_in" | "recovery" | "other"}: a follow-up (planned by the follow-ups part)
+    "add_follow_up": (dict, None),
 }
+FOLLOW_UP_KINDS = ("check_in", "recovery", "other")
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 PLACEHOLDERS = (
     "customer.name",
@@ -133,6 +137,28 @@ def _check_send_email(value: dict[str, Any], where: str) -> None:
         raise _fail(f"{where}.value.to", '"requester" or an e-mail address')
     _check_text(value.get("subject"), f"{where}.value.subject", limit=300)
     _check_text(value.get("body"), f"{where}.value.body", limit=MAX_EMAIL_BODY)
+
+
+def _check_add_follow_up(value: dict[str, Any], where: str) -> None:
+    if set(value) - {"reason", "due_in_hours", "owner", "kind"}:
+        raise _fail(f"{where}.value", "must be {reason, due_in_hours, owner, kind}")
+    reason = value.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise _fail(f"{where}.value.reason", "must not be empty")
+    if len(reason) > 500:
+        raise _fail(f"{where}.value.reason", "at most 500 characters")
+    hours = value.get("due_in_hours")
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 8760:
+        raise _fail(f"{where}.value.due_in_hours", "whole hours from 1 to 8760")
+    owner = value.get("owner")
+    if (
+        owner is not None
+        and owner != "assignee"
+        and (not isinstance(owner, int) or isinstance(owner, bool))
+    ):
+        raise _fail(f"{where}.value.owner", '"assignee", a user id or null')
+    if value.get("kind", "check_in") not in FOLLOW_UP_KINDS:
+        raise _fail(f"{where}.value.kind", f"one of {', '.join(FOLLOW_UP_KINDS)}")
 
 
 def _check_call_webhook(value: dict[str, Any], where: str) -> None:
@@ -227,6 +253,8 @@ def check_actions(actions: Any) -> list[dict[str, Any]]:
             _check_send_email(value, where)
         if kind == "call_webhook" and isinstance(value, dict):
             _check_call_webhook(value, where)
+        if kind == "add_follow_up" and isinstance(value, dict):
+            _check_add_follow_up(value, where)
     return actions
 
 

@@ -125,16 +125,18 @@ async def check_references(session: AsyncSession, actions: list[dict[str, Any]])
 
 async def _missing(session: AsyncSession, action: dict[str, Any]) -> tuple[str, str] | None:
     kind, value = action.get("type"), action.get("value")
-    user_id = value if kind == "assign_agent" else None
+    user_id, path = (value, "value") if kind == "assign_agent" else (None, "value.to")
     if kind == "notify" and isinstance(value, dict) and isinstance(value.get("to"), int):
         user_id = value["to"]
+    if kind == "add_follow_up" and isinstance(value, dict) and isinstance(value.get("owner"), int):
+        user_id, path = value["owner"], "value.owner"
     if user_id is not None:
         try:
             user = await auth.get_user(session, int(user_id))
         except NotFound:
-            return ("value" if kind == "assign_agent" else "value.to"), "no such user"
+            return path, "no such user"
         if not user.is_active:
-            return ("value" if kind == "assign_agent" else "value.to"), "user is deactivated"
+            return path, "user is deactivated"
     if kind == "assign_team" and isinstance(value, int):
         try:
             await auth.get_team(session, value)
@@ -341,6 +343,16 @@ async def act(
         await _send_email(session, ticket, value, actor, rule)
     elif kind == "call_webhook":
         await _call_webhook(session, ticket, value, actor, rule)
+    elif kind == "add_follow_up":
+        # follow-ups sit above automation: they hear this request and plan the follow-up
+        await record(
+            session,
+            "follow_up.requested",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=actor,
+            data={**value, "kind": value.get("kind", "check_in"), **_by(rule)},
+        )
 
 
 def _by(rule: Rule | None) -> dict[str, Any]:
@@ -515,6 +527,10 @@ async def plan(session: AsyncSession, rule: Rule) -> list[str]:
             )
         elif kind == "notify" and isinstance(value, dict):
             words.append(f"notify {value.get('to')}: “{value.get('text')}”")
+        elif kind == "add_follow_up" and isinstance(value, dict):
+            words.append(
+                f"plan a follow-up in {value.get('due_in_hours')} h: “{value.get('reason')}”"
+            )
         elif value is None:
             words.append(str(kind).replace("_", " "))
         else:
