@@ -13,7 +13,7 @@ from servicecycle.channels.models import OutboundMail
 from servicecycle.config import Settings, get_settings
 from servicecycle.jobs.queue import bind_sessions, register_all_tasks
 from servicecycle.jobs.queue import tasks as blueprint
-from servicecycle.surveys import tasks
+from servicecycle.surveys import service, tasks
 from tests.surveys.conftest import Clock
 from tests.surveys.test_flow import _events, _solve, _survey
 
@@ -65,4 +65,14 @@ async def test_the_job_sends_due_invitations(
         mail = await session.get(OutboundMail, sent.data["outbound_id"])
     assert mail is not None and mail.subject.startswith("How did we do?")
     assert "https://help.example.com/surveys/r/" in mail.body_text
+    async with sessions() as session:
+        [row] = await service.score_table(session, kind="ces", group="channel")
+    # sent, not answered yet: no score, a response rate of 0 of 1
+    assert (row["key"], row["n"], row["mean"], row["sent"], row["response_rate"]) == (
+        "email",
+        0,
+        None,
+        1,
+        0.0,
+    )
     assert "7  https://" in mail.body_text and "0  https://" not in mail.body_text  # CES: 1-7

@@ -794,7 +794,8 @@ def _month(at: datetime | None) -> str:
     return f"{at:%Y-%m}" if at is not None else "none"
 
 
-def _key(group: str, item: SurveyResponse | SurveyInvitation, at: datetime | None) -> Any:
+def _key(group: str, item: Any, at: datetime | None) -> Any:
+    """The group of an answer or an invitation (rows with the same column names)."""
     if group == "team":
         return item.team_id
     if group == "agent":
@@ -862,10 +863,32 @@ async def score_table(
         raise ValidationFailed("Unknown group", fields={"group": f"one of {', '.join(GROUPS)}"})
     grouping = group or "all"
     flt = ResponseFilter(kind=kind, since=since, until=until, customer_id=customer_id)
-    answers: list[SurveyResponse] = list((await session.scalars(_filtered(flt))).all())
+    answers = (
+        await session.execute(
+            _filtered(flt).with_only_columns(
+                SurveyResponse.score,
+                SurveyResponse.team_id,
+                SurveyResponse.agent_id,
+                SurveyResponse.customer_id,
+                SurveyResponse.channel,
+                SurveyResponse.category,
+                SurveyResponse.answered_at,
+            )
+        )
+    ).all()
+    # surveys sent in the period, and whether each was answered (whenever that was)
     sent_stmt = (
-        select(SurveyInvitation)
+        select(
+            SurveyInvitation.team_id,
+            SurveyInvitation.agent_id,
+            SurveyInvitation.customer_id,
+            SurveyInvitation.channel,
+            SurveyInvitation.category,
+            SurveyInvitation.sent_at,
+            SurveyResponse.id.label("response_id"),
+        )
         .join(Survey, Survey.id == SurveyInvitation.survey_id)
+        .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
         .where(Survey.kind == kind, SurveyInvitation.status == "sent")
     )
     if since is not None:
@@ -874,16 +897,15 @@ async def score_table(
         sent_stmt = sent_stmt.where(SurveyInvitation.sent_at < until)
     if customer_id is not None:
         sent_stmt = sent_stmt.where(SurveyInvitation.customer_id == customer_id)
-    invitations = list((await session.scalars(sent_stmt)).all())
+    invitations = (await session.execute(sent_stmt)).all()
     by_group = scores.grouped(
         answers, lambda r: _key(grouping, r, r.answered_at), lambda r: r.score, list
     )
     sent_by_group = scores.grouped(
         invitations, lambda i: _key(grouping, i, i.sent_at), lambda i: 1, len
     )
-    answered_ids = {r.invitation_id for r in answers}
     answered_by_group = scores.grouped(
-        [i for i in invitations if i.id in answered_ids],
+        [i for i in invitations if i.response_id is not None],
         lambda i: _key(grouping, i, i.sent_at),
         lambda i: 1,
         len,
