@@ -190,6 +190,10 @@ async def test_solved_ticket_survey_mail_link_answer_and_scores(
     assert response.score == 10
     second = (await _events(sessions, "survey.answered"))[-1]
     assert second.data["updated"] is True and second.data["detractor"] is False
+    # the same score clicked again changes nothing and is no news
+    assert (await client.get(links[10])).status_code == 200
+    assert len(await _events(sessions, "survey.answered")) == 2
+    assert len(await _responses(sessions)) == 1
 
     # and a second survey answer moves the interval: one promoter and one detractor
     other = await make_customer("Eli", email="eli@example.com")

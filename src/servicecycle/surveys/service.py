@@ -621,7 +621,8 @@ async def answer(
     source: str = "email",
 ) -> SurveyResponse:
     """Record the customer's answer, or update it (one answer per invitation, even with
-    two clicks at once). Records ``survey.answered``."""
+    two clicks at once). Records ``survey.answered`` when something changed: the same
+    score clicked again is no news."""
     value = check_score(survey, score)
     if source not in SOURCES:
         raise ValidationFailed("Unknown source", fields={"source": f"one of {SOURCES}"})
@@ -646,14 +647,21 @@ async def answer(
     update = {"score": value, "source": source, "updated_at": now}
     if text is not None:
         update["comment"] = text
+    changed = SurveyResponse.score != value
+    if text is not None:
+        changed = changed | (SurveyResponse.comment != text)
     row: Any = (
         await session.execute(
             insert(SurveyResponse)
             .values(**values)
-            .on_conflict_do_update(index_elements=["invitation_id"], set_=update)
+            .on_conflict_do_update(index_elements=["invitation_id"], set_=update, where=changed)
             .returning(SurveyResponse.id, literal_column("(xmax = 0)").label("inserted"))
         )
-    ).one()
+    ).one_or_none()
+    if row is None:  # the same answer again (a second click on the same score): no news
+        same = await response_of(session, invitation.id)
+        assert same is not None
+        return same
     response = await session.get(SurveyResponse, row.id, populate_existing=True)
     assert response is not None
     await record(
