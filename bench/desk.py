@@ -82,8 +82,11 @@ def summary(values: list[float]) -> Json:
 class Server:
     """``servicecycle serve`` on a data folder, JSON request log to a file; stopped with SIGINT."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, log: Path, extra: list[str] | None = None
+    ) -> None:
         self.data_dir, self.port, self.log = data_dir, port, log
+        self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 600) -> float:
@@ -97,7 +100,7 @@ class Server:
         started = time.perf_counter()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -584,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         "--create-pids", default="", help="name=pid,... processes whose CPU to count (base-url)"
     )
     parser.add_argument("--skip", default="", help="comma list: reads, create")
+    parser.add_argument(
+        "--serve-args", default="", help='extra `servicecycle serve` arguments, e.g. "--workers 2"'
+    )
     parser.add_argument("--label", default="")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="JSON results (default bench/results/desk-<label>.json)")
@@ -614,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if data_dir is not None:
             log = data_dir / "desk-server.log"
-            server = Server(data_dir, args.port, log)
+            server = Server(data_dir, args.port, log, args.serve_args.split())
             result["server_start_s"] = round(server.start(), 1)
             base_url = f"http://127.0.0.1:{args.port}"
             result["database"] = database_facts(data_dir)
