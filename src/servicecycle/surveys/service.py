@@ -480,6 +480,14 @@ async def _surveyed_recently(
 ) -> datetime | None:
     if invitation.throttle_days <= 0:
         return None
+    # one sender at a time per customer, so two workers cannot both find the window free
+    await session.execute(
+        select(
+            func.pg_advisory_xact_lock(
+                func.hashtextextended(f"survey-customer\n{invitation.customer_id}", 0)
+            )
+        )
+    )
     last: datetime | None = await session.scalar(
         select(func.max(SurveyInvitation.sent_at)).where(
             SurveyInvitation.customer_id == invitation.customer_id,
