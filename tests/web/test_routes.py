@@ -29,6 +29,9 @@ PUBLIC = {
     # the chat widget, embedded on other sites (its socket checks the visitor's token)
     ("GET", "/chat/widget.js"),
     ("GET", "/chat/widget.css"),
+    # survey answers, reached from the mail's signed one-click links
+    ("GET", "/surveys/r/{token}"),
+    ("POST", "/surveys/r/{token}"),
 }
 
 

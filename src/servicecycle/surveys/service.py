@@ -550,12 +550,12 @@ async def send_due(
             body=mail_body(survey, ticket, mailer.base_url, token),
             sender=mailer.sender,
             note={"invitation_id": invitation.id, "survey_id": survey.id},
+            subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
         )
         if row is None:
             await _skip(session, invitation, "no e-mail address")
             skipped += 1
             continue
-        row.subject = f"How did we do? [#{ticket.id}] {ticket.subject}"[:400]
         invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
         await session.flush()
         await record(

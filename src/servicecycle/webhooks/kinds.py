@@ -71,6 +71,20 @@ CATALOGUE: tuple[str, ...] = (
     "team.member_removed",
     "notification.sent",
     "webhook.received",
+    "survey.created",
+    "survey.updated",
+    "survey.rule_created",
+    "survey.rule_deleted",
+    "survey.scheduled",
+    "survey.sent",
+    "survey.skipped",
+    "survey.answered",
+    "follow_up.created",
+    "follow_up.updated",
+    "follow_up.check_in_sent",
+    "follow_up.done",
+    "follow_up.cancelled",
+    "follow_up.refused",
 )
 
 
