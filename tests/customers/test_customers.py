@@ -198,6 +198,8 @@ async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
     lines = [
         ("mail.queued", {"kind": "acknowledgement", "to": "x@example.net", "promised": "by noon"}),
         ("chat.started", {}),
+        ("sla.policy_applied", {"policy": "VIP", "started": ["first_reply", "resolution"]}),
+        ("sla.breached", {"metric": "first_reply"}),
         (
             "follow_up.created",
             {"kind": "check_in", "reason": "Did the zip hold?", "follow_up_id": 4},
@@ -219,6 +221,8 @@ async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
     text = " ".join(page.text.split())
     assert "An acknowledgement was sent to x@example.net, promising an answer by noon" in text
     assert "started a live chat" in text
+    assert "The SLA policy “VIP” applies: first reply, resolution timed" in text
+    assert "The first reply target was <strong>missed</strong>" in text
     assert "planned a check-in follow-up: “Did the zip hold?”" in text
     assert 'href="/follow-ups/4"' in text
     assert "answered the NPS survey: <strong>3</strong> (unhappy)" in text
