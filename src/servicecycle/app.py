@@ -40,6 +40,8 @@ from servicecycle.jobs.queue import bind_sessions, make_job_app
 from servicecycle.notifications import api as notifications_api
 from servicecycle.portal import api as portal_api
 from servicecycle.portal import pages as portal_pages
+from servicecycle.profiles import api as profiles_api
+from servicecycle.profiles import pages as profiles_pages
 from servicecycle.runtime import Runtime
 from servicecycle.sla import api as sla_api
 from servicecycle.sla import pages as sla_pages
@@ -133,6 +135,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(portal_pages.router)
     app.include_router(surveys_pages.router)
     app.include_router(followups_pages.router)
+    app.include_router(profiles_pages.router)
     # API routers carry their own /api/v1 prefix, so a route's path is its full template
     # (the metrics label it by that)
     app.include_router(auth_api.router)
@@ -148,6 +151,7 @@ def create_app(settings: Settings, database_url: str, *, run_worker: bool = True
     app.include_router(chat_api.router)
     app.include_router(surveys_api.router)
     app.include_router(followups_api.router)
+    app.include_router(profiles_api.router)
     STATIC_DIR.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders, max_body=settings.max_request_bytes)
