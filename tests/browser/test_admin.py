@@ -18,6 +18,27 @@ from tests.browser.test_sign_in import PASSWORD, _create_user
 DASH = "\u2013"
 
 
+async def _team(server: LiveServer, name: str, *, delete: bool = False) -> int:
+    """Make a team (or, with ``delete``, remove it behind the app's back: the app has no
+    team deletion, but a rule must survive its team going away)."""
+    from sqlalchemy import text
+
+    from servicecycle.auth import service as auth
+
+    engine = make_engine(server.database_url, pool_size=1)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            if delete:
+                await session.execute(text("DELETE FROM teams WHERE name = :n"), {"n": name})
+                return 0
+            team = await auth.create_team(
+                session, name=name, description="", actor=Actor.system("test")
+            )
+            return team.id
+    finally:
+        await engine.dispose()
+
+
 async def _ticket_arrives(server: LiveServer, subject: str) -> None:
     """A customer writes in (through the services, as a channel would)."""
     engine = make_engine(server.database_url, pool_size=1)
@@ -121,6 +142,7 @@ async def test_an_admin_sets_up_a_calendar_a_policy_and_automations(
     )
 
     # automations: an escalation on breaches, and a rule that will meet a team that is gone
+    billing = await _team(live_server, "Billing")
     await page.click(".admin-tabs >> text=Automations")
     for name, events, conditions, actions in (
         (
@@ -134,7 +156,7 @@ async def test_an_admin_sets_up_a_calendar_a_policy_and_automations(
             "Invoices to billing",
             '["ticket.created"]',
             '[{"field": "ticket.subject", "op": "contains", "value": "invoice"}]',
-            '[{"type": "assign_team", "value": 404}]',
+            f'[{{"type": "assign_team", "value": {billing}}}]',
         ),
     ):
         await page.goto(live_server.url + "/admin/rules/new")
@@ -160,6 +182,7 @@ async def test_an_admin_sets_up_a_calendar_a_policy_and_automations(
     await page.click("text=Create rule")
     await page.wait_for_selector("text=Rule “Chase pending tickets” saved.")
 
+    await _team(live_server, "Billing", delete=True)
     await _ticket_arrives(live_server, "Invoice shows the wrong address")
     await page.click(".admin-tabs >> text=Automations")
     reason = page.locator(".disabled-reason")
