@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -28,20 +27,11 @@ from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
 from servicecycle.events.service import Actor
 from servicecycle.tickets import custom_fields
 from tests.browser.conftest import shot_path
+from tests.channels.test_email_out import Inbox
 from tests.cli.test_serve_lifecycle import free_port, wait_healthy
 
 SEEDER = Actor.system("test")
 DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        raw = envelope.content  # type: ignore[attr-defined]
-        self.mails.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
-        return "250 OK"
 
 
 @dataclass

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Awaitable, Callable, Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,42 +14,13 @@ from servicecycle.channels.email import outbox
 from servicecycle.channels.models import OutboundMail
 from servicecycle.events.models import Event
 from tests.channels.test_email_intake import deliver, mail
+from tests.channels.test_email_out import Inbox
+from tests.channels.test_email_out import smtp as smtp  # the fixture: a real SMTP server
 from tests.factories import Token
 from tests.followups.conftest import at
 
 MakeToken = Callable[..., Awaitable[Token]]
 Make = Callable[..., Awaitable[Any]]
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.mails: list[Message] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.mails.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[attr-defined]
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, outbox.SmtpSettings]]:
-    inbox = Inbox()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield (
-        inbox,
-        outbox.SmtpSettings(
-            host="127.0.0.1",
-            port=port,
-            username=None,
-            password=None,
-            starttls=False,
-            sender="help@servicecycle.localhost",
-        ),
-    )
-    controller.stop()
 
 
 async def test_a_check_in_is_mailed_keeps_the_ticket_solved_and_the_answer_reopens_it(
