@@ -20,7 +20,6 @@ from servicecycle.portal import requests, service
 from servicecycle.portal.deps import (
     ApiCustomer,
     client_ip,
-    desk_name,
     files,
     policy,
     send_mail_soon,
@@ -100,7 +99,7 @@ async def request_link(
         keyring=settings.keyring(),
         portal_url=_portal_url(request),
         sender=settings.mail_from,
-        desk_name=desk_name(settings),
+        desk_name=settings.desk_name,
         policy=policy(settings),
     )
     background.add_task(send_mail_soon, runtime(request).jobs)

@@ -40,10 +40,6 @@ def policy(settings: Settings) -> service.Policy:
     )
 
 
-def desk_name(settings: Settings) -> str:
-    return settings.desk_name
-
-
 def files(settings: Settings) -> Files:
     return Files(
         storage=storage_for(settings.attachment_storage, settings.data_dir),

@@ -18,7 +18,6 @@ from servicecycle.portal.deps import (
     Visitor,
     anonymous_form_ok,
     client_ip,
-    desk_name,
     files,
     new_form_token,
     policy,
@@ -47,7 +46,7 @@ def _page(
     settings = runtime(request).settings
     form_token = new_form_token() if anonymous_form else ""
     base: dict[str, Any] = {
-        "desk_name": desk_name(settings),
+        "desk_name": settings.desk_name,
         "customer": visitor.customer if visitor else None,
         "csrf_token": visitor.csrf_token if visitor else "",
         "form_token": form_token,
@@ -144,7 +143,7 @@ async def ask_for_link(
                 keyring=settings.keyring(),
                 portal_url=_portal_url(request),
                 sender=settings.mail_from,
-                desk_name=desk_name(settings),
+                desk_name=settings.desk_name,
                 policy=policy(settings),
             )
     except TooManyRequests as exc:

@@ -42,11 +42,6 @@ REFUSALS = {
 }
 
 
-def _desk_name(request: Request) -> str:
-    name = getattr(runtime(request).settings, "desk_name", None)
-    return name if isinstance(name, str) and name else "Help centre"
-
-
 def _customer_page(
     request: Request,
     name: str,
@@ -57,7 +52,7 @@ def _customer_page(
 ) -> Response:
     """A page in the portal's look (its layout), for a customer who may not be signed in."""
     base: dict[str, Any] = {
-        "desk_name": _desk_name(request),
+        "desk_name": runtime(request).settings.desk_name,
         "customer": None,
         "csrf_token": "",
         "error": None,
