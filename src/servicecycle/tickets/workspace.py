@@ -381,15 +381,11 @@ class Timeline:
     truncated: bool
 
 
-async def _user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+async def user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """Users' names by id (a missing user reads "User #id")."""
     wanted = sorted({i for i in ids if i is not None})
     found = {user.id: user.name for user in await auth.users_by_id(session, wanted)}
     return {i: found.get(i, f"User #{i}") for i in wanted}
-
-
-async def user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
-    """Users' names by id (a missing user reads "User #id")."""
-    return await _user_names(session, ids)
 
 
 async def customer_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
@@ -426,7 +422,7 @@ async def inbox_rows(
 ) -> list[Row]:
     """The inbox's lines; with an SLA source, each with its nearest target (one query)."""
     people = await _customers(session, (t.requester_id for t in tickets))
-    names = await _user_names(session, (t.assignee_id for t in tickets))
+    names = await user_names(session, (t.assignee_id for t in tickets))
     if clocks is None and sla is not None and tickets:
         clocks = await sla.clocks_of_many(session, [t.id for t in tickets])
     return [
@@ -459,7 +455,7 @@ class Looker:
 
 
 async def lookers(session: AsyncSession, others: Sequence[views.Viewer]) -> list[Looker]:
-    names = await _user_names(session, (v.user_id for v in others))
+    names = await user_names(session, (v.user_id for v in others))
     return [Looker(name=names[v.user_id], replying=v.replying) for v in others]
 
 
@@ -475,7 +471,7 @@ async def ticket_view(
     people = await _customers(
         session, [ticket.requester_id, *(m.author_customer_id for m in messages)]
     )
-    names = await _user_names(session, [ticket.assignee_id, *(m.author_user_id for m in messages)])
+    names = await user_names(session, [ticket.assignee_id, *(m.author_user_id for m in messages)])
     files = await attachments.of_messages(session, [m.id for m in messages])
     posts = [Post(message=m, author=_author(m, names, people), files=files[m.id]) for m in messages]
     requester = people.get(ticket.requester_id) or await customers.get_customer(
@@ -536,7 +532,7 @@ async def customer_timeline(
     messages = await _messages(session, message_ids)
     user_ids: list[int | None] = [_int(e.actor_id) for e in found if e.actor_type == "user"]
     user_ids += [_int(e.data.get("assignee_id")) for e in found if e.kind == "assigned"]
-    names = await _user_names(session, user_ids)
+    names = await user_names(session, user_ids)
     people = await _customers(
         session,
         [_int(e.actor_id) for e in found if e.actor_type == "customer"]
