@@ -168,7 +168,8 @@ class Answers:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (dates and datetimes as ISO strings)."""
-        return _jsonable(asdict(self))
+        result: dict[str, Any] = _jsonable(asdict(self))
+        return result
 
 
 @dataclass(frozen=True)
