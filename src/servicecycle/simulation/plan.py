@@ -128,7 +128,11 @@ class FollowUp:
     due: datetime
     reason: str
     done_at: datetime | None = None
-    outcome: str = ""
+    outcome: str = ""  # with done_at: one of the follow-ups domain's outcomes ("resolved", ...)
+    # "recovery": the one the follow-ups domain opens by itself for a detractor's answer (the
+    # driver completes that one rather than creating another); "check_in" / "other": created
+    kind: Literal["check_in", "recovery", "other"] = "other"
+    note: str = ""  # the agent's note on completing it
 
 
 Step = Assign | Reply | Note | Status | SurveyAnswer | FollowUp
