@@ -14,11 +14,13 @@ from starlette.datastructures import FormData
 
 from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, PageAdmin, Principal
+from servicecycle.auth.flash import flash
 from servicecycle.automation import macros, service
 from servicecycle.automation.models import Macro, Rule
 from servicecycle.automation.rules import ACTIONS, EVENT_KINDS, FIELDS, OPS, PLACEHOLDERS
 from servicecycle.kit.errors import ServiceError, ValidationFailed
 from servicecycle.sla import service as sla
+from servicecycle.web.forms import form_text, form_version, problem
 from servicecycle.web.templating import render
 from servicecycle.webhooks import service as webhooks
 
@@ -94,22 +96,6 @@ def shown(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def problem(exc: ServiceError) -> dict[str, Any]:
-    return {"error": exc.message, "fields": dict(exc.fields)}
-
-
-def _flash(principal: Principal, text: str) -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, "success", text)
-
-
-def _text(form: FormData, name: str, *, strip: bool = True) -> str:
-    value = form.get(name)
-    if not isinstance(value, str):
-        return ""
-    return value.strip() if strip else value
-
-
 def _json(text: str, path: str) -> Any:
     """The textarea's JSON, or a refusal naming the line and column."""
     if len(text) > JSON_MAX:
@@ -129,10 +115,6 @@ def _check_name(name: str) -> str:
             "Name is too long", fields={"name": f"at most {NAME_MAX} characters"}
         )
     return name
-
-
-def _version(typed: str) -> int:
-    return int(typed) if typed.isdigit() else -1
 
 
 async def _names(db: Db, rules: list[Rule], macro_list: list[Macro]) -> dict[str, dict[int, str]]:
@@ -199,12 +181,12 @@ class RuleDraft:
     @classmethod
     def from_form(cls, form: FormData, *, kind: str | None = None) -> RuleDraft:
         return cls(
-            name=_text(form, "name"),
-            kind=kind or _text(form, "kind"),
-            events=_text(form, "events", strip=False),
-            conditions=_text(form, "conditions", strip=False),
-            actions=_text(form, "actions", strip=False),
-            version=_text(form, "version"),
+            name=form_text(form, "name"),
+            kind=kind or form_text(form, "kind"),
+            events=form_text(form, "events", strip=False),
+            conditions=form_text(form, "conditions", strip=False),
+            actions=form_text(form, "actions", strip=False),
+            version=form_text(form, "version"),
         )
 
     @classmethod
@@ -343,7 +325,7 @@ async def create_rule(request: Request, principal: PageAdmin, db: Db) -> Respons
         return await _rule_page(
             request, db, draft, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Rule “{rule.name}” saved. A dry run shows which open tickets it matches.")
+    flash(principal, f"Rule “{rule.name}” saved. A dry run shows which open tickets it matches.")
     return RedirectResponse(f"/admin/rules/{rule.id}", status_code=303)
 
 
@@ -365,7 +347,7 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
             await service.update_rule(
                 db,
                 rule,
-                expected_version=_version(draft.version),
+                expected_version=form_version(draft.version),
                 changes=changes,
                 actor=principal.actor,
             )
@@ -374,7 +356,7 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
         return await _rule_page(
             request, db, draft, rule=rule, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Rule “{rule.name}” saved.")
+    flash(principal, f"Rule “{rule.name}” saved.")
     return RedirectResponse(f"/admin/rules/{rule.id}", status_code=303)
 
 
@@ -382,20 +364,20 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
 async def set_active(request: Request, rule_id: int, principal: PageAdmin, db: Db) -> Response:
     form = await request.form()
     rule = await service.get_rule(db, rule_id)
-    active = _text(form, "active") == "true"
+    active = form_text(form, "active") == "true"
     try:
         async with db.begin_nested():
             await service.update_rule(
                 db,
                 rule,
-                expected_version=_version(_text(form, "version")),
+                expected_version=form_version(form_text(form, "version")),
                 changes={"active": active},
                 actor=principal.actor,
             )
     except ServiceError as exc:
         return await _rules_page(request, db, refusal=problem(exc), status_code=exc.status_code)
-    _flash(principal, f"Rule “{rule.name}” {'activated' if active else 'deactivated'}.")
-    back = _text(form, "back")
+    flash(principal, f"Rule “{rule.name}” {'activated' if active else 'deactivated'}.")
+    back = form_text(form, "back")
     return RedirectResponse(back if back == f"/admin/rules/{rule.id}" else "/admin/rules", 303)
 
 
@@ -430,11 +412,11 @@ class MacroDraft:
     @classmethod
     def from_form(cls, form: FormData) -> MacroDraft:
         return cls(
-            name=_text(form, "name"),
-            body=_text(form, "body", strip=False),
-            public=_text(form, "kind") != "note",
-            actions=_text(form, "actions", strip=False),
-            shared=_text(form, "shared") == "on",
+            name=form_text(form, "name"),
+            body=form_text(form, "body", strip=False),
+            public=form_text(form, "kind") != "note",
+            actions=form_text(form, "actions", strip=False),
+            shared=form_text(form, "shared") == "on",
         )
 
     @classmethod
@@ -510,7 +492,7 @@ async def create_macro(request: Request, principal: PageAdmin, db: Db) -> Respon
         return await _macros_page(
             request, db, principal, draft, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Macro “{macro.name}” saved.")
+    flash(principal, f"Macro “{macro.name}” saved.")
     return RedirectResponse("/admin/macros", status_code=303)
 
 
@@ -560,7 +542,7 @@ async def update_macro(request: Request, macro_id: int, principal: PageAdmin, db
                 db,
                 macro,
                 changes=changes,
-                expected_version=_version(_text(form, "version")),
+                expected_version=form_version(form_text(form, "version")),
                 is_admin=True,
                 actor=principal.actor,
             )
@@ -569,7 +551,7 @@ async def update_macro(request: Request, macro_id: int, principal: PageAdmin, db
         return await _macro_page(
             request, db, macro, draft, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Macro “{macro.name}” saved.")
+    flash(principal, f"Macro “{macro.name}” saved.")
     return RedirectResponse("/admin/macros", status_code=303)
 
 
@@ -577,5 +559,5 @@ async def update_macro(request: Request, macro_id: int, principal: PageAdmin, db
 async def delete_macro(request: Request, macro_id: int, principal: PageAdmin, db: Db) -> Response:
     macro = await macros.get_macro(db, macro_id, user_id=principal.identity.id)
     await macros.delete_macro(db, macro, is_admin=True, actor=principal.actor)
-    _flash(principal, f"Macro “{macro.name}” deleted.")
+    flash(principal, f"Macro “{macro.name}” deleted.")
     return RedirectResponse("/admin/macros", status_code=303)

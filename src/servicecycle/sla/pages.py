@@ -19,13 +19,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from servicecycle.auth import service as auth
-from servicecycle.auth.deps import Db, PageAdmin, Principal
+from servicecycle.auth.deps import Db, PageAdmin
+from servicecycle.auth.flash import flash
 from servicecycle.kit import clock
 from servicecycle.kit.errors import ServiceError, ValidationFailed
 from servicecycle.sla import service
 from servicecycle.sla.calendar import CalendarError
 from servicecycle.sla.models import METRICS, Calendar, SlaPolicy
 from servicecycle.tickets.models import CHANNELS, PRIORITIES
+from servicecycle.web.forms import form_text, form_version, problem
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -53,21 +55,6 @@ _NUMBER = re.compile(r"^\d{1,6}(?:[.,]\d{1,3})?$")
 @cache
 def time_zones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
-
-
-def problem(exc: ServiceError) -> dict[str, Any]:
-    """What a template needs to show a refusal: the message and the per-field reasons."""
-    return {"error": exc.message, "fields": dict(exc.fields)}
-
-
-def _flash(principal: Principal, text: str) -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, "success", text)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _many(form: FormData, name: str) -> list[str]:
@@ -165,14 +152,14 @@ class CalendarDraft:
     @classmethod
     def from_form(cls, form: FormData) -> CalendarDraft:
         return cls(
-            version=_text(form, "version"),
-            name=_text(form, "name"),
-            zone=_text(form, "zone"),
-            days=[_text(form, f"day{day}") for day in range(7)],
-            always_open=_text(form, "always_open") == "on",
-            holiday_country=_text(form, "holiday_country").upper(),
-            holiday_region=_text(form, "holiday_region"),
-            closed_days=_text(form, "closed_days"),
+            version=form_text(form, "version"),
+            name=form_text(form, "name"),
+            zone=form_text(form, "zone"),
+            days=[form_text(form, f"day{day}") for day in range(7)],
+            always_open=form_text(form, "always_open") == "on",
+            holiday_country=form_text(form, "holiday_country").upper(),
+            holiday_region=form_text(form, "holiday_region"),
+            closed_days=form_text(form, "closed_days"),
         )
 
     @classmethod
@@ -309,7 +296,7 @@ async def create_calendar(request: Request, principal: PageAdmin, db: Db) -> Res
         return await _calendars_page(
             request, db, draft, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Calendar “{row.name}” saved.")
+    flash(principal, f"Calendar “{row.name}” saved.")
     return RedirectResponse("/admin/calendars", status_code=303)
 
 
@@ -332,7 +319,7 @@ async def update_calendar(
             await service.update_calendar(
                 db,
                 row,
-                expected_version=_version(draft.version),
+                expected_version=form_version(draft.version),
                 changes={"name": _check_name(draft.name), **draft.settings()},
                 actor=principal.actor,
             )
@@ -341,7 +328,7 @@ async def update_calendar(
         return await _calendars_page(
             request, db, draft, editing=row, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Calendar “{row.name}” saved.")
+    flash(principal, f"Calendar “{row.name}” saved.")
     return RedirectResponse("/admin/calendars", status_code=303)
 
 
@@ -355,7 +342,10 @@ async def delete_calendar(
     try:
         async with db.begin_nested():
             await service.delete_calendar(
-                db, row, expected_version=_version(_text(form, "version")), actor=principal.actor
+                db,
+                row,
+                expected_version=form_version(form_text(form, "version")),
+                actor=principal.actor,
             )
     except ServiceError as exc:
         row = await service.get_calendar(db, calendar_id)
@@ -367,7 +357,7 @@ async def delete_calendar(
             refusal=problem(exc),
             status_code=exc.status_code,
         )
-    _flash(principal, f"Calendar “{name}” deleted.")
+    flash(principal, f"Calendar “{name}” deleted.")
     return RedirectResponse("/admin/calendars", status_code=303)
 
 
@@ -420,24 +410,24 @@ class PolicyDraft:
     @classmethod
     def from_form(cls, form: FormData) -> PolicyDraft:
         return cls(
-            name=_text(form, "name"),
+            name=form_text(form, "name"),
             priority=_many(form, "priority"),
             channel=_many(form, "channel"),
-            tier=_text(form, "tier"),
+            tier=form_text(form, "tier"),
             team=_many(form, "team"),
-            tags=_text(form, "tags"),
+            tags=form_text(form, "tags"),
             targets={
                 m: {
-                    "amount": _text(form, f"{m}_amount"),
-                    "unit": _text(form, f"{m}_unit") or "h",
-                    "clock": _text(form, f"{m}_clock") or "business",
+                    "amount": form_text(form, f"{m}_amount"),
+                    "unit": form_text(form, f"{m}_unit") or "h",
+                    "clock": form_text(form, f"{m}_clock") or "business",
                 }
                 for m in METRICS
             },
-            calendar_id=_text(form, "calendar_id"),
+            calendar_id=form_text(form, "calendar_id"),
             pause=_many(form, "pause"),
-            warn=_text(form, "warn_minutes"),
-            version=_text(form, "version"),
+            warn=form_text(form, "warn_minutes"),
+            version=form_text(form, "version"),
         )
 
     @classmethod
@@ -623,7 +613,7 @@ async def create_policy(request: Request, principal: PageAdmin, db: Db) -> Respo
         return await _policy_form(
             request, db, draft, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Policy “{policy.name}” saved.")
+    flash(principal, f"Policy “{policy.name}” saved.")
     return RedirectResponse("/admin/sla/policies", status_code=303)
 
 
@@ -631,10 +621,6 @@ async def create_policy(request: Request, principal: PageAdmin, db: Db) -> Respo
 async def policy_page(request: Request, policy_id: int, principal: PageAdmin, db: Db) -> Response:
     policy = await service.get_policy(db, policy_id)
     return await _policy_form(request, db, PolicyDraft.of(policy), policy=policy)
-
-
-def _version(typed: str) -> int:
-    return int(typed) if typed.isdigit() else -1
 
 
 @router.post("/admin/sla/policies/{policy_id:int}")
@@ -646,7 +632,7 @@ async def update_policy(request: Request, policy_id: int, principal: PageAdmin, 
             await service.update_policy(
                 db,
                 policy,
-                expected_version=_version(draft.version),
+                expected_version=form_version(draft.version),
                 changes=draft.fields(),
                 actor=principal.actor,
             )
@@ -655,7 +641,7 @@ async def update_policy(request: Request, policy_id: int, principal: PageAdmin, 
         return await _policy_form(
             request, db, draft, policy=policy, refusal=problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"Policy “{policy.name}” saved.")
+    flash(principal, f"Policy “{policy.name}” saved.")
     return RedirectResponse("/admin/sla/policies", status_code=303)
 
 
@@ -667,7 +653,10 @@ async def delete_policy(request: Request, policy_id: int, principal: PageAdmin, 
     try:
         async with db.begin_nested():
             await service.delete_policy(
-                db, policy, expected_version=_version(_text(form, "version")), actor=principal.actor
+                db,
+                policy,
+                expected_version=form_version(form_text(form, "version")),
+                actor=principal.actor,
             )
     except ServiceError as exc:
         policy = await service.get_policy(db, policy_id)
@@ -679,7 +668,7 @@ async def delete_policy(request: Request, policy_id: int, principal: PageAdmin, 
             refusal=problem(exc),
             status_code=exc.status_code,
         )
-    _flash(principal, f"Policy “{name}” deleted.")
+    flash(principal, f"Policy “{name}” deleted.")
     return RedirectResponse("/admin/sla/policies", status_code=303)
 
 
@@ -687,19 +676,19 @@ async def delete_policy(request: Request, policy_id: int, principal: PageAdmin, 
 async def set_active(request: Request, policy_id: int, principal: PageAdmin, db: Db) -> Response:
     form = await request.form()
     policy = await service.get_policy(db, policy_id)
-    active = _text(form, "active") == "true"
+    active = form_text(form, "active") == "true"
     try:
         async with db.begin_nested():
             await service.update_policy(
                 db,
                 policy,
-                expected_version=_version(_text(form, "version")),
+                expected_version=form_version(form_text(form, "version")),
                 changes={"active": active},
                 actor=principal.actor,
             )
     except ServiceError as exc:
         return await _policies_page(request, db, refusal=problem(exc), status_code=exc.status_code)
-    _flash(principal, f"Policy “{policy.name}” {'activated' if active else 'deactivated'}.")
+    flash(principal, f"Policy “{policy.name}” {'activated' if active else 'deactivated'}.")
     return RedirectResponse("/admin/sla/policies", status_code=303)
 
 
@@ -711,7 +700,7 @@ async def move_policy(request: Request, policy_id: int, principal: PageAdmin, db
     policy = await service.get_policy(db, policy_id)
     order = await service.list_policies(db)
     index = next(i for i, p in enumerate(order) if p.id == policy.id)
-    other = index - 1 if _text(form, "direction") == "up" else index + 1
+    other = index - 1 if form_text(form, "direction") == "up" else index + 1
     if 0 <= other < len(order):
         order[index], order[other] = order[other], order[index]
         try:
@@ -721,7 +710,7 @@ async def move_policy(request: Request, policy_id: int, principal: PageAdmin, db
                         continue
                     expected = row.version
                     if row.id == policy.id:
-                        expected = _version(_text(form, "version"))
+                        expected = form_version(form_text(form, "version"))
                     await service.update_policy(
                         db,
                         row,

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, Principal, page_access, runtime
+from servicecycle.auth.flash import flash
 from servicecycle.auth.models import Role
 from servicecycle.events import service as events
 from servicecycle.kit import clock
@@ -38,11 +38,6 @@ def _problem(exc: ServiceError, names: dict[str, str] | None = None) -> str:
     return exc.message + "".join(
         f" — {(names or {}).get(name, name)}: {text}" for name, text in exc.fields.items()
     )
-
-
-def _flash(principal: Principal, text: str) -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, "success", text)
 
 
 def _back(ticket_id: int) -> Response:
@@ -268,7 +263,7 @@ async def save_view(
             save_name=name,
             status_code=exc.status_code,
         )
-    _flash(principal, f"View “{saved.name}” saved.")
+    flash(principal, f"View “{saved.name}” saved.")
     return RedirectResponse(f"/inbox?{urlencode({'view': f'saved:{saved.id}'})}", status_code=303)
 
 
@@ -283,7 +278,7 @@ async def delete_view(request: Request, view_id: int, principal: PageAgent, db: 
         return await _inbox_page(
             request, principal, db, InboxQuery(), error=_problem(exc), status_code=exc.status_code
         )
-    _flash(principal, f"View “{name}” deleted.")
+    flash(principal, f"View “{name}” deleted.")
     return RedirectResponse("/inbox", status_code=303)
 
 
@@ -530,7 +525,7 @@ async def add_message(
             },
             files_lost=bool(chosen),
         )
-    _flash(principal, done)
+    flash(principal, done)
     return _back(ticket.id)
 
 
@@ -548,7 +543,7 @@ async def take(request: Request, ticket_id: int, principal: PageAgent, db: Db) -
             )
     except ServiceError as exc:
         return await _ticket_page(request, db, principal, ticket, problem=exc)
-    _flash(principal, f"Ticket #{ticket.id} is assigned to you.")
+    flash(principal, f"Ticket #{ticket.id} is assigned to you.")
     return _back(ticket.id)
 
 
@@ -640,5 +635,5 @@ async def update_ticket(
             error_at="controls",
             controls={**form, "custom": typed},
         )
-    _flash(principal, f"Ticket #{ticket.id} updated.")
+    flash(principal, f"Ticket #{ticket.id} updated.")
     return _back(ticket.id)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from servicecycle.auth import service as auth
-from servicecycle.auth.deps import Db, PageAdmin, Principal, runtime
+from servicecycle.auth.deps import Db, PageAdmin, runtime
+from servicecycle.auth.flash import flash
 from servicecycle.kit.errors import ServiceError
+from servicecycle.web.forms import form_text
 from servicecycle.web.templating import render
 from servicecycle.webhooks import service
 from servicecycle.webhooks.kinds import CATALOGUE
@@ -21,25 +22,15 @@ router = APIRouter(include_in_schema=False)
 LOG_SIZE = 50
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _draft(form: FormData) -> dict[str, Any]:
-    kinds = [k for line in _text(form, "kinds").splitlines() for k in line.split(",")]
+    kinds = [k for line in form_text(form, "kinds").splitlines() for k in line.split(",")]
     return {
-        "name": _text(form, "name"),
-        "url": _text(form, "url"),
+        "name": form_text(form, "name"),
+        "url": form_text(form, "url"),
         "kinds": [k.strip() for k in kinds if k.strip()],
-        "description": _text(form, "description"),
-        "enabled": _text(form, "enabled") == "on",
+        "description": form_text(form, "description"),
+        "enabled": form_text(form, "enabled") == "on",
     }
-
-
-def _flash(principal: Principal, text: str, level: str = "success") -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, level, text)
 
 
 def _sending(request: Request) -> service.Sending:
@@ -153,7 +144,7 @@ async def update(request: Request, subscription_id: int, principal: PageAdmin, d
     except ServiceError as exc:
         sub = await service.get_subscription(db, subscription_id)
         return await _sub_page(request, db, sub, draft=draft, refusal=exc)
-    _flash(principal, f"Webhook “{sub.name}” saved.")
+    flash(principal, f"Webhook “{sub.name}” saved.")
     return RedirectResponse(f"/admin/webhooks/{sub.id}", status_code=303)
 
 
@@ -162,11 +153,11 @@ async def set_enabled(
     request: Request, subscription_id: int, principal: PageAdmin, db: Db
 ) -> Response:
     sub = await service.get_subscription(db, subscription_id)
-    enabled = _text(await request.form(), "enabled") == "true"
+    enabled = form_text(await request.form(), "enabled") == "true"
     await service.update_subscription(
         db, sub, changes={"enabled": enabled}, allow_private=True, actor=principal.actor
     )
-    _flash(principal, f"Webhook “{sub.name}” {'enabled' if enabled else 'disabled'}.")
+    flash(principal, f"Webhook “{sub.name}” {'enabled' if enabled else 'disabled'}.")
     return RedirectResponse(f"/admin/webhooks/{sub.id}", status_code=303)
 
 
@@ -186,9 +177,9 @@ async def ping(request: Request, subscription_id: int, principal: PageAdmin, db:
         async with db.begin_nested():
             await service.ping(db, sub, actor=principal.actor)
     except ServiceError as exc:
-        _flash(principal, exc.message, "error")
+        flash(principal, exc.message, "error")
     else:
-        _flash(principal, "Ping queued: it is sent within a minute; see the log below.")
+        flash(principal, "Ping queued: it is sent within a minute; see the log below.")
     return RedirectResponse(f"/admin/webhooks/{sub.id}", status_code=303)
 
 
@@ -196,7 +187,7 @@ async def ping(request: Request, subscription_id: int, principal: PageAdmin, db:
 async def delete(request: Request, subscription_id: int, principal: PageAdmin, db: Db) -> Response:
     sub = await service.get_subscription(db, subscription_id)
     await service.delete_subscription(db, sub, actor=principal.actor)
-    _flash(principal, f"Webhook “{sub.name}” deleted with its delivery log.")
+    flash(principal, f"Webhook “{sub.name}” deleted with its delivery log.")
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
@@ -204,5 +195,5 @@ async def delete(request: Request, subscription_id: int, principal: PageAdmin, d
 async def redeliver(request: Request, delivery_id: int, principal: PageAdmin, db: Db) -> Response:
     row = await service.get_delivery(db, delivery_id)
     await service.redeliver(db, row, actor=principal.actor)
-    _flash(principal, "Delivery queued again, with the same delivery id.")
+    flash(principal, "Delivery queued again, with the same delivery id.")
     return RedirectResponse(f"/admin/webhooks/{row.subscription_id}", status_code=303)
