@@ -138,6 +138,26 @@ async def current_chat(session: AsyncSession, visitor_id: str) -> ChatSession | 
     return chat
 
 
+async def last_chat(session: AsyncSession, visitor_id: str) -> ChatSession | None:
+    """The visitor's latest chat, whatever its state (the one a rating is about)."""
+    chat: ChatSession | None = await session.scalar(
+        select(ChatSession)
+        .where(ChatSession.visitor_id == visitor_id)
+        .order_by(ChatSession.id.desc())
+        .limit(1)
+    )
+    return chat
+
+
+def check_rateable(chat: ChatSession | None) -> ChatSession:
+    """A chat the visitor may rate: one that an agent answered and that has ended."""
+    if chat is None:
+        raise NotFound("No chat to rate")
+    if chat.state != "ended":
+        raise Conflict("You can rate the chat once it has ended", fields={"chat": "not ended yet"})
+    return chat
+
+
 async def get_chat(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> ChatSession:
     stmt = select(ChatSession).where(ChatSession.ticket_id == ticket_id)
     if lock:

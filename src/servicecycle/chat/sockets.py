@@ -6,10 +6,13 @@ transaction while they wait. News reaches a socket through the hub (``chat.hub``
 socket then reads what is new from the tables, from the last message id it sent.
 
 Visitor -> server: ``hello {token?}`` (first), ``start {name, email?, text}``,
-``say {text}``, ``email {email}``, ``end``, ``ping``.
+``say {text}``, ``email {email}``, ``end``, ``rate {score, comment?}`` (once the chat has
+ended; again to change it), ``ping``.
 Server -> visitor: ``welcome {token, agents_online, greeting, offline_text, max_chars,
-chat?, lines}``, ``line``, ``state {state, agent, email_known}``, ``error {code, message,
-fields}``.
+chat?, lines}``, ``line``, ``state {state, agent, email_known}``, ``rating {kind, question,
+why_question, scale_min, scale_max, low_label, high_label, score, comment}`` (after an
+ended chat, when the desk asks for CSAT), ``rated {kind, score, comment}``, ``error {code,
+message, fields}``.
 
 Agent -> server: ``watch {ticket_id}``, ``take {ticket_id}``, ``say {ticket_id, text}``,
 ``end {ticket_id}``. Server -> agent: ``chats {items}``, ``transcript``, ``line``,
@@ -41,6 +44,7 @@ from servicecycle.events.service import Actor
 from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
 from servicecycle.kit.secrets import BadToken
 from servicecycle.runtime import Runtime
+from servicecycle.surveys import in_place
 from servicecycle.tickets import service as tickets
 
 log = structlog.get_logger(__name__)
@@ -51,6 +55,7 @@ HELLO_TIMEOUT = 15.0
 # close codes (4000-4999 are the application's)
 CLOSE_BAD_TOKEN = 4401
 CLOSE_FORBIDDEN = 4403
+CHAT_RATING = ("csat",)  # what the widget asks at the end of a chat
 
 
 def _runtime(ws: WebSocket) -> Runtime:
@@ -183,6 +188,7 @@ class VisitorState:
     ticket_id: int | None = None
     last_id: int = 0
     shown: tuple[str, str | None, bool] | None = None  # the state frame last sent
+    offered: int | None = None  # the chat whose rating question was sent
 
 
 async def visitor(ws: WebSocket) -> None:
@@ -277,6 +283,7 @@ async def _visitor_frame(
 ) -> None:
     kind = frame["type"]
     started: ChatSession | None = None
+    rated: dict[str, Any] | None = None
     try:
         async with conn.sessions() as session, session.begin():
             chat = await session.get(ChatSession, state.chat_id) if state.chat_id else None
@@ -306,6 +313,24 @@ async def _visitor_frame(
                 ticket = await tickets.get_ticket(session, chat.ticket_id)
                 actor = service.visitor_actor(ticket.requester_id)
                 await service.end(session, chat, by="visitor", actor=actor)
+            elif kind == "rate":
+                service.check_rateable(chat)
+                ticket = await tickets.get_ticket(session, chat.ticket_id)
+                response = await in_place.rate(
+                    session,
+                    ticket,
+                    kind="csat",
+                    score=frame.get("score"),
+                    comment=frame.get("comment"),
+                    source="chat",
+                    kinds=CHAT_RATING,
+                )
+                rated = {
+                    "type": "rated",
+                    "kind": response.kind,
+                    "score": response.score,
+                    "comment": response.comment,
+                }
             else:
                 raise NotFound(f"Unknown frame type {kind!r}")
     except ServiceError as exc:
@@ -315,6 +340,9 @@ async def _visitor_frame(
     if started is not None:  # committed: from now on this socket follows that chat
         sub.listen(f"ticket:{started.ticket_id}")  # before reading, so nothing falls between
         state.chat_id, state.ticket_id, state.last_id = started.id, started.ticket_id, 0
+    if rated is not None:  # committed
+        async with conn.lock:
+            await conn.send(rated)
     await _visitor_sync(conn, state)
 
 
@@ -335,6 +363,11 @@ async def _visitor_sync(conn: Conn, state: VisitorState) -> None:
                 session, await tickets.get_ticket(session, chat.ticket_id)
             )
             shown = (chat.state, agent, ticket_email)
+            rating = None
+            if chat.state == "ended" and state.offered != chat.id:
+                ticket = await tickets.get_ticket(session, chat.ticket_id)
+                found = await in_place.offers(session, ticket, kinds=CHAT_RATING)
+                rating = found[0] if found else None
         for line in new:
             await conn.send(line.frame())
             state.last_id = max(state.last_id, line.id)
@@ -343,6 +376,10 @@ async def _visitor_sync(conn: Conn, state: VisitorState) -> None:
             await conn.send(
                 {"type": "state", "state": shown[0], "agent": shown[1], "email_known": shown[2]}
             )
+        if chat.state == "ended" and state.offered != chat.id:
+            state.offered = chat.id
+            if rating is not None:
+                await conn.send({"type": "rating", **rating.frame()})
 
 
 # -- agents ---------------------------------------------------------------------------------

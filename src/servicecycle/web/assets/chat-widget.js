@@ -68,10 +68,22 @@
   const compose = el("form", { class: "sc-compose", hidden: "" },
     input, el("button", { type: "submit", class: "sc-primary sc-send", text: "Send" }));
 
+  // the rating asked when a chat has ended: one click on a score, an optional comment
+  const rateQuestion = el("p", { class: "sc-rating-question" });
+  const rateScale = el("div", { class: "sc-scores", role: "group", "aria-label": "Your rating" });
+  const rateEnds = el("p", { class: "sc-scale-ends" });
+  const rateComment = el("textarea", { class: "sc-rating-comment", rows: "2", maxlength: "4000", id: "sc-rating-comment" });
+  const rateCommentLabel = el("label", { for: "sc-rating-comment", text: "Comment (optional)" });
+  const rateThanks = el("p", { class: "sc-rated", role: "status", hidden: "" });
+  const rating = el("form", { class: "sc-rating", hidden: "" },
+    el("strong", { class: "sc-rating-title", text: "How did we do?" }), rateQuestion, rateScale, rateEnds,
+    rateCommentLabel, rateComment,
+    el("button", { type: "submit", class: "sc-primary sc-rate-send", text: "Send rating" }), rateThanks);
+
   const restart = el("button", { class: "sc-restart", type: "button", hidden: "", text: "Start a new chat" });
   const panel = el("section", { class: "sc-panel", hidden: "", "aria-label": "Chat" },
     el("header", { class: "sc-head" }, el("strong", { text: "Chat" }), endButton, closeButton),
-    status, lines, error, intro, ask, compose, restart);
+    status, lines, error, intro, ask, compose, rating, restart);
   root.append(launcher, panel);
 
   // -- state -------------------------------------------------------------------------------
@@ -85,6 +97,7 @@
   let stopped = false;
   const seen = new Set();
   const queue = [];
+  let chosen = null; // the score picked in the rating form
 
   const show = (node, visible) => { node.hidden = !visible; };
   const say = (text) => { status.textContent = text; };
@@ -138,6 +151,36 @@
     if (frame.state !== "ended" && !hasChat) chatMode(true);
   };
 
+  const pick = (score) => {
+    chosen = score;
+    for (const button of rateScale.children) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.score) === score));
+    }
+  };
+
+  const askRating = (frame) => {
+    rateQuestion.textContent = frame.question;
+    rateEnds.textContent = frame.low_label
+      ? frame.scale_min + " = " + frame.low_label + ", " + frame.scale_max + " = " + frame.high_label
+      : "";
+    rateScale.replaceChildren();
+    for (let score = frame.scale_min; score <= frame.scale_max; score += 1) {
+      const button = el("button", { type: "button", class: "sc-score", "data-score": String(score),
+        "aria-pressed": "false", text: String(score) });
+      button.addEventListener("click", () => {
+        pick(score);
+        fail("");
+        send({ type: "rate", score, comment: rateComment.value.trim() || null });
+      });
+      rateScale.append(button);
+    }
+    rateComment.value = frame.comment || "";
+    pick(frame.score);
+    rateThanks.textContent = frame.score === null ? "" : "Thank you for your rating.";
+    show(rateThanks, frame.score !== null);
+    show(rating, true);
+  };
+
   const onFrame = (frame) => {
     if (frame.type === "welcome") {
       localStorage.setItem(tokenKey, frame.token);
@@ -159,6 +202,14 @@
       if (!open && frame.from === "agent") toggle(true);
     } else if (frame.type === "state") {
       onState(frame);
+    } else if (frame.type === "rating") {
+      askRating(frame);
+    } else if (frame.type === "rated") {
+      pick(frame.score);
+      rateThanks.textContent = frame.comment
+        ? "Thank you for your rating and your comment."
+        : "Thank you for your rating.";
+      show(rateThanks, true);
     } else if (frame.type === "error") {
       if (frame.code === "bad_token") {
         localStorage.removeItem(tokenKey);
@@ -237,7 +288,15 @@
     send({ type: "email", email: askInput.value.trim() });
   });
   endButton.addEventListener("click", () => send({ type: "end" }));
+  rating.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (chosen === null) { fail("Please choose a score."); return; }
+    fail("");
+    send({ type: "rate", score: chosen, comment: rateComment.value.trim() || null });
+  });
   restart.addEventListener("click", () => {
+    show(rating, false);
+    chosen = null;
     lines.replaceChildren();
     seen.clear();
     introMode();

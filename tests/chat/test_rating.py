@@ -1,0 +1,168 @@
+"""The rating at the end of a chat, over real WebSockets against a real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from servicecycle.auth import service as auth
+from servicecycle.chat.models import ChatSession
+from servicecycle.events.models import Event
+from servicecycle.surveys import service as surveys
+from servicecycle.surveys.models import SurveyResponse
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Ticket
+from tests.chat.conftest import SEEDER, Desk
+
+
+async def _rows(desk: Desk, stmt: Any) -> list[Any]:
+    async with desk.sessions() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+async def _csat(desk: Desk) -> None:
+    async with desk.sessions() as session, session.begin():
+        await surveys.create_survey(
+            session, name="CSAT after service", kind="csat", enabled=True, actor=SEEDER
+        )
+
+
+async def _taken_chat(desk: Desk) -> tuple[Any, Any, ChatSession, Any, Any]:
+    """A visitor's chat taken by Ana of the Billing team; returns both sockets too."""
+    ana = await desk.user("agent", name="Ana")
+    async with desk.sessions() as session, session.begin():
+        team = await auth.create_team(session, name="Billing", description="", actor=SEEDER)
+    visitor = await desk.visitor()
+    await visitor.hello()
+    await visitor.send(type="start", name="Vera Visitor", text="Where is my parcel?")
+    await visitor.until("line")
+    [chat] = await _rows(desk, select(ChatSession))
+    agent = await desk.agent(ana.email)
+    await agent.send(type="take", ticket_id=chat.ticket_id)
+    await visitor.until("state", state="active")
+    async with desk.sessions() as session, session.begin():
+        ticket = await tickets.get_ticket(session, chat.ticket_id)
+        await tickets.assign(session, ticket, assignee_id=ana.id, team_id=team.id, actor=SEEDER)
+    return visitor, agent, chat, ana, team
+
+
+async def test_the_visitor_rates_the_chat_the_agent_ended_and_can_change_it(desk: Desk) -> None:
+    await _csat(desk)
+    visitor, agent, chat, ana, team = await _taken_chat(desk)
+
+    # before the end there is nothing to rate
+    await visitor.send(type="rate", score=5)
+    early = await visitor.until("error")
+    assert early["code"] == "conflict" and early["fields"] == {"chat": "not ended yet"}
+
+    await agent.send(type="end", ticket_id=chat.ticket_id)
+    assert (await visitor.until("state"))["state"] == "ended"
+    asked = await visitor.until("rating")
+    assert (asked["kind"], asked["scale_min"], asked["scale_max"], asked["score"]) == (
+        "csat",
+        1,
+        5,
+        None,
+    )
+    assert asked["question"] == "How satisfied are you with the help you received?"
+
+    # out of range, not a number: an error frame naming the score, nothing stored
+    for bad in (6, 0, "five", 4.5, True):
+        await visitor.send(type="rate", score=bad)
+        refused = await visitor.until("error")
+        assert refused["code"] == "validation_error" and "score" in refused["fields"], bad
+    await visitor.send(type="rate", score=4, comment=["not", "text"])
+    assert (await visitor.until("error"))["fields"] == {"comment": "must be text"}
+    assert await _rows(desk, select(SurveyResponse)) == []
+
+    await visitor.send(type="rate", score=2)
+    assert await visitor.until("rated") == {
+        "type": "rated",
+        "kind": "csat",
+        "score": 2,
+        "comment": "",
+    }
+    [response] = await _rows(desk, select(SurveyResponse))
+    assert (response.kind, response.score, response.source, response.channel) == (
+        "csat",
+        2,
+        "chat",
+        "chat",
+    )
+    assert (response.ticket_id, response.agent_id, response.team_id) == (
+        chat.ticket_id,
+        ana.id,
+        team.id,
+    )
+    [ticket] = await _rows(desk, select(Ticket).where(Ticket.id == chat.ticket_id))
+    assert response.customer_id == ticket.requester_id
+
+    # a second rating from the same chat updates the answer, with a comment
+    await visitor.send(type="rate", score=5, comment="  Quick and kind.  ")
+    assert (await visitor.until("rated"))["comment"] == "Quick and kind."
+    [response] = await _rows(desk, select(SurveyResponse).execution_options(populate_existing=True))
+    assert (response.score, response.comment) == (5, "Quick and kind.")
+    answered = await _rows(
+        desk, select(Event).where(Event.kind == "survey.answered").order_by(Event.id)
+    )
+    assert [(e.data["score"], e.data["updated"], e.data["source"]) for e in answered] == [
+        (2, False, "chat"),
+        (5, True, "chat"),
+    ]
+    # a CSAT of 2 was a detractor: the recovery for Ana is the follow-ups' news, not ours
+    assert answered[0].data["detractor"] is True
+
+    # the API shows the chat's rating on the customer
+    api = await desk.api(ana.email)
+    found = await api.get(f"/api/v1/customers/{ticket.requester_id}/surveys")
+    assert found.status_code == 200
+    assert [(r["kind"], r["score"], r["source"]) for r in found.json()["responses"]] == [
+        ("csat", 5, "chat")
+    ]
+    await api.aclose()
+    for socket in (visitor, agent):
+        await socket.close()
+
+
+async def test_the_visitor_who_ends_the_chat_is_asked_too(desk: Desk) -> None:
+    await _csat(desk)
+    visitor, agent, _, _, _ = await _taken_chat(desk)
+    await visitor.send(type="end")
+    assert (await visitor.until("state"))["state"] == "ended"
+    assert (await visitor.until("rating"))["score"] is None
+    await visitor.send(type="rate", score=3)
+    assert (await visitor.until("rated"))["score"] == 3
+    for socket in (visitor, agent):
+        await socket.close()
+
+
+async def test_no_rating_question_without_an_enabled_csat_survey(desk: Desk) -> None:
+    visitor, agent, chat, _, _ = await _taken_chat(desk)
+    await agent.send(type="end", ticket_id=chat.ticket_id)
+    assert (await visitor.until("state"))["state"] == "ended"
+    await visitor.send(type="rate", score=4)
+    seen = []
+    while (frame := await visitor.receive())["type"] != "error":
+        seen.append(frame["type"])
+    assert "rating" not in seen  # no question was asked
+    refused = frame
+    assert refused["code"] == "not_found" and refused["fields"] == {"kind": "no enabled survey"}
+    assert await _rows(desk, select(SurveyResponse)) == []
+    for socket in (visitor, agent):
+        await socket.close()
+
+
+async def test_a_waiting_chat_the_visitor_leaves_is_missed_and_not_rated(desk: Desk) -> None:
+    await _csat(desk)
+    await desk.user("agent", name="Bo")
+    visitor = await desk.visitor()
+    await visitor.hello()
+    await visitor.send(type="start", name="Vera Visitor", text="Hello?")
+    await visitor.until("line")
+    await visitor.send(type="end")
+    assert (await visitor.until("state", state="missed"))["state"] == "missed"
+    await visitor.send(type="rate", score=5)
+    assert (await visitor.until("error"))["code"] == "conflict"
+    assert await _rows(desk, select(SurveyResponse)) == []
+    await visitor.close()
