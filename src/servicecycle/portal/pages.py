@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from servicecycle.auth.deps import Db, Public, runtime
 from servicecycle.kit.errors import ServiceError, TooManyRequests, Unauthenticated
-from servicecycle.portal import requests, service
+from servicecycle.portal import panels, requests, service
 from servicecycle.portal.deps import (
     PORTAL_COOKIE,
     PortalVisitor,
@@ -390,6 +390,7 @@ async def _request_view(
             "ticket": ticket,
             "messages": messages,
             "attached": attached,
+            "panels": await panels.for_request(db, who.customer, ticket),
             "draft": draft,
             "error": error.message if error else None,
             "fields": error.fields if error else {},

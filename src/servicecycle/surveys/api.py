@@ -1,4 +1,5 @@
-"""REST routes of surveys: settings (admins), answers and scores (every signed-in role)."""
+"""REST routes of surveys: settings (admins), answers and scores (every signed-in role), and
+a customer's rating of their own solved request (customer tokens)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
-from servicecycle.surveys import service
+from servicecycle.kit.errors import NotFound
+from servicecycle.portal import requests as portal_requests
+from servicecycle.portal.deps import ApiCustomer
+from servicecycle.surveys import in_place, service
 from servicecycle.surveys.schemas import (
     CustomerSurveys,
+    RatingCreate,
+    RatingQuestion,
+    RatingRead,
     ResponseRead,
     RuleCreate,
     RuleRead,
@@ -147,3 +154,43 @@ async def create_rule(survey_id: int, body: RuleCreate, principal: ApiAdmin, db:
 async def delete_rule(rule_id: int, principal: ApiAdmin, db: Db) -> Response:
     await service.delete_rule(db, await service.get_rule(db, rule_id), actor=principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- customers: rating their own solved request ---------------------------------------------
+
+
+@router.get(
+    "/portal/tickets/{ticket_id}/rating",
+    response_model=list[RatingQuestion],
+    tags=["portal"],
+    summary="The rating questions of my solved request",
+)
+async def rating_questions(ticket_id: int, customer: ApiCustomer, db: Db) -> list[in_place.Offer]:
+    """One question per survey kind the desk asks, with the answer given so far; empty
+    while the request is not solved. Another customer's request: 404."""
+    ticket = await portal_requests.get_visible(db, customer, ticket_id)
+    if ticket.requester_id != customer.id:
+        raise NotFound(in_place.NO_SUCH_REQUEST)
+    return await in_place.portal_offers(db, customer.id, ticket)
+
+
+@router.post(
+    "/portal/tickets/{ticket_id}/rating",
+    response_model=RatingRead,
+    tags=["portal"],
+    summary="Rate my solved request (again: changes the answer)",
+    responses={
+        **REFUSED,
+        404: {"description": "No such request of yours, or no survey of that kind"},
+        409: {"description": "The request is not solved yet"},
+    },
+)
+async def rate_request(
+    ticket_id: int, body: RatingCreate, customer: ApiCustomer, db: Db
+) -> RatingRead:
+    ticket = await portal_requests.get_visible(db, customer, ticket_id)
+    in_place.check_own_solved(customer.id, ticket)
+    response = await in_place.rate(
+        db, ticket, kind=body.kind, score=body.score, comment=body.comment, source="portal"
+    )
+    return RatingRead.model_validate(response)

@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.kit.errors import ValidationFailed
+from servicecycle.kit.errors import Conflict, NotFound, ValidationFailed
 from servicecycle.surveys import service
 from servicecycle.surveys.models import Survey, SurveyInvitation, SurveyResponse
 from servicecycle.tickets.models import Ticket
 
 IN_PLACE_KINDS = ("csat", "nps", "ces")
+DONE = ("solved", "closed")
+NO_SUCH_REQUEST = "There is no such request."  # the portal's words: nothing revealed
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,23 @@ async def rate(
     return await service.rate_in_place(
         session, ticket, kind=kind, score=score, comment=comment, source=source
     )
+
+
+def check_own_solved(customer_id: int, ticket: Ticket) -> Ticket:
+    """A request its own requester may rate in the portal: theirs (a colleague's or anyone
+    else's is 404, as if it did not exist) and solved or closed (409 before)."""
+    if ticket.requester_id != customer_id:
+        raise NotFound(NO_SUCH_REQUEST)
+    if ticket.status not in DONE:
+        raise Conflict(
+            "You can rate a request once it is solved", fields={"ticket": "not solved yet"}
+        )
+    return ticket
+
+
+async def portal_offers(session: AsyncSession, customer_id: int, ticket: Ticket) -> list[Offer]:
+    """The questions the portal shows under a request: on the customer's own solved
+    request, one per kind the desk asks; else none."""
+    if ticket.requester_id != customer_id or ticket.status not in DONE:
+        return []
+    return await offers(session, ticket)

@@ -1,5 +1,6 @@
 """Pages of surveys: the customer's answer pages (public, reached from the mail's links),
-the scores page for staff, and the admin's survey settings."""
+the rating form under a customer's solved request in the portal, the scores page for
+staff, and the admin's survey settings."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, PageAdmin, PageUser, Principal, Public, runtime
+from servicecycle.customers.models import Customer
 from servicecycle.kit import clock
-from servicecycle.kit.errors import ServiceError
+from servicecycle.kit.errors import NotFound, ServiceError
+from servicecycle.portal import panels
+from servicecycle.portal import requests as portal_requests
 from servicecycle.portal import service as portal
-from servicecycle.surveys import service
+from servicecycle.portal.deps import PortalVisitor, Visitor
+from servicecycle.surveys import in_place, service
 from servicecycle.surveys.models import KINDS, Survey, SurveyInvitation
-from servicecycle.tickets.models import CHANNELS
+from servicecycle.tickets.models import CHANNELS, Ticket
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -212,6 +218,82 @@ async def answer_form(request: Request, db: Db, token: str) -> Response:
             form_token=secrets.token_urlsafe(32),
         )
     return _customer_page(request, "thanks.html", {"survey": survey})
+
+
+# -- the portal: a rating under the customer's own solved request ---------------------------
+
+
+@panels.provide
+async def rating_panel(db: AsyncSession, customer: Customer, ticket: Ticket) -> panels.Panel | None:
+    """The "How did we do?" card, on the customer's own solved request when the desk asks."""
+    found = await in_place.portal_offers(db, customer.id, ticket)
+    if not found:
+        return None
+    return panels.Panel("surveys/_portal_rating.html", {"offers": found})
+
+
+def _portal_page(
+    request: Request, who: Visitor, name: str, context: dict[str, Any], *, status_code: int
+) -> Response:
+    base: dict[str, Any] = {
+        "desk_name": runtime(request).settings.desk_name,
+        "customer": who.customer,
+        "csrf_token": who.csrf_token,
+        "form_token": "",
+        "error": None,
+        "fields": {},
+    }
+    return render(request, name, base | context, status_code=status_code)
+
+
+@router.post("/portal/requests/{ticket_id:int}/rating")
+async def portal_rating(request: Request, ticket_id: int, who: PortalVisitor, db: Db) -> Response:
+    """The portal's rating form: records (or changes) the answer, source "portal"."""
+    if who.customer is None:
+        return RedirectResponse("/portal", status_code=303)
+    form = await request.form()
+    comment = form.get("comment")
+    draft: dict[str, Any] = {
+        "kind": _text(form, "kind"),
+        "score": _text(form, "score") or None,
+        "comment": comment if isinstance(comment, str) else "",
+    }
+    try:
+        ticket = await portal_requests.get_visible(db, who.customer, ticket_id)
+        in_place.check_own_solved(who.customer.id, ticket)
+    except NotFound as exc:
+        return _portal_page(
+            request, who, "portal/not_found.html", {"message": exc.message}, status_code=404
+        )
+    except ServiceError:  # not solved (any more): the request page says where it stands
+        return RedirectResponse(f"/portal/requests/{ticket_id}", status_code=303)
+    try:
+        async with db.begin_nested():
+            await in_place.rate(
+                db,
+                ticket,
+                kind=draft["kind"],
+                score=draft["score"],
+                comment=draft["comment"],
+                source="portal",
+            )
+    except ServiceError as exc:
+        found = await in_place.portal_offers(db, who.customer.id, ticket)
+        return _portal_page(
+            request,
+            who,
+            "surveys/portal_rating.html",
+            {
+                "ticket": ticket,
+                "panel": panels.Panel(
+                    "surveys/_portal_rating.html", {"offers": found, "draft": draft}
+                ),
+                "error": exc.message,
+                "fields": exc.fields,
+            },
+            status_code=exc.status_code,
+        )
+    return RedirectResponse(f"/portal/requests/{ticket.id}#rating", status_code=303)
 
 
 # -- staff: scores --------------------------------------------------------------------------

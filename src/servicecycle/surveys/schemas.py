@@ -105,3 +105,38 @@ class CustomerSurveys(BaseModel):
     customer_id: int
     responses: list[ResponseRead]
     scores: dict[str, dict[str, Any]]
+
+
+class RatingQuestion(BaseModel):
+    """A question the customer may answer about their own solved request, and their
+    answer so far."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    question: str
+    why_question: str
+    scale_min: int
+    scale_max: int
+    low_label: str
+    high_label: str
+    score: int | None
+    comment: str
+
+
+class RatingCreate(Strict):
+    kind: str = Field(description="csat | nps | ces: one the desk asks (see GET)")
+    score: int = Field(description="On the survey's scale: CSAT 1-5, NPS 0-10, CES 1-7")
+    comment: str | None = Field(default=None, description='The "why?" (at most 4,000 characters)')
+
+
+class RatingRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ticket_id: int
+    kind: str
+    score: int
+    comment: str
+    source: str
+    answered_at: datetime
+    updated_at: datetime
