@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = 4
     db_pool_size: int = 10
+    imap_idle: bool = Field(
+        default=True,
+        description="Watch IMAP mailboxes with IDLE where the server offers it (false: poll only)",
+    )
+    smtp_listen_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) the mail listener offers by STARTTLS"
+    )
+    smtp_listen_tls_key: Path | None = Field(
+        default=None, description="PEM private key of smtp_listen_tls_cert"
+    )
+    smtp_listen_require_tls: bool = Field(
+        default=False, description="Refuse mail by SMTP until the sender has used STARTTLS"
+    )
 
     @property
     def listen_domains(self) -> tuple[str, ...]:

@@ -235,6 +235,8 @@ async def update_mailbox(
     if any(key in WHERE for key in changed):
         mailbox.uid_validity, mailbox.last_seen_uid, mailbox.failing = None, 0, {}
         mailbox.unread_until = None
+    if any(key in WHERE or key in ("security", "password") for key in changed):
+        mailbox.watch_mode = mailbox.watch_checked_at = None  # ask the server again
     mailbox.version += 1
     mailbox.updated_at = clock.now()
     mailbox.last_error = mailbox.last_error_at = None  # the next poll tells about the new settings
@@ -313,11 +315,16 @@ def _due(now: datetime) -> Any:
     )
 
 
+def _unwatched(now: datetime) -> Any:
+    return or_(Mailbox.watched_until.is_(None), Mailbox.watched_until < now)
+
+
 async def due_ids(session: AsyncSession, *, now: datetime) -> list[int]:
-    """Enabled mailboxes whose interval has passed and that nobody is polling."""
+    """Enabled mailboxes whose interval has passed and that nobody is polling, nor
+    watching with IDLE (the watcher takes their mail as it arrives)."""
     found = await session.scalars(
         select(Mailbox.id)
-        .where(_due(now), _free(now))
+        .where(_due(now), _free(now), _unwatched(now))
         .order_by(Mailbox.last_polled_at.nulls_first(), Mailbox.id)
     )
     return list(found.all())
@@ -438,15 +445,134 @@ async def finish(
                 data={},
             )
     else:
-        repeated = row.last_error == error
-        row.last_error, row.last_error_at = error, now
-        if not repeated:  # one event per new fault, not one a minute
-            await record(
-                session,
-                "mailbox.failed",
-                subject_type="mailbox",
-                subject_id=row.id,
-                actor=POLLER,
-                data={"error": error},
-            )
+        await _failed(session, row, error, now)
     await session.flush()
+
+
+async def _failed(session: AsyncSession, row: Mailbox, error: str, now: datetime) -> None:
+    repeated = row.last_error == error
+    row.last_error, row.last_error_at = error, now
+    if not repeated:  # one event per new fault, not one a minute
+        await record(
+            session,
+            "mailbox.failed",
+            subject_type="mailbox",
+            subject_id=row.id,
+            actor=POLLER,
+            data={"error": error},
+        )
+
+
+# -- the IDLE watcher's bookkeeping ---------------------------------------------------------
+
+
+async def watch_candidates(
+    session: AsyncSession, *, now: datetime, recheck: timedelta
+) -> list[int]:
+    """Enabled mailboxes nobody watches whose server may offer IDLE: not known yet, known
+    to, or found without it longer than ``recheck`` ago."""
+    found = await session.scalars(
+        select(Mailbox.id)
+        .where(
+            Mailbox.enabled,
+            _unwatched(now),
+            or_(
+                Mailbox.watch_mode.is_distinct_from("poll"),
+                Mailbox.watch_checked_at.is_(None),
+                Mailbox.watch_checked_at < now - recheck,
+            ),
+        )
+        .order_by(Mailbox.id)
+    )
+    return list(found.all())
+
+
+async def claim_watch(
+    session: AsyncSession, mailbox_id: int, *, watcher: str, now: datetime, lease: timedelta
+) -> Mailbox | None:
+    """Take the mailbox for a watcher (a lease it renews), or None if another has it or it
+    is switched off. ``SKIP LOCKED``: never waits for a row another transaction holds."""
+    locked = (
+        select(Mailbox.id)
+        .where(Mailbox.id == mailbox_id, Mailbox.enabled, _unwatched(now))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = await session.scalar(
+        update(Mailbox)
+        .where(Mailbox.id == locked)
+        .values(watched_until=now + lease, watcher=watcher)
+        .returning(Mailbox.id)
+    )
+    if claimed is None:
+        return None
+    return await session.get(Mailbox, claimed, populate_existing=True)
+
+
+async def renew_watches(
+    session: AsyncSession, ids: list[int], *, watcher: str, now: datetime, lease: timedelta
+) -> dict[int, int]:
+    """Extend the watcher's leases on ``ids`` that are still its own and switched on: their
+    settings versions (a mailbox missing from the answer must no longer be watched)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        update(Mailbox)
+        .where(
+            Mailbox.id.in_(ids),
+            Mailbox.watcher == watcher,
+            Mailbox.enabled,
+            Mailbox.watched_until >= now,
+        )
+        .values(watched_until=now + lease)
+        .returning(Mailbox.id, Mailbox.version)
+    )
+    return {int(row[0]): int(row[1]) for row in rows.all()}
+
+
+async def note_watch_mode(
+    session: AsyncSession, mailbox_id: int, *, watcher: str, mode: str, now: datetime
+) -> None:
+    """Record what the server offered; without IDLE the lease is given back, so the poll
+    job takes the mailbox's mail on its interval."""
+    row = await session.get(Mailbox, mailbox_id, populate_existing=True)
+    if row is None:
+        return
+    row.watch_mode, row.watch_checked_at = mode, now
+    if mode == "poll" and row.watcher == watcher:
+        row.watched_until = row.watcher = None
+    await session.flush()
+
+
+async def release_watch(
+    session: AsyncSession, mailbox_id: int, *, watcher: str, error: str | None, now: datetime
+) -> None:
+    """The watcher lets go (stopped, settings changed, or its connection failed: then the
+    error is shown, and the poll job covers the mailbox until the watcher is back)."""
+    row = await session.get(Mailbox, mailbox_id, populate_existing=True)
+    if row is None:
+        return
+    if row.watcher == watcher:
+        row.watched_until = row.watcher = None
+    if error is not None:
+        await _failed(session, row, error, now)
+    await session.flush()
+
+
+async def release_all_watches(session: AsyncSession, *, watcher: str) -> None:
+    """Give back every lease the watcher still holds (on shut-down)."""
+    await session.execute(
+        update(Mailbox).where(Mailbox.watcher == watcher).values(watched_until=None, watcher=None)
+    )
+
+
+def how_taken(mailbox: Mailbox, *, now: datetime, idle_enabled: bool) -> str:
+    """In words for the admin pages: whether the mailbox is watched (IDLE) or polled."""
+    every = f"polled every {mailbox.poll_minutes} min"
+    if mailbox.watched_until is not None and mailbox.watched_until >= now:
+        return "watched (IDLE): new mail is taken as it arrives"
+    if not idle_enabled:
+        return f"{every} (IDLE is switched off for this desk)"
+    if mailbox.watch_mode == "poll":
+        return f"{every}: the server does not offer IDLE"
+    return every

@@ -140,9 +140,17 @@ class Mailbox(Base):
     version: Mapped[int] = mapped_column(server_default="1")  # raised by settings changes only
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # an IDLE watcher's lease (renewed while it holds the connection; past means nobody
+    # watches, and the poll job takes the mail) and which process holds it
+    watched_until: Mapped[datetime | None]
+    watcher: Mapped[str | None] = mapped_column(String(64))
+    # what the server's capabilities said at the last check: idle | poll (None: not yet)
+    watch_mode: Mapped[str | None] = mapped_column(String(8))
+    watch_checked_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("kind IN ('imap')", name="kind"),
+        CheckConstraint("watch_mode IN ('idle', 'poll')", name="watch_mode"),
         CheckConstraint("security IN ('ssl', 'starttls', 'none')", name="security"),
         CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
         CheckConstraint("poll_minutes BETWEEN 1 AND 1440", name="poll_minutes"),

@@ -199,13 +199,19 @@ class ListenerThread:
     ``run(stop, ready)`` is a coroutine function: it calls ``ready()`` once it listens, and
     returns after the :class:`asyncio.Event` ``stop`` is set."""
 
-    def __init__(self, run: Callable[[asyncio.Event, Callable[[], None]], Any]) -> None:
+    def __init__(
+        self,
+        run: Callable[[asyncio.Event, Callable[[], None]], Any],
+        *,
+        name: str = "mail-listener",
+    ) -> None:
         self._run = run
+        self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="mail-listener", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def _main(self) -> None:
         async def main() -> None:
@@ -216,7 +222,7 @@ class ListenerThread:
             asyncio.run(main())
         except BaseException as exc:  # shown by the caller; the thread must not die silently
             self.error = exc
-            log.exception("mail.listener.crashed")
+            log.exception("mail.listener.crashed", thread=self._name)
         finally:
             self._ready.set()
 

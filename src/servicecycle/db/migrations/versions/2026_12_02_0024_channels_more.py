@@ -1,4 +1,5 @@
-"""Channels (issue 5) changes — slot for the IMAP IDLE / intake work.
+"""Channels (issue 5): IMAP IDLE watching — a watcher's lease on a mailbox and what the
+server's capabilities said (IDLE offered, or polling only).
 
 Revision ID: 0024
 Revises: 0023
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0024"
 down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("mailboxes", sa.Column("watched_until", sa.DateTime(timezone=True)))
+    op.add_column("mailboxes", sa.Column("watcher", sa.String(64)))
+    op.add_column("mailboxes", sa.Column("watch_mode", sa.String(8)))
+    op.add_column("mailboxes", sa.Column("watch_checked_at", sa.DateTime(timezone=True)))
+    op.create_check_constraint(
+        op.f("ck_mailboxes_watch_mode"), "mailboxes", "watch_mode IN ('idle', 'poll')"
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_constraint(op.f("ck_mailboxes_watch_mode"), "mailboxes", type_="check")
+    for column in ("watch_checked_at", "watch_mode", "watcher", "watched_until"):
+        op.drop_column("mailboxes", column)
