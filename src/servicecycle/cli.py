@@ -95,6 +95,7 @@ def _serve(
 
     from servicecycle.app import SERVE_JOBS_ENV, SERVE_URL_ENV, create_app
     from servicecycle.channels.email.listener import ListenerThread
+    from servicecycle.channels.email.watch import watcher_thread
 
     if workers > 1:
         # each process builds its own app (engine, pool, job worker) from the environment
@@ -125,6 +126,10 @@ def _serve(
         listener.start()
         if listener.error is not None:
             raise fail(f"The mail listener could not start: {listener.error}")
+    # IMAP IDLE beside the job worker: once per serve, however many server processes
+    watcher = watcher_thread(settings, url) if worker and settings.imap_idle else None
+    if watcher is not None:
+        watcher.start()
     # uvicorn re-raises Ctrl-C / SIGTERM after its graceful shutdown; the caller's cleanup
     # (the embedded server) follows
     try:
@@ -136,6 +141,8 @@ def _serve(
             else:
                 uvicorn.Server(config).run()
     finally:
+        if watcher is not None:
+            watcher.stop()
         if listener is not None:
             listener.stop()
     err.print("Servicecycle stopped.")
@@ -246,7 +253,9 @@ def mail_listener(
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
 ) -> None:
-    """Run a job worker (run as many as you need, on any machine)."""
+    """Run a job worker (run as many as you need, on any machine), and the IMAP IDLE
+    watcher beside it (they share the mailboxes between them)."""
+    from servicecycle.channels.email.watch import watch_mailboxes
     from servicecycle.db.engine import make_engine, make_sessionmaker
     from servicecycle.jobs.queue import bind_sessions, make_job_app
 
@@ -256,6 +265,12 @@ def worker(
         engine = make_engine(url, pool_size=2)
         bind_sessions(make_sessionmaker(engine))
         job_app = make_job_app(url)
+        stop = asyncio.Event()
+        watching = (
+            asyncio.create_task(watch_mailboxes(settings, url, stop))
+            if settings.imap_idle
+            else None
+        )
         try:
             async with job_app.open_async():
                 await job_app.run_worker_async(
@@ -263,6 +278,9 @@ def worker(
                     install_signal_handlers=True,
                 )
         finally:
+            stop.set()
+            if watching is not None:
+                await watching
             await engine.dispose()
 
     with _database(settings) as url:
