@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from servicecycle.auth.deps import ApiAdmin, ApiUser, Db
 from servicecycle.kit.errors import NotFound
@@ -21,11 +21,13 @@ from servicecycle.surveys.schemas import (
     ResponseRead,
     RuleCreate,
     RuleRead,
+    RuleUpdate,
     ScoreRow,
     SurveyCreate,
     SurveyRead,
     SurveyUpdate,
 )
+from servicecycle.web.concurrency import etag, parse_if_match
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
 REFUSED: dict[int | str, dict[str, Any]] = {
@@ -147,6 +149,47 @@ async def update_survey(
 async def create_rule(survey_id: int, body: RuleCreate, principal: ApiAdmin, db: Db) -> RuleRead:
     survey = await service.get_survey(db, survey_id)
     rule = await service.create_rule(db, survey, actor=principal.actor, **body.model_dump())
+    return RuleRead.model_validate(rule)
+
+
+@router.get("/surveys/rules/{rule_id}", response_model=RuleRead, summary="A sending rule")
+async def get_rule(rule_id: int, principal: ApiUser, db: Db, response: Response) -> RuleRead:
+    rule = await service.get_rule(db, rule_id)
+    response.headers["ETag"] = etag(rule.version)
+    return RuleRead.model_validate(rule)
+
+
+@router.patch(
+    "/surveys/rules/{rule_id}",
+    response_model=RuleRead,
+    summary="Change a sending rule (If-Match or `version`)",
+    responses={
+        **REFUSED,
+        412: {"description": "Changed by someone else (send the version you read)"},
+        428: {"description": "No version sent"},
+    },
+)
+async def update_rule(
+    rule_id: int,
+    body: RuleUpdate,
+    principal: ApiAdmin,
+    db: Db,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> RuleRead:
+    expected = parse_if_match(if_match, body.version)
+    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    for key in list(changes):
+        if changes[key] is None:  # null: leave as it is (an empty list clears a filter)
+            changes.pop(key)
+    rule = await service.update_rule(
+        db,
+        await service.get_rule(db, rule_id),
+        expected_version=expected,
+        changes=changes,
+        actor=principal.actor,
+    )
+    response.headers["ETag"] = etag(rule.version)
     return RuleRead.model_validate(rule)
 
 

@@ -61,7 +61,9 @@ class SurveyRule(Timestamped, Base):
     segments: Mapped[list[str]] = mapped_column(ARRAY(String(80)), server_default="{}")
     throttle_days: Mapped[int] = mapped_column(Integer, server_default="30")
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
+    __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint("delay_hours >= 0", name="delay"),
         CheckConstraint("throttle_days >= 0", name="throttle"),

@@ -363,6 +363,7 @@ async def _admin_page(
     draft: dict[str, Any] | None = None,
     refusal: ServiceError | None = None,
     refused_survey: int | None = None,
+    refused_rule: int | None = None,
 ) -> Response:
     surveys = await service.list_surveys(db)
     rules = await service.rules_of(db, [s.id for s in surveys])
@@ -379,6 +380,7 @@ async def _admin_page(
             "error": refusal.message if refusal else None,
             "fields": dict(refusal.fields) if refusal else {},
             "refused_survey": refused_survey,
+            "refused_rule": refused_rule,
         },
         status_code=refusal.status_code if refusal else 200,
     )
@@ -451,6 +453,37 @@ async def create_rule(request: Request, survey_id: int, principal: PageAdmin, db
     except ServiceError as exc:
         return await _admin_page(request, db, refusal=exc, refused_survey=survey_id)
     _flash(principal, f"Sending rule added to “{survey.name}”.")
+    return RedirectResponse("/admin/surveys", status_code=303)
+
+
+@router.post("/admin/surveys/rules/{rule_id:int}")
+async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: Db) -> Response:
+    """The rule's edit form: delay, channels, tiers, segments, throttle, in use."""
+    rule = await service.get_rule(db, rule_id)
+    form = await request.form()
+    version = _text(form, "version")
+    changes: dict[str, Any] = {
+        "delay_hours": _text(form, "delay_hours"),
+        "channels": [c for c in form.getlist("channels") if isinstance(c, str)],
+        "tiers": _text(form, "tiers"),
+        "segments": _text(form, "segments"),
+        "throttle_days": _text(form, "throttle_days"),
+    }
+    if "enabled_shown" in form:
+        changes["enabled"] = _text(form, "enabled") == "on"
+    try:
+        async with db.begin_nested():
+            await service.update_rule(
+                db,
+                rule,
+                expected_version=int(version) if version.isdigit() else None,
+                changes=changes,
+                actor=principal.actor,
+            )
+    except ServiceError as exc:
+        await db.refresh(rule)
+        return await _admin_page(request, db, refusal=exc, refused_rule=rule_id)
+    _flash(principal, "Sending rule saved.")
     return RedirectResponse("/admin/surveys", status_code=303)
 
 

@@ -38,6 +38,18 @@ class RuleCreate(Strict):
     enabled: bool = True
 
 
+class RuleUpdate(Strict):
+    """Only the fields sent change; send the version you read (or If-Match)."""
+
+    delay_hours: int | None = Field(default=None, description="Hours after the ticket is solved")
+    channels: list[str] | None = Field(default=None, description="Empty: every channel")
+    tiers: list[str] | None = Field(default=None, description="Customer tiers; empty: all")
+    segments: list[str] | None = Field(default=None, description="Customer segments; empty: all")
+    throttle_days: int | None = Field(default=None, description="At most one survey in N days")
+    enabled: bool | None = None
+    version: int | None = Field(default=None, description="The version you read (or If-Match)")
+
+
 class RuleRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -49,6 +61,7 @@ class RuleRead(BaseModel):
     segments: list[str]
     throttle_days: int
     enabled: bool
+    version: int
 
 
 class SurveyRead(BaseModel):

@@ -21,7 +21,7 @@ from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, NotFound, ValidationFailed
+from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.secrets import BadToken, Keyring
 from servicecycle.surveys import scores
 from servicecycle.surveys.models import (
@@ -306,6 +306,69 @@ async def create_rule(
         actor=actor,
         data={"rule_id": rule.id, **_rule_snapshot(rule)},
     )
+    return rule
+
+
+RULE_FIELDS = ("delay_hours", "channels", "tiers", "segments", "throttle_days", "enabled")
+
+
+async def update_rule(
+    session: AsyncSession,
+    rule: SurveyRule,
+    *,
+    expected_version: int | None,
+    changes: dict[str, Any],
+    actor: Actor,
+) -> SurveyRule:
+    """Change a rule's delay, channels, tiers, segments, throttle or enabled flag (412 when
+    someone changed it since ``expected_version``); records ``survey.rule_updated`` with
+    what changed. Invitations already scheduled keep the due time they were given."""
+    if expected_version is not None and rule.version != expected_version:
+        raise PreconditionFailed(
+            f"Survey rule {rule.id} was changed by someone else; reload and try again",
+            extra={"current_version": rule.version},
+        )
+    unknown = set(changes) - set(RULE_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ValidationFailed(f"{field} cannot be changed", fields={field: "cannot be changed"})
+    # every value is checked before any is set: a refused change leaves the rule as it was
+    values: dict[str, Any] = {}
+    if "delay_hours" in changes:
+        values["delay_hours"] = _int("delay_hours", changes["delay_hours"], 0, 24 * 90)
+    if "channels" in changes:
+        values["channels"] = _names("channels", changes["channels"], choices=CHANNELS, limit=20)
+    if "tiers" in changes:
+        values["tiers"] = _names("tiers", changes["tiers"], choices=None, limit=40)
+    if "segments" in changes:
+        values["segments"] = _names("segments", changes["segments"], choices=None, limit=80)
+    if "throttle_days" in changes:
+        values["throttle_days"] = _int("throttle_days", changes["throttle_days"], 0, 3650)
+    if "enabled" in changes:
+        if not isinstance(changes["enabled"], bool):
+            raise ValidationFailed("enabled must be true or false", fields={"enabled": "boolean"})
+        values["enabled"] = changes["enabled"]
+    before = _rule_snapshot(rule)
+    for key, value in values.items():
+        if before[key] != value:
+            setattr(rule, key, value)
+    after = _rule_snapshot(rule)
+    changed = {k: after[k] for k in after if after[k] != before[k]}
+    if changed:
+        rule.updated_at = clock.now()
+        await session.flush()
+        await record(
+            session,
+            "survey.rule_updated",
+            subject_type="survey",
+            subject_id=rule.survey_id,
+            actor=actor,
+            data={
+                "rule_id": rule.id,
+                "changed": changed,
+                "before": {k: before[k] for k in changed},
+            },
+        )
     return rule
 
 
