@@ -81,6 +81,10 @@ def test_the_shipped_scenarios_load_with_the_demo_agents() -> None:
             "planted.bottleneck.pending_multiplier: must be greater than 1",
         ),
         (lambda d: d.pop("customers"), "customers: required"),
+        (
+            lambda d: d["surveys"][1].update(delay_minutes=90),
+            "surveys[1].delay_minutes: must be whole hours",
+        ),
     ],
 )
 def test_a_field_error_names_the_field_and_the_problem(change: Any, expected: str) -> None:
@@ -168,3 +172,15 @@ def test_a_missing_file_and_a_syntax_error_are_one_clear_line(tmp_path: Path) ->
     assert len(syntax.value.lines) == 1
     assert "TOML syntax error" in syntax.value.lines[0]
     assert "line 3" in syntax.value.lines[0]
+
+
+def test_a_yaml_scenario_reads_like_its_toml_twin(tmp_path: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    twin = tmp_path / "shop.yaml"
+    twin.write_text(yaml.safe_dump(_default()), "utf-8")
+    assert load_scenario(twin) == load_scenario(default_scenario_path())
+    broken = tmp_path / "broken.yml"
+    broken.write_text("business:\n  name: [unclosed\n", "utf-8")
+    with pytest.raises(ScenarioError) as syntax:
+        load_scenario(broken)
+    assert syntax.value.lines[0].startswith(f"{broken}: YAML syntax error at line")

@@ -237,6 +237,13 @@ class Survey(_Model):
     response_rate: float = Field(gt=0, le=1)
     comment_chance: float = Field(default=0.3, ge=0, le=1)
 
+    @field_validator("delay_minutes")
+    @classmethod
+    def _whole_hours(cls, value: int) -> int:
+        if value % 60:
+            raise ValueError("must be whole hours (a multiple of 60): survey rules count hours")
+        return value
+
 
 class Service(_Model):
     """How the desk and its customers behave, beyond each topic's own numbers."""
