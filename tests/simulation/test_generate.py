@@ -86,6 +86,9 @@ def test_the_run_ends_now_by_default_and_covers_the_months_before() -> None:
     assert result.end == datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
     assert result.start == datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
     assert all(result.start <= t.opened_at < result.end for t in result.tickets)
+    last_day = generate(_small(), seed=1, end=date(2026, 7, 31))  # the last day is included
+    assert last_day.end == datetime(2026, 7, 31, 23, 0, tzinfo=UTC)  # midnight in London
+    assert last_day.start == datetime(2026, 6, 30, 23, 0, tzinfo=UTC)
 
 
 def test_tickets_and_steps_follow_the_workflow_the_driver_replays(plan: Plan) -> None:

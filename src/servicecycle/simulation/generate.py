@@ -50,8 +50,9 @@ class Window:
 
 
 def window(scenario: Scenario, end: datetime | date | None = None) -> Window:
-    """The run's window: ``months`` before ``end`` (a datetime; a date: that day's local
-    midnight; default: the scenario's ``end`` date, else now), floored to whole hours."""
+    """The run's window: ``months`` before ``end`` (a datetime; a date: the last day of the
+    run, included, so the run stops at the next local midnight; default: the scenario's
+    ``end`` date, else now), floored to whole hours."""
     zone = ZoneInfo(scenario.business.time_zone)
     chosen = end if end is not None else scenario.business.end
     if chosen is None:
@@ -61,7 +62,7 @@ def window(scenario: Scenario, end: datetime | date | None = None) -> Window:
             raise ValueError("end must be timezone-aware")
         stop = chosen
     else:
-        stop = datetime.combine(chosen, time(0), zone)
+        stop = datetime.combine(chosen + timedelta(days=1), time(0), zone)
     stop = stop.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     local = stop.astimezone(zone)
     months = local.year * 12 + local.month - 1 - scenario.business.months

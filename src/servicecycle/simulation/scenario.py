@@ -63,7 +63,7 @@ class Business(_Model):
     time_zone: str
     country: str | None = None  # public holidays (ISO 3166 code, the holidays package)
     months: int = Field(ge=1, le=36)
-    end: date | None = None  # the run ends at the start of this day (default: now)
+    end: date | None = None  # the run's last day, included (default: the run ends now)
     products: list[str] = Field(min_length=1)  # names the customers write about
 
     @field_validator("time_zone")
