@@ -33,7 +33,9 @@ async def test_the_full_fragment_shows_score_parts_and_history(
     assert "Median wait for a first reply" in text  # the explanation, in the full view
     assert '2 <span class="muted">(1 open, 1 solved)</span>' in text
     assert "1 open, 1 done" in text and "02 Nov 2026" in text
-    assert f'href="/tickets/{found.first.id}"' in text  # the CSAT answer's ticket
+    # the answers themselves are on the surveys' Feedback card only: one list, not two
+    assert "1 answered" in text and "(see Feedback)" in text
+    assert f'href="/tickets/{found.first.id}"' not in text and "Latest answers" not in text
     assert 'href="/static/profiles.css"' in text and "style=" not in text
 
 
@@ -64,6 +66,27 @@ async def test_nothing_yet_and_unknown_customers(
         assert "No data yet" in page.text and "<meter" not in page.text
     missing = await client.get("/profiles/customers/999999", headers=HTML)
     assert missing.status_code == 404
+
+
+async def test_the_customer_page_has_one_feedback_card(
+    client: AsyncClient, make_user: Any, story: Callable[[], Awaitable[Story]]
+) -> None:
+    """The customer page loads the profile and the surveys' Feedback card; only the latter
+    lists the answers."""
+    found = await story()
+    agent = await make_user("agent")
+    await sign_in(client, agent.email)
+    page = await client.get(f"/customers/{found.customer.id}", headers=HTML)
+    assert page.status_code == 200
+    fragments = re.findall(r'hx-get="([^"]+)"', page.text)
+    assert f"/surveys/customers/{found.customer.id}" in fragments
+    assert f"/profiles/customers/{found.customer.id}" in fragments
+    listed = 0
+    for url in fragments:
+        if url.startswith(("/surveys/customers/", "/profiles/customers/")):
+            part = await client.get(url, headers=HTML)
+            listed += part.text.count(f'href="/tickets/{found.first.id}"')
+    assert listed == 1  # the CSAT answer's ticket, once, on the Feedback card
 
 
 def test_the_stylesheet_is_an_asset_the_build_copies() -> None:

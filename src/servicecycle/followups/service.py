@@ -329,6 +329,16 @@ async def counts(session: AsyncSession, *, owner_id: int | None = None) -> Count
     return Counts(overdue=int(row[0]), due_today=int(row[1]), open=int(row[2]))
 
 
+async def states_of_customer(session: AsyncSession, customer_id: int) -> dict[str, int]:
+    """How many of the customer's follow-ups are in each state (open, done, cancelled)."""
+    stmt = (
+        select(FollowUp.state, func.count())
+        .where(FollowUp.customer_id == customer_id)
+        .group_by(FollowUp.state)
+    )
+    return {state: int(n) for state, n in (await session.execute(stmt)).all()}
+
+
 # -- change ---------------------------------------------------------------------------------
 
 

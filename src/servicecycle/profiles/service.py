@@ -1,8 +1,8 @@
 """A customer's profile, computed on read: lifetime history, health score and segment.
 
-Reads go through the other domains' services (customers, tickets, surveys); three small
-counts have no service read yet and are done here: survey answers of a customer, follow-ups
-by state, and reopened tickets (``status.changed`` events from solved or closed).
+Reads go through the other domains' services (customers, tickets, surveys, follow-ups);
+one count has no service read yet and is done here: reopened tickets (``status.changed``
+events from solved or closed, read from the event log).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
 from servicecycle.events.models import Event
-from servicecycle.followups.models import FollowUp
+from servicecycle.followups import service as followups
 from servicecycle.kit import clock
 from servicecycle.profiles import health
 from servicecycle.surveys import service as surveys
-from servicecycle.surveys.models import SurveyResponse
+from servicecycle.surveys.models import SurveyResponse  # the type of an answer
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 
@@ -72,22 +72,6 @@ def wait_hours(ticket: Ticket, now: datetime) -> float | None:
     return None
 
 
-async def count_answers(session: AsyncSession, customer_id: int) -> int:
-    """How many survey answers the customer gave (no surveys read counts them yet)."""
-    stmt = select(func.count()).where(SurveyResponse.customer_id == customer_id)
-    return int(await session.scalar(stmt) or 0)
-
-
-async def follow_up_counts(session: AsyncSession, customer_id: int) -> dict[str, int]:
-    """The customer's follow-ups by state (no follow-ups read counts them by customer yet)."""
-    stmt = (
-        select(FollowUp.state, func.count())
-        .where(FollowUp.customer_id == customer_id)
-        .group_by(FollowUp.state)
-    )
-    return {state: int(n) for state, n in (await session.execute(stmt)).all()}
-
-
 async def count_reopens(session: AsyncSession, ticket_ids: list[int], *, since: datetime) -> int:
     """Tickets moved from solved or closed back to an open status since ``since``."""
     if not ticket_ids:
@@ -119,7 +103,7 @@ async def profile(session: AsyncSession, customer_id: int) -> Profile:
     answers = await surveys.list_responses(
         session, surveys.ResponseFilter(customer_id=customer_id), limit=200
     )
-    follow_ups = await follow_up_counts(session, customer_id)
+    follow_ups = await followups.states_of_customer(session, customer_id)
     open_count = sum(1 for t in theirs if t.status in OPEN)
     waits = [w for w in (wait_hours(t, now) for t in theirs) if w is not None]
     facts = health.Facts(
@@ -138,7 +122,9 @@ async def profile(session: AsyncSession, customer_id: int) -> Profile:
         tickets_total=len(theirs),
         tickets_open=open_count,
         tickets_solved=sum(1 for t in theirs if t.status in DONE),
-        surveys_answered=await count_answers(session, customer_id) if answers else 0,
+        surveys_answered=(
+            await surveys.count_responses(session, customer_id=customer_id) if answers else 0
+        ),
         latest_answers=sorted(answers, key=lambda a: (a.answered_at, a.id), reverse=True)[
             :LATEST_ANSWERS
         ],

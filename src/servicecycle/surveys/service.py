@@ -858,6 +858,12 @@ def _filtered(flt: ResponseFilter) -> Select[Any]:
     return stmt
 
 
+async def count_responses(session: AsyncSession, *, customer_id: int) -> int:
+    """How many survey answers the customer gave, all time."""
+    stmt = select(func.count()).where(SurveyResponse.customer_id == customer_id)
+    return int(await session.scalar(stmt) or 0)
+
+
 async def list_responses(
     session: AsyncSession, flt: ResponseFilter, *, limit: int = 50, before_id: int | None = None
 ) -> list[SurveyResponse]:
