@@ -1,0 +1,703 @@
+"""Replay a :class:`~servicecycle.simulation.plan.Plan` through the real services.
+
+The clock (``kit.clock``) is moved to each step's time, so every row, event, SLA clock and
+survey answer is made by the same service call a user's action makes, at the moment the
+plan says. Steps of all tickets are merged in time order (a heap keyed by time, then the
+plan's order, so the same plan replays the same way). The periodic jobs run as the clock
+passes their times: the SLA sweep (before a step, whenever a sweep interval has passed, so a
+late reply meets an already breached clock as it would in production), the survey sender,
+and the mail outbox (into a local null SMTP sink, see ``mail_sink``).
+
+Speed: one session for the whole replay, one transaction per ``commit_every`` steps or per
+simulated day (whichever comes first), committed without waiting for the disk
+(``synchronous_commit = off`` for these transactions only; the last one waits). The
+driver keeps id maps of everything it made and drops tickets from memory once their last
+step is done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicecycle.auth import service as auth
+from servicecycle.auth.models import Team, User
+from servicecycle.channels.email import outbox
+from servicecycle.customers import service as customers
+from servicecycle.customers.models import Customer
+from servicecycle.db.engine import make_engine, make_sessionmaker
+from servicecycle.events import service as events
+from servicecycle.events.service import Actor
+from servicecycle.followups import service as followups
+from servicecycle.followups.models import OUTCOMES
+from servicecycle.followups.models import FollowUp as FollowUpRow
+from servicecycle.kit import clock
+from servicecycle.kit.errors import NotFound, ServiceError
+from servicecycle.kit.secrets import Keyring
+from servicecycle.simulation.mail_sink import null_sink
+from servicecycle.simulation.plan import (
+    Assign,
+    FollowUp,
+    Note,
+    Plan,
+    PlanCustomer,
+    PlanTicket,
+    Reply,
+    Status,
+    Step,
+    SurveyAnswer,
+)
+from servicecycle.sla import service as sla
+from servicecycle.surveys import service as surveys
+from servicecycle.surveys.models import SurveyInvitation
+from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Ticket
+
+SIMULATION = Actor.system("simulation")
+COMMIT_EVERY = 5_000  # steps per transaction (and at least one commit per simulated day)
+SWEEP_EVERY = timedelta(minutes=5)  # the SLA sweep's cadence (production: every minute)
+SURVEYS_EVERY = timedelta(minutes=15)  # the survey sender's cadence (production: every minute)
+MAIL_EVERY = timedelta(hours=1)  # the outbox's cadence, at commits (production: every minute)
+SETUP_BEFORE = timedelta(days=1)  # the desk is set up this long before the plan starts
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    """A user the plan does not name (an admin, an analyst), made at set-up time."""
+
+    email: str
+    name: str
+    role: str
+
+
+@dataclass
+class Summary:
+    """What a replay made, and what it had to leave out (``refused``: steps a service refused,
+    with its message; a plan that matches the desk's rules has none)."""
+
+    tickets: int = 0
+    customers: int = 0
+    users: int = 0
+    messages: int = 0
+    notes: int = 0
+    status_changes: int = 0
+    assignments: int = 0
+    survey_answers: int = 0
+    survey_answers_unsent: int = 0  # answers whose invitation was never sent (throttled, ...)
+    surveys_sent: int = 0
+    surveys_skipped: int = 0
+    follow_ups: int = 0
+    follow_ups_done: int = 0
+    sweeps: int = 0
+    warned: int = 0
+    breached: int = 0
+    mails_sent: int = 0
+    mails_failed: int = 0
+    steps: int = 0
+    commits: int = 0
+    seconds: float = 0.0
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        """Rows a user would call records: people, tickets, messages, answers, follow-ups."""
+        return (
+            self.users
+            + self.customers
+            + self.tickets
+            + self.messages
+            + self.notes
+            + self.survey_answers
+            + self.follow_ups
+        )
+
+
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+@dataclass(order=True, frozen=True)
+class _Item:
+    at: datetime
+    rank: int  # see the RANKS below: at one moment, jobs run first
+    index: int  # the plan's order (customer or ticket)
+    step: int  # -1: the ticket opens; else its step
+
+
+SEND_SURVEYS, SEND_MAIL, CUSTOMER, STEP, FOLLOW_UP_DONE = range(5)  # the RANKS
+
+
+class _Replay:
+    """The state of one replay: id maps, open objects, when each job last ran."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        factory: async_sessionmaker[AsyncSession],
+        plan: Plan,
+        *,
+        mailer: surveys.Mailer,
+        smtp: outbox.SmtpSettings,
+        staff: Sequence[StaffUser],
+        password: str | None,
+        progress: Progress | None,
+        commit_every: int,
+    ) -> None:
+        self.session, self.factory, self.plan = session, factory, plan
+        self.mailer, self.smtp, self.staff, self.password = mailer, smtp, staff, password
+        self.progress, self.commit_every = progress, commit_every
+        self.summary = Summary()
+        self.users: dict[str, User] = {}  # agent key (and staff e-mail) -> user
+        self.teams: dict[str, Team] = {}
+        self.agent_team: dict[str, str] = {}
+        self.companies: dict[str, int] = {}
+        self.customers: dict[str, Customer] = {}
+        self.plan_customers = {c.key: c for c in plan.customers}
+        self.tickets: dict[int, Ticket] = {}  # plan index -> ticket, while steps remain
+        self.follow_ups: dict[tuple[int, int], FollowUpRow] = {}
+        self.survey_kinds: dict[int, str] = {}  # survey id -> kind
+        self.sent: dict[tuple[int, str], tuple[int, int, datetime]] = {}  # -> invitation
+        self.admin: Actor = SIMULATION
+        self.in_batch = 0
+        self.batch_day: datetime | None = None
+        self.next_sweep = plan.start
+        self.queue: list[_Item] = []
+        self.planned_jobs: set[tuple[datetime, int]] = set()
+        self.survey_delays = sorted({round(s.delay_minutes / 60) for s in plan.surveys})
+        self.look_up = False  # whether people may exist already (then found, not made)
+
+    # -- time and transactions --------------------------------------------------------------
+
+    def at(self, moment: datetime) -> None:
+        clock.set_source(lambda: moment)
+
+    async def begin(self) -> None:
+        # this load's own transactions only: a crash loses at most the batch, which the
+        # caller sees as a failed replay anyway
+        await self.session.execute(text("SET LOCAL synchronous_commit = off"))
+
+    async def commit(self, now: datetime, *, last: bool = False) -> None:
+        if last:  # the load's end waits for the disk like any commit
+            await self.session.execute(text("SET LOCAL synchronous_commit = on"))
+        await self.session.commit()
+        self.summary.commits += 1
+        self.in_batch = 0
+        self.batch_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        await self.begin()
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    async def set_up(self) -> None:
+        plan, session = self.plan, self.session
+        self.at(plan.start - SETUP_BEFORE)
+        self.look_up = (await customers.list_customers(session, limit=1)).items != []
+        for person in self.staff:
+            user = await self.user(person.email, person.name, person.role)
+            if person.role == "admin" and self.admin is SIMULATION:
+                self.admin = Actor.user(user.id)
+        existing = {team.name: team for team, _ in await auth.list_teams(session)}
+        for plan_team in plan.teams:
+            team = existing.get(plan_team.name) or await auth.create_team(
+                session, name=plan_team.name, description=plan_team.description, actor=self.admin
+            )
+            self.teams[plan_team.name] = team
+        for agent in plan.agents:
+            user = await self.user(agent.email, agent.name, "agent")
+            if agent.skills and user.skills != {k.lower(): v for k, v in agent.skills.items()}:
+                await auth.update_user(
+                    session,
+                    user,
+                    expected_version=user.version,
+                    changes={"skills": dict(agent.skills)},
+                    actor=self.admin,
+                )
+            self.users[agent.key] = user
+            self.agent_team[agent.key] = agent.team
+            await auth.add_team_member(session, self.teams[agent.team], user, actor=self.admin)
+        known = {c.name.lower(): c.id for c in await customers.list_companies(session)}
+        for company in plan.companies:
+            company_id = known.get(company.name.lower())
+            if company_id is None:
+                row = await customers.create_company(
+                    session, name=company.name, domain=company.domain, tier="", actor=self.admin
+                )
+                company_id = row.id
+            self.companies[company.key] = company_id
+        await self.standards()
+        # customers who never write and have no date of their own exist from the start
+        writing = {t.customer for t in plan.tickets}
+        for customer in plan.customers:
+            if customer.since is None and customer.key not in writing:
+                await self.customer(customer)
+        await self.session.commit()
+        await self.begin()
+
+    async def user(self, email: str, name: str, role: str) -> User:
+        user = await auth.find_user_by_email(self.session, email)
+        if user is None:
+            user = await auth.create_user(
+                self.session,
+                email=email,
+                name=name,
+                role=role,
+                password=self.password,
+                actor=self.admin,
+            )
+            self.summary.users += 1
+        self.users.setdefault(email, user)
+        return user
+
+    async def standards(self) -> None:
+        """Calendars and SLA policies, surveys and their rules, as an admin sets them up."""
+        session, plan = self.session, self.plan
+        have_policies = {p.name for p in await sla.list_policies(session)}
+        calendars: dict[Any, int] = {c.name: c.id for c in await sla.list_calendars(session)}
+        for policy in sorted(plan.policies, key=lambda p: p.position):
+            if policy.name in have_policies:
+                continue
+            week = {
+                str(day): [[f"{start:02d}:00", f"{end:02d}:00" if end < 24 else "24:00"]]
+                for day, (start, end) in sorted(policy.business_hours.items())
+            }
+            name = f"{policy.name} hours"
+            if name not in calendars:
+                row = await sla.create_calendar(
+                    session,
+                    name=name,
+                    zone=plan.time_zone,
+                    week=week,
+                    holiday_country=policy.holidays_country,
+                    holiday_region=None,
+                    closed_days=[],
+                    actor=self.admin,
+                )
+                calendars[name] = row.id
+            conditions: dict[str, Any] = {}
+            if policy.tiers:
+                conditions["tier"] = list(policy.tiers)
+            if policy.priorities:
+                conditions["priority"] = list(policy.priorities)
+            await sla.create_policy(
+                session,
+                name=policy.name,
+                conditions=conditions,
+                targets={
+                    "first_reply": {"minutes": policy.first_reply_minutes, "business": True},
+                    "resolution": {"minutes": policy.resolution_minutes, "business": True},
+                },
+                calendar_id=calendars[name],
+                pause_statuses=["pending", "on-hold"],
+                warn_minutes=min(60, max(policy.first_reply_minutes // 4, 0)),
+                actor=self.admin,
+            )
+        have_surveys = {s.name: s for s in await surveys.list_surveys(session)}
+        for plan_survey in plan.surveys:
+            survey = have_surveys.get(plan_survey.name)
+            if survey is None:
+                survey = await surveys.create_survey(
+                    session,
+                    name=plan_survey.name,
+                    kind=plan_survey.kind,
+                    enabled=True,
+                    actor=self.admin,
+                )
+                await surveys.create_rule(
+                    session,
+                    survey,
+                    # the rule counts whole hours; the plan's minutes are rounded
+                    delay_hours=round(plan_survey.delay_minutes / 60),
+                    channels=list(plan_survey.channels),
+                    throttle_days=plan_survey.throttle_days,
+                    actor=self.admin,
+                )
+            self.survey_kinds[survey.id] = survey.kind
+
+    async def customer(self, plan_customer: PlanCustomer) -> Customer:
+        found = self.customers.get(plan_customer.key)
+        if found is not None:
+            return found
+        person = None
+        if self.look_up:
+            person = await customers.find_by_identity(self.session, "email", plan_customer.email)
+        if person is None:
+            person = await customers.create_customer(
+                self.session,
+                name=plan_customer.name,
+                emails=[plan_customer.email],
+                tier=plan_customer.tier,
+                company_id=self.companies.get(plan_customer.company or ""),
+                actor=SIMULATION,
+            )
+            self.summary.customers += 1
+        self.customers[plan_customer.key] = person
+        return person
+
+    # -- the periodic jobs ------------------------------------------------------------------
+
+    def plan_job(self, rank: int, after: datetime, every: timedelta) -> None:
+        """Run the survey sender or the outbox at its first time at or after ``after`` (the
+        driver knows when there is work for them: a solve plus a rule's delay, new mail)."""
+        at = _ceil(after, self.plan.start, every)
+        if (at, rank) not in self.planned_jobs:
+            self.planned_jobs.add((at, rank))
+            heapq.heappush(self.queue, _Item(at, rank, 0, 0))
+
+    async def sweep_until(self, moment: datetime) -> None:
+        """The SLA sweep at the latest of its times not after ``moment``, before the step at
+        ``moment``: a quiet night is one sweep, not one a minute (breaches keep their own
+        time, ``due_at``, whenever the sweep finds them; warnings carry the sweep's)."""
+        if moment >= self.next_sweep:
+            at = _floor(moment, self.plan.start, SWEEP_EVERY)
+            self.at(at)
+            while True:
+                warned, breached = await sla.sweep(self.session, now=at, batch=5000)
+                self.summary.sweeps += 1
+                self.summary.warned += warned
+                self.summary.breached += breached
+                if warned < 5000 and breached < 5000:
+                    break
+            self.next_sweep = at + SWEEP_EVERY
+
+    async def send_surveys(self, at: datetime) -> None:
+        self.at(at)
+        sent_before = self.summary.surveys_sent
+        while True:
+            sent, skipped = await surveys.send_due(self.session, self.mailer, now=at)
+            self.summary.surveys_sent += sent
+            self.summary.surveys_skipped += skipped
+            if sent + skipped < 200:
+                break
+        if self.summary.surveys_sent == sent_before:
+            return
+        self.plan_job(SEND_MAIL, at, MAIL_EVERY)
+        # which invitation each mail carried: the customer's link is made from it
+        page = await events.query(
+            self.session,
+            kinds=["survey.sent"],
+            since=at,
+            until=at + timedelta(microseconds=1),
+            limit=self.summary.surveys_sent - sent_before + 1,
+            newest_first=False,
+        )
+        for event in page.items:
+            data = event.data
+            kind = self.survey_kinds.get(int(data["survey_id"]))
+            if kind is not None:
+                self.sent[(int(event.subject_id), kind)] = (
+                    int(data["invitation_id"]),
+                    int(data["customer_id"]),
+                    event.occurred_at,
+                )
+
+    async def deliver_mail(self, now: datetime) -> None:
+        """Hand the committed outbox to the null sink, through the outbox's own delivery."""
+        await self.commit(now)
+        self.at(now)
+        while True:
+            sent, failed = await outbox.deliver(self.factory, self.smtp, limit=5000, now=now)
+            self.summary.mails_sent += sent
+            self.summary.mails_failed += failed
+            if sent + failed < 5000:
+                break
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    async def open(self, index: int, planned: PlanTicket) -> None:
+        customer = await self.customer(self.plan_customers[planned.customer])
+        ticket, _ = await tickets.create_ticket(
+            self.session,
+            subject=planned.subject,
+            requester=customer,
+            channel=planned.channel,
+            body_text=planned.body,
+            priority=planned.priority,
+            type=planned.topic,
+            tags=list(planned.tags),
+            actor=Actor("customer", str(customer.id)),
+        )
+        self.summary.tickets += 1
+        self.summary.messages += 1
+        self.tickets[index] = ticket
+        if planned.channel in ("email", "web", "portal"):  # an acknowledgement is queued
+            self.plan_job(SEND_MAIL, planned.opened_at, MAIL_EVERY)
+
+    async def step(self, index: int, planned: PlanTicket, number: int, step: Step) -> None:
+        session, ticket = self.session, self.tickets[index]
+        if isinstance(step, Assign):
+            user = self.users[step.agent]
+            team = self.teams[step.team or self.agent_team[step.agent]]
+            await tickets.assign(
+                session, ticket, assignee_id=user.id, team_id=team.id, actor=Actor.user(user.id)
+            )
+            self.summary.assignments += 1
+        elif isinstance(step, Reply) and step.by == "agent":
+            user = self.users[step.author]
+            await tickets.add_message(
+                session,
+                ticket,
+                public=True,
+                author_type="agent",
+                author_user_id=user.id,
+                body_text=step.body,
+                actor=Actor.user(user.id),
+            )
+            self.summary.messages += 1
+            if ticket.channel == "email":  # the reply goes out by mail
+                self.plan_job(SEND_MAIL, step.at, MAIL_EVERY)
+        elif isinstance(step, Reply):
+            customer = self.customers[planned.customer]
+            await tickets.add_message(
+                session,
+                ticket,
+                public=True,
+                author_type="customer",
+                author_customer_id=customer.id,
+                body_text=step.body,
+                actor=Actor("customer", str(customer.id)),
+            )
+            self.summary.messages += 1
+        elif isinstance(step, Note):
+            user = self.users[step.agent]
+            await tickets.add_message(
+                session,
+                ticket,
+                public=False,
+                author_type="agent",
+                author_user_id=user.id,
+                body_text=step.body,
+                actor=Actor.user(user.id),
+            )
+            self.summary.notes += 1
+        elif isinstance(step, Status):
+            actor = Actor.user(self.users[step.agent].id) if step.agent else SIMULATION
+            if ticket.status != step.status:
+                await tickets.set_status(session, ticket, step.status, actor=actor)
+                self.summary.status_changes += 1
+            if step.status == "solved":  # the survey rules' invitations fall due later
+                for hours in self.survey_delays:
+                    self.plan_job(SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY)
+        elif isinstance(step, SurveyAnswer):
+            await self.answer(ticket, step)
+        else:
+            await self.follow_up(index, number, ticket, step)
+
+    async def answer(self, ticket: Ticket, step: SurveyAnswer) -> None:
+        """The customer clicks a score in the invitation's mail: the link's token is read
+        back as the answer page reads it, and the answer recorded as the page records it."""
+        key = (ticket.id, step.kind)
+        if key not in self.sent:  # due but not yet swept up by the sender's cadence
+            await self.send_surveys(step.at)
+            self.at(step.at)
+        invitation = self.sent.get(key)
+        if invitation is None:
+            self.summary.survey_answers_unsent += 1
+            return
+        invitation_id, customer_id, sent_at = invitation
+        token = surveys.make_token(
+            self.mailer.keyring,
+            SurveyInvitation(id=invitation_id, customer_id=customer_id),
+            sent=sent_at,
+        )
+        found, survey = await surveys.resolve_token(self.session, self.mailer.keyring, token)
+        await surveys.answer(
+            self.session, found, survey, score=step.score, comment=step.comment or None
+        )
+        self.summary.survey_answers += 1
+
+    async def follow_up(self, index: int, number: int, ticket: Ticket, step: FollowUp) -> None:
+        """A planned contact; a ``recovery`` is the one the follow-ups domain opened by itself
+        for a detractor's answer, which the agent takes on (and completes later)."""
+        user = self.users[step.agent]
+        row: FollowUpRow | None
+        if step.kind == "recovery":
+            row = await followups.open_recovery_of_ticket(self.session, ticket.id)
+            if row is None:
+                raise NotFound("No open recovery for this ticket")
+        else:
+            row = await followups.create(
+                self.session,
+                reason=step.reason,
+                due_at=step.due,
+                ticket_id=ticket.id,
+                owner_id=user.id,
+                kind=step.kind,
+                actor=Actor.user(user.id),
+            )
+            self.summary.follow_ups += 1
+        if step.done_at is not None:
+            self.follow_ups[(index, number)] = row
+
+    async def finish_follow_up(self, index: int, number: int) -> None:
+        row = self.follow_ups.pop((index, number))
+        step = self.plan.tickets[index].steps[number]
+        assert isinstance(step, FollowUp)
+        known = step.outcome in OUTCOMES
+        await followups.complete(
+            self.session,
+            row,
+            outcome=step.outcome if known else "other",
+            note=step.note or ("" if known else step.outcome),
+            actor=Actor.user(self.users[step.agent].id),
+        )
+        self.summary.follow_ups_done += 1
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        plan, queue = self.plan, self.queue
+        queue += [
+            _Item(c.since, CUSTOMER, i, -1)
+            for i, c in enumerate(plan.customers)
+            if c.since is not None
+        ]
+        queue += [_Item(t.opened_at, STEP, i, -1) for i, t in enumerate(plan.tickets)]
+        heapq.heapify(queue)
+        total = len(plan.tickets) + sum(len(t.steps) for t in plan.tickets)
+        done = 0
+        while queue:
+            item = heapq.heappop(queue)
+            if item.rank == SEND_MAIL:
+                await self.deliver_mail(item.at)
+                continue
+            await self.sweep_until(item.at)
+            day = item.at.replace(hour=0, minute=0, second=0, microsecond=0)
+            if self.in_batch >= self.commit_every or (
+                self.batch_day is not None and day > self.batch_day
+            ):
+                await self.commit(item.at)
+            if self.batch_day is None:
+                self.batch_day = day
+            self.at(item.at)
+            if item.rank == SEND_SURVEYS:
+                await self.send_surveys(item.at)
+            elif item.rank == CUSTOMER:
+                await self.customer(plan.customers[item.index])
+            elif item.rank == FOLLOW_UP_DONE:
+                await self.guarded(self.finish_follow_up(item.index, item.step), item)
+            else:
+                done += 1
+                self.in_batch += 1
+                await self.ticket_step(item)
+                if self.progress is not None and done % 500 == 0:
+                    self.progress(done, total)
+        self.summary.steps = done
+        await self.sweep_until(plan.end)
+        await self.commit(plan.end, last=True)
+        await self.deliver_mail(plan.end)
+        if self.progress is not None:
+            self.progress(done, total)
+
+    async def ticket_step(self, item: _Item) -> None:
+        planned = self.plan.tickets[item.index]
+        if item.step == -1:
+            await self.open(item.index, planned)
+        else:
+            step = planned.steps[item.step]
+            await self.guarded(self.step(item.index, planned, item.step, step), item)
+            if isinstance(step, FollowUp) and (item.index, item.step) in self.follow_ups:
+                assert step.done_at is not None
+                heapq.heappush(
+                    self.queue, _Item(step.done_at, FOLLOW_UP_DONE, item.index, item.step)
+                )
+        following = item.step + 1
+        if following < len(planned.steps):
+            heapq.heappush(
+                self.queue, _Item(planned.steps[following].at, STEP, item.index, following)
+            )
+        else:
+            self.tickets.pop(item.index, None)
+
+    async def guarded(self, work: Any, item: _Item) -> None:
+        """A step the desk refuses (a reply on a closed ticket, say) is noted and skipped,
+        in a savepoint, so the rest of the batch stays."""
+        try:
+            async with self.session.begin_nested():
+                await work
+        except ServiceError as exc:
+            ticket = self.plan.tickets[item.index].key
+            self.summary.refused.append(f"{ticket} step {item.step} at {item.at}: {exc.message}")
+
+
+async def has_tickets(session: AsyncSession) -> bool:
+    """Whether the desk has any ticket (a replay into it would mix two histories)."""
+    page = await tickets.list_tickets(session, tickets.TicketFilter(), limit=1)
+    return bool(page.items)
+
+
+def _floor(moment: datetime, origin: datetime, every: timedelta) -> datetime:
+    return origin + ((moment - origin) // every) * every
+
+
+def _ceil(moment: datetime, origin: datetime, every: timedelta) -> datetime:
+    floor = _floor(moment, origin, every)
+    return floor if floor == moment else floor + every
+
+
+async def replay(
+    url_or_sessionmaker: str | async_sessionmaker[AsyncSession],
+    plan: Plan,
+    *,
+    progress: Progress | None = None,
+    staff: Sequence[StaffUser] = (),
+    password: str | None = None,
+    mailer: surveys.Mailer | None = None,
+    keyring: Keyring | None = None,
+    commit_every: int = COMMIT_EVERY,
+) -> Summary:
+    """Replay ``plan`` into the database; returns what was made. ``staff`` are made first
+    (the first admin sets the desk up); ``password`` is every made user's (None: they cannot
+    sign in until one is set). Survey links are signed with ``mailer``'s key (default: the
+    settings' key and addresses). The clock is the wall clock again afterwards, also on error.
+    """
+    started = time.perf_counter()
+    if mailer is None:
+        from servicecycle.config import get_settings
+
+        settings = get_settings()
+        base = settings.base_url or f"http://{settings.host}:{settings.port}"
+        mailer = surveys.Mailer(
+            keyring=keyring or settings.keyring(), base_url=base, sender=settings.mail_from
+        )
+    engine = None
+    if isinstance(url_or_sessionmaker, str):
+        engine = make_engine(url_or_sessionmaker, pool_size=2)
+        factory = make_sessionmaker(engine)
+    else:
+        factory = url_or_sessionmaker
+    try:
+        async with null_sink() as sink, factory() as session:
+            smtp = outbox.SmtpSettings(
+                host=sink.host,
+                port=sink.port,
+                username=None,
+                password=None,
+                starttls=False,
+                sender=mailer.sender,
+            )
+            state = _Replay(
+                session,
+                factory,
+                plan,
+                mailer=mailer,
+                smtp=smtp,
+                staff=staff,
+                password=password,
+                progress=progress,
+                commit_every=commit_every,
+            )
+            await state.begin()
+            await state.set_up()
+            await state.run()
+            summary = state.summary
+    finally:
+        clock.set_source(None)
+        if engine is not None:
+            await engine.dispose()
+    summary.seconds = time.perf_counter() - started
+    return summary
