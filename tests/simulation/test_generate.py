@@ -325,6 +325,7 @@ def test_every_wording_has_a_phrase_bank_with_every_part() -> None:
     parts = {"subjects", "problems", "asks", "answers", "waits", "solves", "reopens"}
     for name, bank in text.BANKS.items():
         assert set(bank) == parts and all(bank[p] for p in parts), name
+        assert len(bank["asks"]) == len(bank["answers"]), name  # an answer to each question
 
 
 def test_the_demo_people_are_in_the_plan(plan: Plan) -> None:

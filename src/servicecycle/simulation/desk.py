@@ -39,7 +39,7 @@ from servicecycle.simulation.plan import (
     SurveyAnswer,
 )
 from servicecycle.simulation.scenario import Agent, Scenario, Topic
-from servicecycle.simulation.text import Writer
+from servicecycle.simulation.text import Slots, Writer
 
 _RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 _ARRIVE, _CUSTOMER, _READY, _FREE, _SHIFT, _HANDOVER, _SURVEY, _CLOSE = range(8)
@@ -78,6 +78,7 @@ class _Ticket:
     priority: str
     subject: str
     body: str
+    slots: Slots
     steps: list[tuple[float, Step]] = field(default_factory=list)
     agent: DeskAgent | None = None
     first_agent: DeskAgent | None = None
@@ -92,6 +93,7 @@ class _Ticket:
     solved_at: float = 0.0
     final: bool = False
     sent: set[int] = field(default_factory=set)
+    question: int = 0  # the last thing the agent asked (text.Writer.question)
 
 
 @dataclass(eq=False)
@@ -222,7 +224,8 @@ class Desk:
     def _arrive(self, at: float, topic_index: int) -> None:
         topic, rng = self.topics[topic_index], self.rng
         person = self.crowd.pick()
-        subject, body = self.writer.ticket(topic.wording, person.name)
+        slots = self.writer.slots()
+        subject, body = self.writer.ticket(topic.wording, person.name, slots)
         ticket = _Ticket(
             index=len(self.tickets),
             opened=at,
@@ -232,6 +235,7 @@ class Desk:
             priority=_pick(rng, *self.priority_of[topic_index]),
             subject=subject,
             body=body,
+            slots=slots,
         )
         self.tickets.append(ticket)
         self._route(_Item(ticket, "new", at, None), at)
@@ -321,8 +325,12 @@ class Desk:
             ticket.rounds += 1
             ticket.status = "pending"
             if rng.random() < topic.team_wait_share:
-                self._step(ticket, at, Note(self._dt(at), agent.key, w.note(topic.wording)))
-                body = w.agent(topic.wording, "wait", agent=agent.spec.name, customer=name)
+                self._step(
+                    ticket, at, Note(self._dt(at), agent.key, w.note(topic.wording, ticket.slots))
+                )
+                body = w.agent(
+                    topic.wording, "wait", agent=agent.spec.name, customer=name, slots=ticket.slots
+                )
                 self._step(ticket, at + 1, Reply(self._dt(at + 1), agent.key, "agent", body))
                 self._step(ticket, at + 2, Status(self._dt(at + 2), "pending", agent.key))
                 hours = self.teams[topic.team].wait_hours
@@ -332,7 +340,15 @@ class Desk:
                 ticket.pendings.append((at + 2, math.inf))  # ends when an agent takes it
                 self._push(back, _READY, _Item(ticket, "team", back, agent))
             else:
-                body = w.agent(topic.wording, "ask", agent=agent.spec.name, customer=name)
+                ticket.question = w.question(topic.wording)
+                body = w.agent(
+                    topic.wording,
+                    "ask",
+                    agent=agent.spec.name,
+                    customer=name,
+                    question=ticket.question,
+                    slots=ticket.slots,
+                )
                 self._step(ticket, at, Reply(self._dt(at), agent.key, "agent", body))
                 self._step(ticket, at + 1, Status(self._dt(at + 1), "pending", agent.key))
                 c = self.s.customers
@@ -349,7 +365,9 @@ class Desk:
                     ticket.customer_wait += back - at - 1
                     self._push(back, _CUSTOMER, _Item(ticket, "customer", back, agent))
         else:
-            body = w.agent(topic.wording, "solve", agent=agent.spec.name, customer=name)
+            body = w.agent(
+                topic.wording, "solve", agent=agent.spec.name, customer=name, slots=ticket.slots
+            )
             self._step(ticket, at, Reply(self._dt(at), agent.key, "agent", body))
             self._solved(ticket, at + 1, agent)
         agent.busy = False
@@ -366,7 +384,13 @@ class Desk:
             self._solved(ticket, at, agent)
             return
         stage = "reopen" if item.kind == "reopen" else "answer"
-        body = self.writer.customer(topic.wording, stage, customer=ticket.customer.name)
+        body = self.writer.customer(
+            topic.wording,
+            stage,
+            customer=ticket.customer.name,
+            question=ticket.question,
+            slots=ticket.slots,
+        )
         self._step(ticket, at, Reply(self._dt(at), ticket.customer.key, "customer", body))
         ticket.status = "open"
         if item.kind == "reopen":

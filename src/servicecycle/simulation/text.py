@@ -3,7 +3,8 @@ with products, order numbers, amounts and dates, with the odd typo. Deterministi
 random generator. Pure.
 
 A bank's parts: ``subjects`` and ``problems`` (the customer's first message), ``asks`` (the
-agent asks for something), ``answers`` (the customer's answer), ``waits`` (an internal note:
+agent asks for something), ``answers`` (the customer's answer to the ask in the same place),
+``waits`` (an internal note:
 waiting on someone), ``solves`` (the agent's solution), ``reopens`` (the customer: still not
 right). Slots: {product} {order} {amount} {date} {days} {carrier} {code} {last4}.
 """
@@ -495,8 +496,9 @@ _SLOTS: dict[str, Callable[[random.Random, Sequence[str]], str]] = {
 }
 
 
-class _Slots(dict[str, str]):
-    """Slot values made on first use, the same value for every use within one message."""
+class Slots(dict[str, str]):
+    """Slot values made on first use, then the same for the whole conversation (one
+    ticket keeps its product, order number and carrier)."""
 
     def __init__(self, rng: random.Random, products: Sequence[str]) -> None:
         super().__init__()
@@ -539,13 +541,17 @@ class Writer:
         self.rng = rng
         self.products = tuple(products)
 
-    def _fill(self, template: str) -> str:
-        return template.format_map(_Slots(self.rng, self.products))
+    def slots(self) -> Slots:
+        """The slot values of a new conversation."""
+        return Slots(self.rng, self.products)
 
-    def ticket(self, wording: str, customer: str) -> tuple[str, str]:
+    def _fill(self, template: str, slots: Slots | None) -> str:
+        return template.format_map(slots if slots is not None else self.slots())
+
+    def ticket(self, wording: str, customer: str, slots: Slots | None = None) -> tuple[str, str]:
         """The subject and first message of a new ticket, signed by ``customer``."""
         rng, bank = self.rng, BANKS[wording]
-        slots = _Slots(rng, self.products)
+        slots = slots if slots is not None else self.slots()
         subject = _pick(rng, bank["subjects"]).format_map(slots)
         problems = bank["problems"]
         first = _pick(rng, problems).format_map(slots)
@@ -565,12 +571,25 @@ class Writer:
             subject = subject.lower()
         return subject[:200], _casual(rng, body)
 
-    def agent(self, wording: str, stage: str, *, agent: str, customer: str) -> str:
-        """An agent's public reply: ``stage`` is "ask" (needs something), "wait" (we are on
-        it), "solve" or "update"."""
+    def question(self, wording: str) -> int:
+        """Which of the bank's questions the agent asks (its answer has the same place)."""
+        return int(self.rng.random() * len(BANKS[wording]["asks"]))
+
+    def agent(
+        self,
+        wording: str,
+        stage: str,
+        *,
+        agent: str,
+        customer: str,
+        question: int = 0,
+        slots: Slots | None = None,
+    ) -> str:
+        """An agent's public reply: ``stage`` is "ask" (asks ``question``), "wait" (we are on
+        it) or "solve"."""
         rng, bank = self.rng, BANKS[wording]
         if stage == "ask":
-            middle = self._fill(_pick(rng, bank["asks"]))
+            middle = self._fill(bank["asks"][question], slots)
         elif stage == "wait":
             middle = _pick(
                 rng,
@@ -581,21 +600,32 @@ class Writer:
                 ),
             )
         else:
-            middle = self._fill(_pick(rng, bank["solves"]))
+            middle = self._fill(_pick(rng, bank["solves"]), slots)
         return _join(
             _pick(rng, _AGENT_HELLO).format(customer=customer.split(" ")[0]),
             " ".join(p for p in (_pick(rng, _AGENT_THANKS), middle) if p),
             _pick(rng, _AGENT_BYE).format(agent=agent.split(" ")[0]),
         )
 
-    def note(self, wording: str) -> str:
+    def note(self, wording: str, slots: Slots | None = None) -> str:
         """An internal note: what the ticket is waiting on."""
-        return self._fill(_pick(self.rng, BANKS[wording]["waits"]))
+        return self._fill(_pick(self.rng, BANKS[wording]["waits"]), slots)
 
-    def customer(self, wording: str, stage: str, *, customer: str) -> str:
-        """The customer's reply: ``stage`` "answer" (to a question) or "reopen"."""
+    def customer(
+        self,
+        wording: str,
+        stage: str,
+        *,
+        customer: str,
+        question: int = 0,
+        slots: Slots | None = None,
+    ) -> str:
+        """The customer's reply: ``stage`` "answer" (to ``question``) or "reopen"."""
         rng, bank = self.rng, BANKS[wording]
-        text = self._fill(_pick(rng, bank["answers" if stage == "answer" else "reopens"]))
+        if stage == "answer":
+            text = self._fill(bank["answers"][question], slots)
+        else:
+            text = self._fill(_pick(rng, bank["reopens"]), slots)
         lead = _pick(rng, ("", "", "Hi,", "Hello again,", "Thanks for getting back to me."))
         return _casual(rng, _join(lead, text, customer.split(" ")[0]))
 
