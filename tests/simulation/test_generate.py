@@ -9,6 +9,7 @@ say how far a correct generator could be off by chance with any seed.
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from collections import Counter, defaultdict
@@ -260,8 +261,30 @@ def test_the_emerging_issue_spikes_in_its_last_days(plan: Plan) -> None:
     during = sum(1 for t in plan.tickets if t.topic == topic and t.opened_at >= start)
     assert truth["new"] and before == 0  # a new issue: not there before
     assert _within_poisson(during, truth["expected_per_day_during"] * truth["days"])
-    everyone = sum(1 for t in plan.tickets if t.opened_at >= start) / len(plan.tickets)
-    assert during / len(plan.tickets) > 0.5 * everyone * 0.1  # a visible share of the spike
+    assert truth["realised_per_day_during"] == pytest.approx(during / truth["days"], abs=0.01)
+
+
+def test_an_existing_topic_that_emerges_is_several_times_its_usual_rate() -> None:
+    data = tomllib.loads(default_scenario_path().read_text("utf-8"))
+    data["business"]["months"] = 2
+    data["arrivals"]["expected_tickets"] = 4000
+    data["planted"]["emerging"].update(days=10, new=False, multiplier=6.0)
+    result = generate(parse_scenario(data), seed=2, end=END)
+    truth = result.answers.emerging_issue
+    start = truth["from"]
+    assert isinstance(start, datetime)
+    before_days = (start - result.start).total_seconds() / 86400
+    before = sum(1 for t in result.tickets if t.topic == "checkout" and t.opened_at < start)
+    during = sum(1 for t in result.tickets if t.topic == "checkout" and t.opened_at >= start)
+    assert _within_poisson(before, truth["expected_per_day_before"] * before_days)
+    assert _within_poisson(during, truth["expected_per_day_during"] * 10)
+    assert (during / 10) / (before / before_days) > 3  # planted 6x; 3x is far outside chance
+
+
+def test_the_answers_are_json(plan: Plan) -> None:
+    data = json.loads(json.dumps(plan.answers.to_json(), allow_nan=False))
+    assert data["bottleneck"]["team"] == "Billing"
+    assert data["arrival_rate_by_hour"]["10"] > data["arrival_rate_by_hour"]["3"]
 
 
 def test_the_training_need_agent_is_slower_reopens_more_and_scores_lower(plan: Plan) -> None:
