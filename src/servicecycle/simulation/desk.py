@@ -21,7 +21,7 @@ import random
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any, Literal, cast
 
@@ -140,6 +140,7 @@ class Desk:
         rng: random.Random,
     ) -> None:
         self.s, self.t0, self.rng = scenario, start, rng
+        self.epoch = int(start.timestamp())  # whole hours: exact in a float
         self.end = (end - start).total_seconds()
         self.agents, self.crowd, self.writer = agents, crowd, writer
         self.topics = scenario.topics
@@ -214,7 +215,7 @@ class Desk:
         return tuple(self._plan_ticket(t) for t in self.tickets)
 
     def _dt(self, at: float) -> datetime:
-        return self.t0 + timedelta(seconds=int(at))
+        return datetime.fromtimestamp(self.epoch + int(at), UTC)
 
     def _step(self, ticket: _Ticket, at: float, step: Step) -> None:
         ticket.steps.append((at, step))
