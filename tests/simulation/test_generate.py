@@ -363,3 +363,28 @@ def _zone(plan: Plan) -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(plan.time_zone)
+
+
+def test_agents_take_tickets_only_on_their_shifts_and_never_when_absent(plan: Plan) -> None:
+    zone = _zone(plan)
+    agents = {a.key: a for a in plan.agents}
+    holidays = set(plan.answers.extra["holidays"])
+    taken: Counter[str] = Counter()
+    for ticket in plan.tickets:
+        for step in ticket.steps:
+            if isinstance(step, Assign):
+                agent, local = agents[step.agent], step.at.astimezone(zone)
+                assert agent.shift[0] <= local.hour < agent.shift[1], (agent.key, local)
+                assert local.weekday() in agent.workdays and local.date() not in agent.absences
+                assert local.date() not in holidays
+                taken[agent.key] += 1
+    assert all(len(a.absences) > 0 for a in plan.agents)
+    assert set(taken) == set(agents)  # everyone works
+    # a queue forms overnight: the first morning pickups are older than the night's tickets
+    waits = [
+        (step.at - t.opened_at).total_seconds() / 3600
+        for t in plan.tickets
+        for step in t.steps[:1]
+        if isinstance(step, Assign)
+    ]
+    assert max(waits) > 8 and sorted(waits)[len(waits) // 2] < 2
