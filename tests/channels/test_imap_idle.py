@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -384,10 +384,16 @@ async def test_a_wrong_password_is_named_by_the_idle_connection(
         await IdleConnection.open(login)
 
 
-def test_watched_or_polled_in_words(tmp_path: Path) -> None:
+def test_watched_or_polled_in_words() -> None:
     now = clock.now()
-    box = Mailbox(poll_minutes=5, watch_mode=None, watched_until=None)
+    box = Mailbox(poll_minutes=5, watch_mode=None, watched_until=None, enabled=True)
     assert mailboxes.how_taken(box, now=now, idle_enabled=True) == "polled every 5 min"
-    assert "switched off" in mailboxes.how_taken(box, now=now, idle_enabled=False)
-    box.watched_until = now.replace(year=now.year + 1)
+    assert "IDLE is switched off" in mailboxes.how_taken(box, now=now, idle_enabled=False)
+    box.watch_mode = "idle"
+    assert "until the IDLE watcher" in mailboxes.how_taken(box, now=now, idle_enabled=True)
+    box.watched_until = now + timedelta(minutes=3)
     assert mailboxes.how_taken(box, now=now, idle_enabled=True).startswith("watched (IDLE)")
+    box.watched_until = now - timedelta(seconds=1)  # a lease that ran out: polled again
+    assert mailboxes.how_taken(box, now=now, idle_enabled=True).startswith("polled")
+    box.enabled = False
+    assert mailboxes.how_taken(box, now=now, idle_enabled=True) == "not taken: switched off"

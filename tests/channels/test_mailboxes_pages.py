@@ -4,6 +4,7 @@ password write-only), testing and polling it against a real dovecot, and who may
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.channels.models import Mailbox
+from servicecycle.kit import clock
 from servicecycle.tickets.models import Ticket
 from tests.channels.conftest import ImapAccount
 from tests.channels.test_imap import mail
@@ -207,3 +209,37 @@ async def test_forms_without_the_csrf_token_are_refused(
         response = await client.post(f"/admin/mailboxes/{box.id}{action}", data={"name": "x"})
         assert response.status_code == 403, action
     assert [b.name for b in await boxes(db)] == ["Support"]
+
+
+async def test_the_pages_say_whether_a_mailbox_is_watched_or_polled_and_show_its_error(
+    client: AsyncClient, make_user: Make, db: AsyncSession
+) -> None:
+    csrf = await admin(client, make_user)
+    await client.post("/admin/mailboxes", data=form(csrf, poll_minutes="15"), headers=HTML)
+    [box] = await boxes(db)
+    page = await client.get("/admin/channels", headers=HTML)
+    assert "polled every 15 min" in page.text
+
+    # what the IDLE watcher writes while it holds the mailbox
+    box.watched_until, box.watch_mode = clock.now() + timedelta(minutes=3), "idle"
+    await db.flush()
+    for url in ("/admin/channels", f"/admin/mailboxes/{box.id}"):
+        shown = await client.get(url, headers=HTML)
+        assert "watched (IDLE)" in shown.text and "polled every" not in shown.text
+
+    # its connection dropped: the lease given back, the error shown, polling meanwhile
+    box.watched_until, box.last_error = None, "IDLE: The server closed the connection"
+    box.last_error_at = clock.now()
+    await db.flush()
+    shown = await client.get(f"/admin/mailboxes/{box.id}", headers=HTML)
+    assert "The server closed the connection" in shown.text
+    assert "polled every 15 min until the IDLE watcher is connected again" in shown.text
+
+    box.watch_mode = "poll"
+    await db.flush()
+    shown = await client.get("/admin/channels", headers=HTML)
+    assert "the server does not offer IDLE" in shown.text
+    listed = await client.get("/api/v1/mailboxes", headers={"X-CSRF-Token": csrf})
+    assert listed.status_code == 200, listed.text
+    [read] = [item for item in listed.json() if item["id"] == box.id]
+    assert read["watch_mode"] == "poll" and read["watched_until"] is None

@@ -94,6 +94,14 @@ class MailboxRead(BaseModel):
     received_count: int = Field(description="Mails taken: new tickets, replies, ignored")
     rejected_count: int = Field(description="Mails refused by the intake (see inbound mail)")
     retrying: int = Field(description="Mails whose storing failed, to be tried again")
+    watched_until: datetime | None = Field(
+        description="While in the future, an IDLE watcher holds the mailbox and takes new "
+        "mail as it arrives; otherwise it is polled every poll_minutes"
+    )
+    watch_mode: str | None = Field(
+        description="What the server offered at the last check: idle, poll (no IDLE), "
+        "or null (not checked yet)"
+    )
     version: int
     created_at: datetime
     updated_at: datetime

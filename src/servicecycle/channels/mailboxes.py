@@ -569,10 +569,14 @@ async def release_all_watches(session: AsyncSession, *, watcher: str) -> None:
 def how_taken(mailbox: Mailbox, *, now: datetime, idle_enabled: bool) -> str:
     """In words for the admin pages: whether the mailbox is watched (IDLE) or polled."""
     every = f"polled every {mailbox.poll_minutes} min"
+    if not mailbox.enabled:
+        return "not taken: switched off"
     if mailbox.watched_until is not None and mailbox.watched_until >= now:
         return "watched (IDLE): new mail is taken as it arrives"
     if not idle_enabled:
         return f"{every} (IDLE is switched off for this desk)"
     if mailbox.watch_mode == "poll":
         return f"{every}: the server does not offer IDLE"
+    if mailbox.watch_mode == "idle":
+        return f"{every} until the IDLE watcher is connected again"
     return every

@@ -19,6 +19,7 @@ from servicecycle.auth.deps import Db, PageAdmin, Principal, runtime
 from servicecycle.channels import mailboxes
 from servicecycle.channels.email import imap
 from servicecycle.channels.models import Mailbox
+from servicecycle.kit import clock
 from servicecycle.kit.errors import ServiceError, ValidationFailed
 from servicecycle.web.templating import render
 
@@ -112,6 +113,13 @@ class MailboxDraft:
         }
 
 
+def _how(request: Request, row: Mailbox) -> str:
+    """Watched (IDLE) or polled, in words."""
+    return mailboxes.how_taken(
+        row, now=clock.now(), idle_enabled=runtime(request).settings.imap_idle
+    )
+
+
 def _refusal(exc: ServiceError | None) -> dict[str, Any]:
     return {"error": exc.message if exc else None, "fields": dict(exc.fields) if exc else {}}
 
@@ -123,11 +131,13 @@ async def _overview(
     *,
     refusal: ServiceError | None = None,
 ) -> Response:
+    rows = await mailboxes.list_mailboxes(db)
     return render(
         request,
         "channels/overview.html",
         {
-            "mailboxes": await mailboxes.list_mailboxes(db),
+            "mailboxes": rows,
+            "how": {row.id: _how(request, row) for row in rows},
             "draft": draft or MailboxDraft(),
             "security_words": SECURITY_WORDS,
             **_refusal(refusal),
@@ -149,6 +159,7 @@ async def _mailbox_page(
         "channels/mailbox.html",
         {
             "box": row,
+            "how": _how(request, row),
             "draft": draft or MailboxDraft.of(row),
             "security_words": SECURITY_WORDS,
             **_refusal(refusal),
