@@ -199,7 +199,8 @@ class Crowd:
         self.companies: list[PlanCompany] = []
         names: set[str] = set()
         while len(self.companies) < c.companies:
-            name = f"{rng.choice(_COMPANY_A)} {rng.choice(_COMPANY_A)} {rng.choice(_COMPANY_B)}"
+            first, second = rng.sample(_COMPANY_A, 2)
+            name = f"{first} {second} {rng.choice(_COMPANY_B)}"
             if name in names:
                 name = f"{name} {len(self.companies) + 1}"
             names.add(name)
