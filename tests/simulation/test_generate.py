@@ -388,3 +388,24 @@ def test_agents_take_tickets_only_on_their_shifts_and_never_when_absent(plan: Pl
         if isinstance(step, Assign)
     ]
     assert max(waits) > 8 and sorted(waits)[len(waits) // 2] < 2
+
+
+def test_a_bare_scenario_without_plants_surveys_or_holidays_runs() -> None:
+    data = tomllib.loads(default_scenario_path().read_text("utf-8"))
+    data["business"].update(months=1, country=None, time_zone="Asia/Kolkata")
+    del data["business"]["country"]
+    data["arrivals"].update(expected_tickets=800, trend=-0.5)
+    data["arrivals"]["bursts"] = [{"start": date(2001, 1, 1), "days": 3, "multiplier": 5.0}]
+    for key in ("planted", "surveys", "policies"):
+        del data[key]
+    result = generate(parse_scenario(data), seed=5, end=END)
+    answers = result.answers
+    assert answers.bottleneck == answers.detractor_topic == {}
+    assert answers.emerging_issue == answers.training_need == {}
+    assert result.surveys == result.policies == ()
+    assert not any(isinstance(s, SurveyAnswer) for t in result.tickets for s in t.steps)
+    assert _within_poisson(len(result.tickets), 800)
+    # a shrinking business: the first week busier than the last
+    first = sum(1 for t in result.tickets if t.opened_at < result.start + timedelta(days=7))
+    last = sum(1 for t in result.tickets if t.opened_at >= result.end - timedelta(days=7))
+    assert first > last
