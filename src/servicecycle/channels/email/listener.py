@@ -8,6 +8,9 @@ a lost ``250``) is stored once, by its Message-ID.
 
 Mail larger than the intake limit is refused with ``552`` (announced in EHLO as ``SIZE``);
 recipients outside ``smtp_listen_domains`` (when set) with ``550``.
+
+With a certificate and key configured the listener offers ``STARTTLS`` (and, when told to,
+refuses every mail command until the sender has used it: ``530``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,6 +31,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.channels.email import intake
+from servicecycle.config import Settings
 from servicecycle.db.engine import unit_of_work
 from servicecycle.tickets.storage import Storage
 
@@ -43,6 +49,33 @@ def accepts(address: str, allowed: tuple[str, ...]) -> bool:
         return False
     plain = f"{local.split('+', 1)[0]}@{domain}"
     return domain in allowed or plain in allowed or address.lower() in allowed
+
+
+class ListenerSetupError(ValueError):
+    """The listener's TLS settings cannot be used; the message names the setting."""
+
+
+def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The TLS context for ``STARTTLS`` from a PEM certificate (chain) and its key, or None
+    when neither is set. A missing half, an unreadable file or a key that does not match the
+    certificate is refused with the setting's name."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ListenerSetupError(
+            "Set both SERVICECYCLE_SMTP_LISTEN_TLS_CERT and SERVICECYCLE_SMTP_LISTEN_TLS_KEY "
+            "(or neither)"
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    except FileNotFoundError as exc:
+        raise ListenerSetupError(f"TLS certificate or key not found: {exc.filename}") from exc
+    except (ssl.SSLError, OSError) as exc:
+        raise ListenerSetupError(
+            f"SERVICECYCLE_SMTP_LISTEN_TLS_CERT / _KEY cannot be used ({cert}, {key}): {exc}"
+        ) from exc
+    return context
 
 
 def _trace(envelope: Envelope, session: Session, hostname: str) -> bytes:
@@ -150,8 +183,11 @@ async def listening(
     hostname: str = "servicecycle",
     max_bytes: int = intake.MAX_MAIL_BYTES,
     drain_seconds: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+    require_tls: bool = False,
 ) -> AsyncIterator[Listener]:
-    """Listen on ``host:port`` in the running event loop for the block's duration. On exit,
+    """Listen on ``host:port`` in the running event loop for the block's duration, offering
+    ``STARTTLS`` with ``tls`` (required first with ``require_tls``). On exit,
     no new connection is taken, mails being stored are finished (up to ``drain_seconds``),
     and open connections are closed (their senders retry what was not acknowledged)."""
     # aiosmtpd logs every command (with addresses) at INFO: ours say what matters
@@ -172,6 +208,8 @@ async def listening(
             enable_SMTPUTF8=True,
             hostname=hostname,
             ident=IDENT,
+            tls_context=tls,
+            require_starttls=require_tls and tls is not None,
         )
         protocols[:] = [p for p in protocols if p.transport and not p.transport.is_closing()]
         protocols.append(protocol)
@@ -179,7 +217,13 @@ async def listening(
 
     server = await asyncio.get_running_loop().create_server(factory, host=host, port=port)
     bound = server.sockets[0].getsockname()
-    log.info("mail.listener.started", host=bound[0], port=bound[1], accepts=allowed or "any")
+    log.info(
+        "mail.listener.started",
+        host=bound[0],
+        port=bound[1],
+        accepts=allowed or "any",
+        starttls="required" if tls and require_tls else "offered" if tls else "no",
+    )
     try:
         yield Listener(host=bound[0], port=int(bound[1]), handler=handler, server=server)
     finally:
@@ -236,3 +280,14 @@ class ListenerThread:
             with contextlib.suppress(RuntimeError):  # the loop ended on its own
                 self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
+
+
+def tls_of(settings: Settings) -> ssl.SSLContext | None:
+    """The listener's STARTTLS context from the settings (None: no TLS offered)."""
+    context = server_tls(settings.smtp_listen_tls_cert, settings.smtp_listen_tls_key)
+    if context is None and settings.smtp_listen_require_tls:
+        raise ListenerSetupError(
+            "SERVICECYCLE_SMTP_LISTEN_REQUIRE_TLS needs SERVICECYCLE_SMTP_LISTEN_TLS_CERT "
+            "and SERVICECYCLE_SMTP_LISTEN_TLS_KEY"
+        )
+    return context
