@@ -327,13 +327,14 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server after loading")
     ] = True,
 ) -> None:
-    """Load demo data into the database and serve it."""
+    """Load the demo business (six months of a simulated shop, the first time) and serve it."""
     from servicecycle.demo import DEMO_LOGINS, load
 
     settings = get_settings()
     with _database(settings, exclusive=serve_after, migrate=True) as url:
-        created = asyncio.run(load(url))
-        out.print(f"[green]Demo data ready[/] ({created} new records).")
+        with _progress() as report:
+            created = asyncio.run(load(url, progress=report))
+        out.print(f"[green]Demo data ready[/] ({created:,} new records).")
         table = Table(title="Sign in with", show_lines=False)
         for column in ("role", "e-mail", "password"):
             table.add_column(column)
@@ -344,6 +345,132 @@ def demo(
             h, p = host or settings.host, port or settings.port
             out.print(f"Open [bold]http://{h}:{p}[/] in your browser. Ctrl-C stops the server.")
             _serve(settings, url, host=h, port=p, worker=True)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar per phase; the callback takes (phase, done, total)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bars: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                bars[phase] = progress.add_task(phase, total=total)
+            progress.update(bars[phase], completed=done, total=total)
+
+        yield report
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        Path, typer.Argument(help="A scenario file (TOML), see docs/simulation.md")
+    ],
+    seed: Annotated[int, typer.Option(help="The same seed gives the same data")] = 1,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the planted truths (default: SCENARIO-seedN.answers.json)"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Last day of the run, YYYY-MM-DD (default: the scenario's, else today)"),
+    ] = None,
+    append: Annotated[
+        bool,
+        typer.Option("--append", help="Run into a database that already has tickets"),
+    ] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SERVICECYCLE_NEW_PASSWORD",
+            help="Password of the agents made (default: none, they cannot sign in)",
+        ),
+    ] = None,
+) -> None:
+    """Run a simulated business into the database (migrating it first), and write its answers."""
+    import datetime as dt
+
+    from servicecycle.simulation.generate import generate
+    from servicecycle.simulation.scenario import ScenarioError, load_scenario
+
+    try:
+        model = load_scenario(scenario)
+    except ScenarioError as exc:
+        err.print(f"[bold red]error:[/] {scenario} is not a usable scenario:", highlight=False)
+        for line in exc.lines:
+            err.print(f"  {line}", highlight=False, markup=False)
+        raise typer.Exit(code=1) from None
+    try:
+        last = dt.date.fromisoformat(end) if end else None
+    except ValueError:
+        raise fail(f"--end: {end!r} is not a date (YYYY-MM-DD)") from None
+    target = answers or Path(f"{scenario.stem}-seed{seed}.answers.json")
+    settings = get_settings()
+    with _database(settings, exclusive=True, migrate=True) as url:
+        if not append and asyncio.run(_has_tickets(url)):
+            raise fail(
+                "The database already has tickets: pass --append to add a simulated business "
+                "to them, or point SERVICECYCLE_DATA_DIR / DATABASE_URL at an empty one."
+            )
+        with err.status("Simulating the business..."):
+            plan = generate(model, seed=seed, end=last)
+        out.print(
+            f"{plan.name}: {len(plan.tickets):,} tickets from {plan.start:%Y-%m-%d} "
+            f"to {plan.end:%Y-%m-%d}, replayed through the services."
+        )
+        with _progress() as report:
+            summary = asyncio.run(_replay(url, plan, password, report))
+    target.write_text(json.dumps(plan.answers.to_json(), indent=2) + "\n", encoding="utf-8")
+    out.print(
+        f"[green]Done[/] in {summary.seconds:,.0f} s: {summary.tickets:,} tickets, "
+        f"{summary.messages:,} messages, {summary.survey_answers:,} survey answers, "
+        f"{summary.mails_sent:,} historic mails settled. Answers: {target}"
+    )
+    if summary.refused:
+        err.print(f"{len(summary.refused)} steps were refused by the desk, e.g.:")
+        for line in summary.refused[:5]:
+            err.print(f"  {line}", highlight=False, markup=False)
+
+
+async def _has_tickets(url: str) -> bool:
+    from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
+    from servicecycle.simulation.driver import has_tickets
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            return await has_tickets(session)
+    finally:
+        await engine.dispose()
+
+
+async def _replay(
+    url: str, plan: Any, password: str | None, report: Callable[[str, int, int], None]
+) -> Any:
+    from servicecycle.simulation.driver import replay
+
+    return await replay(
+        url, plan, password=password, progress=lambda done, total: report("Replaying", done, total)
+    )
 
 
 # -- db -------------------------------------------------------------------------------------
