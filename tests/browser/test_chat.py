@@ -8,6 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
+from servicecycle.events.service import Actor
+from servicecycle.surveys import service as surveys
 from tests.browser.conftest import LiveServer, shot_path
 from tests.browser.test_sign_in import PASSWORD, _create_user
 from tests.cli.test_serve_lifecycle import free_port
@@ -57,11 +60,24 @@ def _errors(page: object) -> list[str]:
     return errors
 
 
+async def _ask_csat(server: LiveServer) -> None:
+    """The desk asks for CSAT: the widget offers a rating when a chat ends."""
+    engine = make_engine(server.database_url, pool_size=1)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            await surveys.create_survey(
+                session, name="CSAT", kind="csat", enabled=True, actor=Actor.system("test")
+            )
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.browser
 async def test_a_visitor_chats_with_an_agent_and_the_transcript_is_on_the_ticket(
     live_server: LiveServer, shop: str, browser: object
 ) -> None:
     _create_user(live_server, "ana@example.com", "Ana Lima", "agent")
+    await _ask_csat(live_server)
 
     # the agent signs in, opens Live chat and goes online
     agent_ctx = await browser.new_context(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
@@ -129,11 +145,36 @@ async def test_a_visitor_chats_with_an_agent_and_the_transcript_is_on_the_ticket
     for said in ("order 5521", "which size would you like?", "Medium, please.", "medium one"):
         assert said in thread
 
-    # the visitor ends the chat; the agent's list empties
-    await visitor.click(".sc-end")
-    await visitor.wait_for_selector(".sc-status:text('Chat ended.')")
+    customer_url = await agent.get_attribute(".customer-name a", "href")
+
+    # the agent ends the chat; the agent's list empties
     await agent.goto(live_server.url + "/chat")
+    await agent.locator(".chat-item", has_text="Vera Visitor").click()
+    await agent.click("[data-chat-end]")
     await agent.wait_for_selector("[data-chat-empty]:not([hidden])")
+
+    # the visitor is asked "How did we do?" and rates, with a comment
+    await visitor.wait_for_selector(".sc-status:text('Chat ended.')")
+    await visitor.wait_for_selector(".sc-rating:not([hidden])")
+    assert "How did we do?" in await visitor.inner_text(".sc-rating")
+    assert await visitor.locator(".sc-score").count() == 5
+    await visitor.click(".sc-score[data-score='2']")
+    await visitor.wait_for_selector(".sc-rated:text('Thank you for your rating.')")
+    # second thoughts: another score and a comment change the same answer
+    await visitor.fill(".sc-rating-comment", "Quick and friendly.")
+    await visitor.click(".sc-score[data-score='4']")
+    await visitor.wait_for_selector(".sc-rated:text('Thank you for your rating and your comment.')")
+    assert await visitor.get_attribute(".sc-score[data-score='4']", "aria-pressed") == "true"
+    assert await visitor.get_attribute(".sc-score[data-score='2']", "aria-pressed") == "false"
+    await visitor.screenshot(path=shot_path("chat-rating"))
+
+    # the rating shows on the customer's page, once
+    await agent.goto(live_server.url + str(customer_url))
+    feedback = agent.locator(".survey-customer")
+    await feedback.wait_for()
+    text = await feedback.inner_text()
+    assert "CSAT 4" in text and "Quick and friendly." in text and "CSAT 100%" in text
+    assert await agent.locator(".survey-customer li").count() == 1
 
     assert visitor_errors == [] and agent_errors == []
     await visitor_ctx.close()

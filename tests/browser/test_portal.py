@@ -25,7 +25,9 @@ from servicecycle.auth import service as auth
 from servicecycle.customers import service as customers
 from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
 from servicecycle.events.service import Actor
+from servicecycle.surveys import service as surveys
 from servicecycle.tickets import custom_fields
+from servicecycle.tickets import service as tickets
 from tests.browser.conftest import shot_path
 from tests.channels.test_email_out import Inbox
 from tests.cli.test_serve_lifecycle import free_port, wait_healthy
@@ -104,6 +106,10 @@ async def _seed(server: PortalServer) -> str:
                 password=None,
                 actor=SEEDER,
             )
+            for kind in ("csat", "nps"):  # the desk asks both: the portal shows both
+                await surveys.create_survey(
+                    session, name=kind.upper(), kind=kind, enabled=True, actor=SEEDER
+                )
             token, _ = await auth.create_api_token(
                 session, agent, name="test", scopes=["read", "write"], expires_at=None, actor=SEEDER
             )
@@ -120,6 +126,26 @@ async def _mail_to(inbox: Inbox, address: str, subject_part: str) -> EmailMessag
                 return mail
         await asyncio.sleep(0.2)
     raise AssertionError(f"no mail to {address} about {subject_part!r}: {inbox.mails}")
+
+
+async def _solve(server: PortalServer, ticket_id: int) -> None:
+    engine = make_engine(server.database_url, pool_size=1)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            ticket = await tickets.get_ticket(session, ticket_id)
+            await tickets.set_status(session, ticket, "solved", actor=SEEDER)
+    finally:
+        await engine.dispose()
+
+
+async def _answers(server: PortalServer) -> list[tuple[str, int, str, str]]:
+    engine = make_engine(server.database_url, pool_size=1)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            found = await surveys.list_responses(session, surveys.ResponseFilter())
+            return sorted((r.kind, r.score, r.comment, r.source) for r in found)
+    finally:
+        await engine.dispose()
 
 
 def _shot(name: str) -> str:
@@ -189,6 +215,41 @@ async def test_a_customer_signs_in_by_mail_asks_and_reads_the_agents_answer(
     assert "Support team" in conversation and "Leeds warehouse" not in conversation
     await page.screenshot(path=_shot("portal-request"), full_page=True)
     _keep_for_docs("portal-request")
+
+    # not solved yet: nothing to rate
+    assert await page.locator("#rating").count() == 0
+    await _solve(portal_server, ticket_id)
+    await page.reload()
+    rating = page.locator("#rating")
+    await rating.wait_for()
+    assert "How did we do?" in await rating.inner_text()
+    csat = page.locator("form[data-rating-kind=csat]")
+    nps = page.locator("form[data-rating-kind=nps]")
+    assert await csat.locator("input[name=score]").count() == 5
+    assert await nps.locator("input[name=score]").count() == 11
+    # sent without a score: a friendly error, the comment kept
+    await nps.locator("textarea").fill("The courier was late.")
+    await nps.locator("button[type=submit]").click()
+    assert "Please choose a score" in await page.inner_text("[role=alert]")
+    nps = page.locator("form[data-rating-kind=nps]")
+    assert await nps.locator("textarea").input_value() == "The courier was late."
+    assert [e for e in errors if "422" in e] == [  # the refused form's status, logged
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]
+    errors.clear()
+    await nps.locator("input[name=score][value='6']").check()
+    await nps.locator("button[type=submit]").click()
+    await page.wait_for_url(re.compile(rf".*/portal/requests/{ticket_id}#rating$"))
+    await page.locator("form[data-rating-kind=csat] input[name=score][value='4']").check()
+    await page.locator("form[data-rating-kind=csat] button[type=submit]").click()
+    await page.wait_for_selector("form[data-rating-kind=csat] [data-rated-score='4']")
+    assert await page.locator("form[data-rating-kind=nps] [data-rated-score='6']").count() == 1
+    await page.locator("#rating").screenshot(path=_shot("portal-rating"))
+    _keep_for_docs("portal-rating")
+    assert await _answers(portal_server) == [
+        ("csat", 4, "", "portal"),
+        ("nps", 6, "The courier was late.", "portal"),
+    ]
 
     await page.click("nav >> text=My requests")
     assert "The jacket is the wrong size" in await page.inner_text(".request-list")

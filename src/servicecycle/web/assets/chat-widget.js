@@ -179,6 +179,7 @@
     rateThanks.textContent = frame.score === null ? "" : "Thank you for your rating.";
     show(rateThanks, frame.score !== null);
     show(rating, true);
+    lines.scrollTop = lines.scrollHeight; // the last words stay in view above the question
   };
 
   const onFrame = (frame) => {
