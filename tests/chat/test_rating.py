@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from httpx import AsyncClient
 from sqlalchemy import select
 
 from servicecycle.auth import service as auth
@@ -166,3 +167,59 @@ async def test_a_waiting_chat_the_visitor_leaves_is_missed_and_not_rated(desk: D
     assert (await visitor.until("error"))["code"] == "conflict"
     assert await _rows(desk, select(SurveyResponse)) == []
     await visitor.close()
+
+
+async def test_the_rating_over_http_with_the_visitor_token(desk: Desk) -> None:
+    await _csat(desk)
+    ana = await desk.user("agent", name="Ana")
+    visitor = await desk.visitor()
+    welcome = await visitor.hello()
+    token = welcome["token"]
+    await visitor.send(type="start", name="Vera Visitor", text="Where is my parcel?")
+    await visitor.until("line")
+    [chat] = await _rows(desk, select(ChatSession))
+    agent = await desk.agent(ana.email)
+    await agent.send(type="take", ticket_id=chat.ticket_id)
+    await visitor.until("state", state="active")
+    mine = {"Authorization": f"Bearer {token}"}
+    async with AsyncClient(base_url=desk.url) as http:
+        early = await http.post("/api/v1/chat/rating", json={"score": 5}, headers=mine)
+        assert early.status_code == 409
+        await agent.send(type="end", ticket_id=chat.ticket_id)
+        await visitor.until("rating")
+        for headers in ({}, {"Authorization": f"Bearer {token}x"}):
+            refused = await http.post("/api/v1/chat/rating", json={"score": 5}, headers=headers)
+            assert refused.status_code == 401
+        for body, field in (
+            ({"score": 6}, "score"),
+            ({"score": 0}, "score"),
+            ({"score": "five"}, "score"),
+            ({"score": 4, "comment": "x" * 4001}, "comment"),
+            ({"score": 4, "kind": "nps"}, "kind"),
+        ):
+            bad = await http.post("/api/v1/chat/rating", json=body, headers=mine)
+            assert bad.status_code == 422, (body, bad.text)
+            assert field in str(bad.json()["error"]["fields"]), (body, bad.text)
+        assert await _rows(desk, select(SurveyResponse)) == []
+        rated = await http.post(
+            "/api/v1/chat/rating", json={"score": 4, "comment": "Fine."}, headers=mine
+        )
+        assert rated.status_code == 200, rated.text
+        assert rated.json() == {"kind": "csat", "score": 4, "comment": "Fine."}
+        again = await http.post("/api/v1/chat/rating", json={"score": 5}, headers=mine)
+        assert again.json() == {"kind": "csat", "score": 5, "comment": "Fine."}
+        # another visitor (a token of their own) has no chat to rate
+        stranger = await desk.visitor()
+        other = (await stranger.hello())["token"]
+        nothing = await http.post(
+            "/api/v1/chat/rating",
+            json={"score": 1},
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert nothing.status_code == 404
+        await stranger.close()
+    [response] = await _rows(desk, select(SurveyResponse))
+    assert (response.score, response.comment, response.source) == (5, "Fine.", "chat")
+    assert response.ticket_id == chat.ticket_id and response.agent_id == ana.id
+    for socket in (visitor, agent):
+        await socket.close()

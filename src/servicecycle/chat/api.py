@@ -1,4 +1,5 @@
-"""Routes of live chat: the widget's files, the two WebSockets, and the chat pages.
+"""Routes of live chat: the widget's files, the two WebSockets, the visitor's rating of an
+ended chat over HTTP, and the chat pages.
 
 The pages live on this router too (``include_in_schema=False``), so the one router wired
 in ``app.py`` serves everything under ``/chat`` and ``/admin/chat``.
@@ -18,7 +19,11 @@ from servicecycle.auth.deps import Db, PageAdmin, PageUser, Principal, Public, p
 from servicecycle.auth.models import Role
 from servicecycle.chat import service, sockets
 from servicecycle.chat.hub import Hub
-from servicecycle.kit.errors import NotFound, ServiceError
+from servicecycle.chat.schemas import ChatRated, ChatRating
+from servicecycle.kit.errors import NotFound, ServiceError, Unauthenticated
+from servicecycle.kit.secrets import BadToken
+from servicecycle.surveys import in_place
+from servicecycle.tickets import service as tickets
 from servicecycle.web.templating import STATIC_DIR, WEB_DIR, render
 
 
@@ -80,6 +85,49 @@ async def visitor_socket(websocket: WebSocket) -> None:
 async def agent_socket(websocket: WebSocket) -> None:
     """An agent's socket: a signed-in agent or admin on one of our own pages."""
     await sockets.agent(websocket)
+
+
+async def chat_visitor(request: Request) -> str:
+    """The visitor id in the widget's signed token (``Authorization: Bearer <token>``, the
+    token of the ``welcome`` frame); 401 without a valid one."""
+    authorization = request.headers.get("authorization", "")
+    token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+    try:
+        return service.read_token(request.app.state.runtime.settings.keyring(), token)
+    except BadToken:
+        raise Unauthenticated("Send the chat's visitor token (Authorization: Bearer ...)") from None
+
+
+chat_visitor.access = ("visitor", ())  # type: ignore[attr-defined]
+ChatVisitor = Annotated[str, Depends(chat_visitor)]
+
+
+@router.post(
+    "/api/v1/chat/rating",
+    response_model=ChatRated,
+    summary="Rate my ended chat (again: changes the rating)",
+    responses={
+        401: {"description": "No valid visitor token"},
+        404: {"description": "No chat, or the desk asks no CSAT"},
+        409: {"description": "The chat has not ended"},
+        422: {"description": "A score off the 1-5 scale; `fields` names it"},
+    },
+)
+async def rate_chat(body: ChatRating, visitor_id: ChatVisitor, db: Db) -> ChatRated:
+    """The same as the widget's ``rate`` frame: the visitor's latest chat, once ended, gets
+    a CSAT answer through the surveys service (source ``chat``)."""
+    chat = service.check_rateable(await service.last_chat(db, visitor_id))
+    ticket = await tickets.get_ticket(db, chat.ticket_id)
+    response = await in_place.rate(
+        db,
+        ticket,
+        kind="csat",
+        score=body.score,
+        comment=body.comment,
+        source="chat",
+        kinds=sockets.CHAT_RATING,
+    )
+    return ChatRated(kind=response.kind, score=response.score, comment=response.comment)
 
 
 # -- pages ----------------------------------------------------------------------------------
