@@ -100,6 +100,13 @@ class OutboundMail(Base):
             "claimed_until",
             postgresql_where=text("status = 'sending'"),
         ),
+        # the loop guard counts an address's recent acknowledgements
+        Index(
+            "ix_outbound_mails_acknowledged",
+            "to_address",
+            "created_at",
+            postgresql_where=text("kind = 'acknowledgement'"),
+        ),
     )
 
 

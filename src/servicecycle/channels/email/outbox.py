@@ -26,7 +26,7 @@ from typing import Any
 
 import aiosmtplib
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +41,11 @@ MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=10)  # a claim older than this was left by a sender that died
 BATCH = 50  # mails claimed at once and sent over one SMTP connection
 SMTP_TIMEOUT = 30.0
+# Mail loops that no header gives away (a robot that answers without Auto-Submitted or
+# Precedence): an address that has been sent this many automatic acknowledgements within
+# the window gets no more until it quietens down (RFC 3834: automatic responses are rare).
+ACK_LIMIT = 5
+ACK_WINDOW = timedelta(hours=1)
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +89,21 @@ async def queue(
     to = to or await _customer_address(session, ticket)
     if to is None:
         return None
+    if kind == "acknowledgement" and await _looping(session, to):
+        await record(
+            session,
+            "mail.suppressed",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=MAILER,
+            data={
+                "kind": kind,
+                "to": to,
+                "reason": f"mail loop suspected: {ACK_LIMIT} acknowledgements to this "
+                f"address within {ACK_WINDOW.total_seconds() / 60:.0f} minutes",
+            },
+        )
+        return None
     domain = sender.partition("@")[2] or "servicecycle.localhost"
     row = OutboundMail(
         ticket_id=ticket.id,
@@ -118,6 +138,22 @@ async def queue(
         data={"outbound_id": row.id, "kind": kind, "to": to, **(note or {})},
     )
     return row
+
+
+async def _looping(session: AsyncSession, to: str) -> bool:
+    """Whether ``to`` had ``ACK_LIMIT`` acknowledgements within ``ACK_WINDOW``."""
+    recent = (
+        select(OutboundMail.id)
+        .where(
+            OutboundMail.kind == "acknowledgement",
+            OutboundMail.to_address == to,
+            OutboundMail.created_at >= clock.now() - ACK_WINDOW,
+        )
+        .limit(ACK_LIMIT)
+        .subquery()
+    )
+    count = await session.scalar(select(func.count()).select_from(recent))
+    return (count or 0) >= ACK_LIMIT
 
 
 async def queue_plain(

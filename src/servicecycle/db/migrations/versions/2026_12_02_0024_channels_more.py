@@ -1,5 +1,6 @@
 """Channels (issue 5): IMAP IDLE watching — a watcher's lease on a mailbox and what the
-server's capabilities said (IDLE offered, or polling only).
+server's capabilities said (IDLE offered, or polling only); an index for the mail-loop guard
+(recent acknowledgements to one address).
 
 Revision ID: 0024
 Revises: 0023
@@ -27,9 +28,16 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_mailboxes_watch_mode"), "mailboxes", "watch_mode IN ('idle', 'poll')"
     )
+    op.create_index(
+        "ix_outbound_mails_acknowledged",
+        "outbound_mails",
+        ["to_address", "created_at"],
+        postgresql_where=sa.text("kind = 'acknowledgement'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbound_mails_acknowledged", table_name="outbound_mails")
     op.drop_constraint(op.f("ck_mailboxes_watch_mode"), "mailboxes", type_="check")
     for column in ("watch_checked_at", "watch_mode", "watcher", "watched_until"):
         op.drop_column("mailboxes", column)
