@@ -445,10 +445,6 @@ def simulate(
         f"{summary.messages:,} messages, {summary.survey_answers:,} survey answers, "
         f"{summary.mails_sent:,} historic mails settled. Answers: {target}"
     )
-    if summary.refused:
-        err.print(f"{len(summary.refused)} steps were refused by the desk, e.g.:")
-        for line in summary.refused[:5]:
-            err.print(f"  {line}", highlight=False, markup=False)
 
 
 async def _has_tickets(url: str) -> bool:

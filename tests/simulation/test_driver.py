@@ -41,7 +41,6 @@ def replayed(pg_server: Any) -> tuple[str, Any]:
 
 def test_tickets_and_messages_are_made_at_the_plans_times(replayed: tuple[str, Any]) -> None:
     url, summary = replayed
-    assert summary.refused == []
     tickets = {
         subject: (status, created, channel, kind)
         for subject, status, created, channel, kind in rows(
@@ -184,7 +183,7 @@ def test_historic_mail_is_delivered_to_the_null_sink_not_left_queued(
         url,
         "SELECT max(sent_at - created_at) FROM outbound_mails",
     )
-    assert late <= timedelta(hours=1)  # the outbox runs hourly in a replay
+    assert late <= timedelta(days=1)  # the outbox runs at each simulated midnight
 
 
 def test_the_clock_is_the_wall_clock_again_after_a_replay(replayed: tuple[str, Any]) -> None:

@@ -5,14 +5,16 @@ survey answer is made by the same service call a user's action makes, at the mom
 plan says. Steps of all tickets are merged in time order (a heap keyed by time, then the
 plan's order, so the same plan replays the same way). The periodic jobs run as the clock
 passes their times: the SLA sweep (before a step, whenever a sweep interval has passed, so a
-late reply meets an already breached clock as it would in production), the survey sender,
-and the mail outbox (into a local null SMTP sink, see ``mail_sink``).
+late reply meets an already breached clock as it would in production), the survey sender
+(when a solve plus a rule's delay comes due), and the mail outbox (at each simulated
+midnight, into a local null SMTP sink, see ``mail_sink``).
 
 Speed: one session for the whole replay, one transaction per ``commit_every`` steps or per
-simulated day (whichever comes first), committed without waiting for the disk
-(``synchronous_commit = off`` for these transactions only; the last one waits). The
+simulated day (whichever comes first), on connections that commit without waiting for the
+disk (``synchronous_commit = off``, this load's own engine only; the last commit waits). The
 driver keeps id maps of everything it made and drops tickets from memory once their last
-step is done.
+step is done. A step the desk refuses (a plan that breaks the desk's rules) stops the
+replay with the step named: the generator's tests keep plans within the rules.
 """
 
 from __future__ import annotations
@@ -20,19 +22,19 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from servicecycle.auth import service as auth
 from servicecycle.auth.models import Team, User
 from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
-from servicecycle.db.engine import make_engine, make_sessionmaker
+from servicecycle.db.engine import make_sessionmaker, sqlalchemy_url
 from servicecycle.events import service as events
 from servicecycle.events.service import Actor
 from servicecycle.followups import service as followups
@@ -64,7 +66,6 @@ SIMULATION = Actor.system("simulation")
 COMMIT_EVERY = 5_000  # steps per transaction (and at least one commit per simulated day)
 SWEEP_EVERY = timedelta(minutes=5)  # the SLA sweep's cadence (production: every minute)
 SURVEYS_EVERY = timedelta(minutes=15)  # the survey sender's cadence (production: every minute)
-MAIL_EVERY = timedelta(hours=1)  # the outbox's cadence, at commits (production: every minute)
 SETUP_BEFORE = timedelta(days=1)  # the desk is set up this long before the plan starts
 
 
@@ -79,8 +80,8 @@ class StaffUser:
 
 @dataclass
 class Summary:
-    """What a replay made, and what it had to leave out (``refused``: steps a service refused,
-    with its message; a plan that matches the desk's rules has none)."""
+    """What a replay made, and how long it took (``mail_seconds``: of which settling the
+    historic mail into the null sink)."""
 
     tickets: int = 0
     customers: int = 0
@@ -103,7 +104,7 @@ class Summary:
     steps: int = 0
     commits: int = 0
     seconds: float = 0.0
-    refused: list[str] = field(default_factory=list)
+    mail_seconds: float = 0.0
 
     @property
     def records(self) -> int:
@@ -130,7 +131,7 @@ class _Item:
     step: int  # -1: the ticket opens; else its step
 
 
-SEND_SURVEYS, SEND_MAIL, CUSTOMER, STEP, FOLLOW_UP_DONE = range(5)  # the RANKS
+SEND_SURVEYS, CUSTOMER, STEP, FOLLOW_UP_DONE = range(4)  # the RANKS
 
 
 class _Replay:
@@ -177,19 +178,18 @@ class _Replay:
     def at(self, moment: datetime) -> None:
         clock.set_source(lambda: moment)
 
-    async def begin(self) -> None:
-        # this load's own transactions only: a crash loses at most the batch, which the
-        # caller sees as a failed replay anyway
-        await self.session.execute(text("SET LOCAL synchronous_commit = off"))
-
     async def commit(self, now: datetime, *, last: bool = False) -> None:
+        """Commit the batch; at a new day, the outbox delivers what the day queued, at the
+        day's end (the replay's outbox runs daily: hourly runs cost a third of the load)."""
         if last:  # the load's end waits for the disk like any commit
             await self.session.execute(text("SET LOCAL synchronous_commit = on"))
         await self.session.commit()
         self.summary.commits += 1
         self.in_batch = 0
-        self.batch_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        await self.begin()
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.batch_day is not None and day > self.batch_day:
+            await self.deliver_mail(self.batch_day + timedelta(days=1))
+        self.batch_day = day
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -236,7 +236,6 @@ class _Replay:
             if customer.since is None and customer.key not in writing:
                 await self.customer(customer)
         await self.session.commit()
-        await self.begin()
 
     async def user(self, email: str, name: str, role: str) -> User:
         user = await auth.find_user_by_email(self.session, email)
@@ -341,8 +340,8 @@ class _Replay:
     # -- the periodic jobs ------------------------------------------------------------------
 
     def plan_job(self, rank: int, after: datetime, every: timedelta) -> None:
-        """Run the survey sender or the outbox at its first time at or after ``after`` (the
-        driver knows when there is work for them: a solve plus a rule's delay, new mail)."""
+        """Run the survey sender at its first time at or after ``after`` (the driver knows
+        when it has work: a solve plus a rule's delay)."""
         at = _ceil(after, self.plan.start, every)
         if (at, rank) not in self.planned_jobs:
             self.planned_jobs.add((at, rank))
@@ -375,7 +374,6 @@ class _Replay:
                 break
         if self.summary.surveys_sent == sent_before:
             return
-        self.plan_job(SEND_MAIL, at, MAIL_EVERY)
         # which invitation each mail carried: the customer's link is made from it
         page = await events.query(
             self.session,
@@ -397,14 +395,17 @@ class _Replay:
 
     async def deliver_mail(self, now: datetime) -> None:
         """Hand the committed outbox to the null sink, through the outbox's own delivery."""
-        await self.commit(now)
         self.at(now)
+        started = time.perf_counter()
         while True:
-            sent, failed = await outbox.deliver(self.factory, self.smtp, limit=5000, now=now)
+            sent, failed = await outbox.deliver(
+                self.factory, self.smtp, limit=5000, batch=500, now=now
+            )
             self.summary.mails_sent += sent
             self.summary.mails_failed += failed
             if sent + failed < 5000:
                 break
+        self.summary.mail_seconds += time.perf_counter() - started
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -424,8 +425,6 @@ class _Replay:
         self.summary.tickets += 1
         self.summary.messages += 1
         self.tickets[index] = ticket
-        if planned.channel in ("email", "web", "portal"):  # an acknowledgement is queued
-            self.plan_job(SEND_MAIL, planned.opened_at, MAIL_EVERY)
 
     async def step(self, index: int, planned: PlanTicket, number: int, step: Step) -> None:
         session, ticket = self.session, self.tickets[index]
@@ -448,8 +447,6 @@ class _Replay:
                 actor=Actor.user(user.id),
             )
             self.summary.messages += 1
-            if ticket.channel == "email":  # the reply goes out by mail
-                self.plan_job(SEND_MAIL, step.at, MAIL_EVERY)
         elif isinstance(step, Reply):
             customer = self.customers[planned.customer]
             await tickets.add_message(
@@ -562,9 +559,6 @@ class _Replay:
         done = 0
         while queue:
             item = heapq.heappop(queue)
-            if item.rank == SEND_MAIL:
-                await self.deliver_mail(item.at)
-                continue
             await self.sweep_until(item.at)
             day = item.at.replace(hour=0, minute=0, second=0, microsecond=0)
             if self.in_batch >= self.commit_every or (
@@ -579,7 +573,7 @@ class _Replay:
             elif item.rank == CUSTOMER:
                 await self.customer(plan.customers[item.index])
             elif item.rank == FOLLOW_UP_DONE:
-                await self.guarded(self.finish_follow_up(item.index, item.step), item)
+                await self.finish_follow_up(item.index, item.step)
             else:
                 done += 1
                 self.in_batch += 1
@@ -599,7 +593,10 @@ class _Replay:
             await self.open(item.index, planned)
         else:
             step = planned.steps[item.step]
-            await self.guarded(self.step(item.index, planned, item.step, step), item)
+            try:
+                await self.step(item.index, planned, item.step, step)
+            except ServiceError as exc:
+                raise Refused(f"{planned.key} step {item.step} ({step}): {exc.message}") from exc
             if isinstance(step, FollowUp) and (item.index, item.step) in self.follow_ups:
                 assert step.done_at is not None
                 heapq.heappush(
@@ -613,15 +610,9 @@ class _Replay:
         else:
             self.tickets.pop(item.index, None)
 
-    async def guarded(self, work: Any, item: _Item) -> None:
-        """A step the desk refuses (a reply on a closed ticket, say) is noted and skipped,
-        in a savepoint, so the rest of the batch stays."""
-        try:
-            async with self.session.begin_nested():
-                await work
-        except ServiceError as exc:
-            ticket = self.plan.tickets[item.index].key
-            self.summary.refused.append(f"{ticket} step {item.step} at {item.at}: {exc.message}")
+
+class Refused(Exception):
+    """The desk refused a step of the plan (the plan breaks one of its rules)."""
 
 
 async def has_tickets(session: AsyncSession) -> bool:
@@ -666,7 +657,16 @@ async def replay(
         )
     engine = None
     if isinstance(url_or_sessionmaker, str):
-        engine = make_engine(url_or_sessionmaker, pool_size=2)
+        # this load's own connections commit without waiting for the disk (a crash mid-load
+        # is a failed load either way); the last commit waits
+        engine = create_async_engine(
+            sqlalchemy_url(url_or_sessionmaker),
+            pool_size=2,
+            connect_args={
+                "application_name": "servicecycle-simulation",
+                "options": "-c synchronous_commit=off",
+            },
+        )
         factory = make_sessionmaker(engine)
     else:
         factory = url_or_sessionmaker
@@ -691,7 +691,6 @@ async def replay(
                 progress=progress,
                 commit_every=commit_every,
             )
-            await state.begin()
             await state.set_up()
             await state.run()
             summary = state.summary
