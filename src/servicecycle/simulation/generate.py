@@ -32,6 +32,7 @@ from servicecycle.simulation.plan import (
 )
 from servicecycle.simulation.scenario import Scenario
 from servicecycle.simulation.text import Writer
+from servicecycle.simulation.truths import facts_of
 
 HOUR = 3600.0
 
@@ -253,7 +254,7 @@ def generate(scenario: Scenario, *, seed: int, end: datetime | date | None = Non
     writer = Writer(_stream(seed, "text"), scenario.business.products)
     desk = Desk(scenario, run.start, run.end, agents, crowd, writer, _stream(seed, "desk"))
     tickets = desk.run(tickets_in)
-    answers = _answers(scenario, seed, run, shape, tickets_in, desk, keys)
+    answers = _answers(scenario, seed, run, shape, tickets_in, desk)
     return Plan(
         name=scenario.business.name,
         time_zone=scenario.business.time_zone,
@@ -308,7 +309,6 @@ def _answers(
     shape: Intensity,
     tickets_in: list[tuple[float, int]],
     desk: Desk,
-    keys: list[str],
 ) -> Answers:
     hour_slots = Counter(shape.local_hours)
     weekday_slots = Counter(shape.local_weekdays)
@@ -324,7 +324,7 @@ def _answers(
         h, w = shape.local_hours[slot], shape.local_weekdays[slot]
         seen_hour[h] = seen_hour.get(h, 0.0) + 1
         seen_weekday[w] = seen_weekday.get(w, 0.0) + 1
-    facts = desk.facts(keys)
+    facts = facts_of(desk)
     planted = scenario.planted
     emerging: dict[str, object] = {}
     if planted.emerging is not None and shape.emerging_from is not None:
