@@ -24,6 +24,7 @@ from servicecycle.automation.rules import (
 from servicecycle.channels.email import outbox
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
+from servicecycle.events import versions
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
@@ -42,6 +43,8 @@ from servicecycle.webhooks import service as webhooks
 log = structlog.get_logger(__name__)
 DRY_RUN_LIMIT = 200
 TIME_BATCH = 500
+# recording these means the trigger rules changed: each process reloads its copy
+versions.track("automation", "rule.created", "rule.updated", "rule.disabled")
 
 
 def rule_actor(rule: Rule) -> Actor:
@@ -85,7 +88,6 @@ async def create_rule(
     )
     session.add(rule)
     await session.flush()
-    session.info.pop("automation_triggers", None)
     await record(
         session,
         "rule.created",
@@ -198,7 +200,6 @@ async def update_rule(
     changed = {k: v for k, v in changes.items() if getattr(rule, k) != v}
     for key, value in changed.items():
         setattr(rule, key, value)
-    session.info.pop("automation_triggers", None)
     if changed:
         await session.flush()
         await record(
@@ -259,7 +260,9 @@ async def apply(session: AsyncSession, rule: Rule, ticket: Ticket) -> bool:
     except ServiceError as exc:
         reason = exc.message + "".join(f" ({k}: {v})" for k, v in exc.fields.items())
         if isinstance(exc, ValidationFailed):
-            rule.active, rule.disabled_reason = False, f"Disabled: {reason}"
+            # ``rule`` may be the shared read-only copy of the triggers: change the row
+            row = rule if rule in session else await get_rule(session, rule.id)
+            row.active, row.disabled_reason = False, f"Disabled: {reason}"
             await record(
                 session,
                 "rule.disabled",
@@ -468,16 +471,19 @@ async def _notify(
 # -- triggers -------------------------------------------------------------------------------
 
 
+async def _load_triggers(session: AsyncSession) -> list[Rule]:
+    return [versions.snapshot(rule) for rule in await list_rules(session, kind="trigger")]
+
+
 async def _triggers(session: AsyncSession) -> list[Rule]:
-    """The trigger rules, read once per transaction (a sweep may dispatch thousands of events);
-    creating or changing a rule forgets the copy."""
-    key = id(session.get_transaction())
-    cached = session.info.get("automation_triggers")
-    if cached is None or cached[0] != key:
-        cached = (key, await list_rules(session, kind="trigger"))
-        session.info["automation_triggers"] = cached
-    rules: list[Rule] = cached[1]
-    return rules
+    """The trigger rules (read-only copies), kept by each process while their version holds:
+    every event reads them, and a sweep may dispatch thousands of events."""
+    return await versions.cached(session, "automation", "triggers", _load_triggers)
+
+
+async def _active(session: AsyncSession, rule_id: int) -> bool:
+    """Is the rule still active (an earlier event of this chain may have disabled it)?"""
+    return any(r.id == rule_id and r.active for r in await _triggers(session))
 
 
 async def listens(session: AsyncSession, kind: str) -> bool:
@@ -502,7 +508,7 @@ async def run_triggers(session: AsyncSession, event: Event) -> None:
         message = await tickets.get_message(session, int(event.data["message_id"]))
     for rule in rules:
         key = (rule.id, ticket.id)
-        if key in fired or not rule.active:
+        if key in fired or not await _active(session, rule.id):
             continue
         if holds(rule.conditions, await facts_for(session, ticket, event=event, message=message)):
             fired.add(key)

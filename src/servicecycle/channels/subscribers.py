@@ -3,14 +3,15 @@
 The acknowledgement states the real first-reply target: the due time of the ticket's
 ``first_reply`` SLA clock, in the policy calendar's time zone. This runs on
 ``ticket.created`` before sla's own subscriber starts the clocks (subscribers run by
-package name), so unless a rule already started them, the due time is computed here from
-the policy sla would choose, with sla's own calendar arithmetic. Channels' subscribers thus
-read sla's service (they sit above it); nothing in sla imports channels.
+package name), so unless a rule already started them, sla says when the first reply would
+be due (``sla.first_reply_due``: the policy it will choose, its own calendar arithmetic).
+Channels' subscribers thus read sla's service (they sit above it); nothing in sla imports
+channels.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,6 @@ from servicecycle.events.models import Event
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound
 from servicecycle.sla import service as sla
-from servicecycle.sla.models import SlaPolicy
 from servicecycle.sla.rules import TicketFacts
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
@@ -41,39 +41,24 @@ async def first_reply_due(
     session: AsyncSession, ticket: Ticket, *, at: datetime
 ) -> tuple[datetime, str] | None:
     """When the first reply is due, and the time zone to say it in; None without a target."""
-    for row in await sla.clocks_of(session, ticket.id):
-        if row.metric == "first_reply" and row.state == "running" and row.due_at is not None:
-            policy = await sla.get_policy(session, row.policy_id) if row.policy_id else None
-            return row.due_at, await _zone(session, policy)
+    # a rule acting on this very creation may have started the clocks already
+    if not tickets.created_here(session, ticket.id) or sla.started_here(session, ticket.id):
+        for row in await sla.clocks_of(session, ticket.id):
+            if row.metric == "first_reply" and row.state == "running" and row.due_at is not None:
+                zone = await sla.zone_of(session, await sla.policy_of(session, row.policy_id))
+                return row.due_at, zone or get_settings().desk_time_zone
     customer = await customers.get_customer(session, ticket.requester_id)
-    policy = await sla.choose_policy(
-        session,
-        TicketFacts(
-            priority=ticket.priority,
-            channel=ticket.channel,
-            tier=customer.tier,
-            team_id=ticket.team_id,
-            tags=tuple(ticket.tags),
-        ),
+    facts = TicketFacts(
+        priority=ticket.priority,
+        channel=ticket.channel,
+        tier=customer.tier,
+        team_id=ticket.team_id,
+        tags=tuple(ticket.tags),
     )
-    target = policy.targets.get("first_reply") if policy is not None else None
-    if policy is None or target is None:
+    due = await sla.first_reply_due(session, facts, at=at)
+    if due is None:
         return None
-    if target["business"] and policy.calendar_id is not None:
-        calendar = sla.business_calendar(await sla.get_calendar(session, policy.calendar_id))
-        due = calendar.add_minutes(at, target["minutes"])
-    else:  # as sla.start does: calendar minutes
-        due = at + timedelta(minutes=target["minutes"])
-    return due, await _zone(session, policy)
-
-
-async def _zone(session: AsyncSession, policy: SlaPolicy | None) -> str:
-    if policy is not None and policy.calendar_id is not None:
-        try:
-            return (await sla.get_calendar(session, policy.calendar_id)).zone
-        except NotFound:
-            pass
-    return get_settings().desk_time_zone
+    return due[0], due[1] or get_settings().desk_time_zone
 
 
 def spoken_time(due: datetime, zone: str, *, now: datetime | None = None) -> str:
@@ -100,8 +85,8 @@ async def acknowledge(session: AsyncSession, event: Event) -> None:
         return
     if ticket.channel not in ACKNOWLEDGED_CHANNELS:
         return
-    first = (await tickets.thread(session, ticket))[:1]
-    if not first or first[0].author_type != "customer":
+    first = await tickets.first_message(session, ticket)
+    if first is None or first.author_type != "customer":
         return
     due = await first_reply_due(session, ticket, at=event.occurred_at)
     promise = f"by {spoken_time(*due)}" if due else PROMISE[ticket.channel]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.events import versions
 from servicecycle.events.bus import dispatch
 from servicecycle.events.models import Event
 from servicecycle.kit import clock
@@ -44,7 +45,8 @@ async def record(
     data: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:
-    """Append one event inside the caller's transaction (flushed, not committed)."""
+    """Append one event inside the caller's transaction (flushed, not committed); an event
+    that means configuration changed draws that configuration a new version."""
     event = Event(
         kind=kind,
         subject_type=subject_type,
@@ -56,6 +58,8 @@ async def record(
     )
     session.add(event)
     await session.flush()
+    if (domain := versions.domain_of(kind)) is not None:
+        await versions.bump(session, domain)
     await dispatch(session, event)
     return event
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth.models import Team
+from servicecycle.events import versions
 from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
@@ -27,10 +30,21 @@ from servicecycle.sla.rules import (
     matches,
 )
 
+T = TypeVar("T")
 SYSTEM = Actor.system("sla")
 NAME_MAX = 120
 WARN_MAX = 10_080  # a week
 _built: dict[tuple[int, int], BusinessCalendar] = {}
+# recording these means policies or calendars changed: each process reloads its copy
+versions.track(
+    "sla",
+    "calendar.created",
+    "calendar.updated",
+    "calendar.deleted",
+    "sla_policy.created",
+    "sla_policy.updated",
+    "sla_policy.deleted",
+)
 
 
 # -- calendars ------------------------------------------------------------------------------
@@ -419,12 +433,61 @@ async def delete_policy(
     )
 
 
+@dataclass(frozen=True)
+class _Config:
+    """Read-only copies of every policy (in order) and calendar, as clocks need them."""
+
+    policies: list[SlaPolicy]
+    by_id: dict[int, SlaPolicy]
+    calendars: dict[int, Calendar]
+
+
+async def _load_config(session: AsyncSession) -> _Config:
+    policies = [versions.snapshot(p) for p in await list_policies(session)]
+    calendars = [versions.snapshot(c) for c in (await session.scalars(select(Calendar))).all()]
+    return _Config(policies, {p.id: p for p in policies}, {c.id: c for c in calendars})
+
+
+async def _config(session: AsyncSession) -> _Config:
+    """Each process keeps the copy while the configuration's version holds: every new
+    ticket and every clock change reads it."""
+    return await versions.cached(session, "sla", "config", _load_config)
+
+
 async def choose_policy(session: AsyncSession, facts: TicketFacts) -> SlaPolicy | None:
-    """The first active policy, in order, whose conditions the ticket meets."""
-    for policy in await list_policies(session):
+    """The first active policy, in order, whose conditions the ticket meets (a read-only
+    copy: change policies through ``update_policy`` on ``get_policy``'s row)."""
+    for policy in (await _config(session)).policies:
         if policy.active and matches(policy.conditions, facts):
             return policy
     return None
+
+
+async def policy_of(session: AsyncSession, policy_id: int | None) -> SlaPolicy | None:
+    """The policy a clock names (a read-only copy), or None if it is gone."""
+    return (await _config(session)).by_id.get(policy_id) if policy_id is not None else None
+
+
+async def first_reply_due(
+    session: AsyncSession, facts: TicketFacts, *, at: datetime
+) -> tuple[datetime, str | None] | None:
+    """When a first reply to a ticket opened at ``at`` with these facts would be due (as
+    ``start`` computes it), and its policy calendar's time zone (None: no calendar); None
+    when no policy with a first-reply target applies."""
+    policy = await choose_policy(session, facts)
+    target = policy.targets.get("first_reply") if policy is not None else None
+    if policy is None or target is None:
+        return None
+    add, _ = await _time(session, policy, target["business"])
+    return add(at, target["minutes"]), await zone_of(session, policy)
+
+
+async def zone_of(session: AsyncSession, policy: SlaPolicy | None) -> str | None:
+    """The time zone of the policy's calendar; None without one."""
+    if policy is None or policy.calendar_id is None:
+        return None
+    row = (await _config(session)).calendars.get(policy.calendar_id)
+    return row.zone if row is not None else None
 
 
 # -- clocks ---------------------------------------------------------------------------------
@@ -434,14 +497,65 @@ async def _time(
     session: AsyncSession, policy: SlaPolicy | None, business: bool
 ) -> tuple[Adder, Measurer]:
     if business and policy is not None and policy.calendar_id is not None:
-        row = await session.get(Calendar, policy.calendar_id)
+        row = (await _config(session)).calendars.get(policy.calendar_id)
         if row is not None:
             cal = business_calendar(row)
             return cal.add_minutes, cal.minutes_between
     return calendar_adder, calendar_measurer
 
 
+def _mine(session: AsyncSession, name: str, empty: Callable[[], T]) -> T:
+    """Something this transaction keeps for itself (forgotten when it ends)."""
+    transaction = session.sync_session.get_transaction()
+    seen = session.info.get(name)
+    if seen is None or seen[0] is not transaction:
+        seen = (transaction, empty())
+        session.info[name] = seen
+    kept: T = seen[1]
+    return kept
+
+
+def _started(session: AsyncSession) -> set[int]:
+    """Tickets this transaction started a clock for (a savepoint rolled back may leave one
+    in: the set may say too much, never too little)."""
+    return _mine(session, "sla_started", set)
+
+
+def _fresh(session: AsyncSession) -> dict[int, list[SlaClock]]:
+    """Every clock of tickets whose clocks this transaction started from none (a new
+    ticket's), kept as it changes them, so the ticket's next event needs no query. A ticket
+    whose clocks change inside a savepoint is dropped: a rollback would expire them."""
+    return _mine(session, "sla_fresh", dict)
+
+
+def _touch(session: AsyncSession, ticket_id: int) -> None:
+    if session.in_nested_transaction():
+        _fresh(session).pop(ticket_id, None)
+
+
+def started_here(session: AsyncSession, ticket_id: int) -> bool:
+    """May this transaction have started a clock for the ticket?"""
+    return ticket_id in _started(session)
+
+
+def note_fresh(session: AsyncSession, ticket_id: int, rows: list[SlaClock]) -> None:
+    """``rows`` are all the clocks the ticket has (just started, it had none)."""
+    if not session.in_nested_transaction():
+        _fresh(session)[ticket_id] = list(rows)
+
+
+def forget_clock(session: AsyncSession, row: SlaClock) -> None:
+    """``row`` is being deleted."""
+    kept = _fresh(session).get(row.ticket_id)
+    if kept is not None and row in kept:
+        kept.remove(row)
+    _touch(session, row.ticket_id)
+
+
 async def clocks_of(session: AsyncSession, ticket_id: int) -> list[SlaClock]:
+    kept = _fresh(session).get(ticket_id)
+    if kept is not None:
+        return list(kept)
     stmt = select(SlaClock).where(SlaClock.ticket_id == ticket_id).order_by(SlaClock.id)
     return list((await session.scalars(stmt)).all())
 
@@ -486,34 +600,60 @@ async def start(
     paused: bool = False,
 ) -> SlaClock | None:
     """Start ``metric`` for the ticket if the policy has that target."""
-    target = policy.targets.get(metric)
-    if target is None:
-        return None
-    add, _ = await _time(session, policy, target["business"])
-    row = SlaClock(
-        ticket_id=ticket_id,
-        policy_id=policy.id,
-        metric=metric,
-        state="running",
-        target_minutes=target["minutes"],
-        business=target["business"],
-        started_at=at,
-        running_since=at,
-        used_minutes=0.0,
-    )
-    due = due_from(at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add)
-    row.due_at, row.warn_at = due.due_at, due.warn_at
-    session.add(row)
+    rows = await start_many(session, ticket_id, policy, [metric], at=at, paused=paused)
+    return rows[0] if rows else None
+
+
+async def start_many(
+    session: AsyncSession,
+    ticket_id: int,
+    policy: SlaPolicy,
+    metrics: list[str],
+    *,
+    at: datetime,
+    paused: bool = False,
+) -> list[SlaClock]:
+    """Start those of ``metrics`` the policy has targets for (stored in one statement)."""
+    rows = []
+    for metric in metrics:
+        target = policy.targets.get(metric)
+        if target is None:
+            continue
+        add, _ = await _time(session, policy, target["business"])
+        row = SlaClock(
+            ticket_id=ticket_id,
+            policy_id=policy.id,
+            metric=metric,
+            state="running",
+            target_minutes=target["minutes"],
+            business=target["business"],
+            started_at=at,
+            running_since=at,
+            used_minutes=0.0,
+        )
+        due = due_from(at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add)
+        row.due_at, row.warn_at = due.due_at, due.warn_at
+        rows.append(row)
+    if not rows:
+        return rows
+    session.add_all(rows)
     await session.flush()
+    _started(session).add(ticket_id)
+    kept = _fresh(session).get(ticket_id)
+    if kept is not None:
+        kept.extend(rows)
+    _touch(session, ticket_id)
     if paused:
-        await pause(session, row, at=at)
-    return row
+        for row in rows:
+            await pause(session, row, at=at)
+    return rows
 
 
 async def pause(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
     if row.state != "running" or row.running_since is None:
         return
-    policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+    _touch(session, row.ticket_id)
+    policy = await policy_of(session, row.policy_id)
     _, measure = await _time(session, policy, row.business)
     row.used_minutes += max(measure(row.running_since, at), 0.0)
     row.state, row.running_since, row.due_at, row.warn_at = "paused", None, None, None
@@ -522,7 +662,8 @@ async def pause(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
 async def resume(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
     if row.state != "paused":
         return
-    policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+    _touch(session, row.ticket_id)
+    policy = await policy_of(session, row.policy_id)
     add, _ = await _time(session, policy, row.business)
     warn = policy.warn_minutes if policy is not None else 0
     due = due_from(at, target=row.target_minutes, used=row.used_minutes, warn=warn, add=add)
@@ -533,8 +674,9 @@ async def stop(session: AsyncSession, row: SlaClock, *, at: datetime, met: bool 
     """The target was reached (``met``) or no longer applies; a breached clock stays breached."""
     if row.state in ("met", "cancelled") or row.stopped_at is not None:
         return
+    _touch(session, row.ticket_id)
     if row.state == "running" and row.running_since is not None:
-        policy = await session.get(SlaPolicy, row.policy_id) if row.policy_id else None
+        policy = await policy_of(session, row.policy_id)
         _, measure = await _time(session, policy, row.business)
         row.used_minutes += max(measure(row.running_since, at), 0.0)
     row.stopped_at, row.running_since = at, None
@@ -559,6 +701,7 @@ async def retarget(
     session: AsyncSession, row: SlaClock, policy: SlaPolicy, *, at: datetime
 ) -> None:
     """Apply a new policy's target to a live clock, keeping the time already used."""
+    _touch(session, row.ticket_id)
     target = policy.targets.get(row.metric)
     if target is None:
         await stop(session, row, at=at, met=False)
@@ -630,6 +773,7 @@ async def sweep(
     """
     now = now or clock.now()
     rows = (await session.execute(_SWEEP, {"now": now, "batch": batch})).all()
+    _fresh(session).clear()
     for loaded in list(session.identity_map.values()):
         if isinstance(loaded, SlaClock):  # changed behind the ORM's back: reload when next read
             session.expire(loaded)

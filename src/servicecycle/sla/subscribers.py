@@ -42,8 +42,16 @@ async def _current_policy(session: AsyncSession, clocks: list[SlaClock]) -> SlaP
     policy), else of the newest clock."""
     for row in [*reversed(_live(clocks)), *reversed(clocks)]:
         if row.policy_id is not None:
-            return await session.get(SlaPolicy, row.policy_id)
+            return await sla.policy_of(session, row.policy_id)
     return None
+
+
+async def _clocks(session: AsyncSession, ticket_id: int) -> list[SlaClock]:
+    """The ticket's clocks; none, without asking the database, for a ticket this
+    transaction created and started no clock for."""
+    if tickets.created_here(session, ticket_id) and not sla.started_here(session, ticket_id):
+        return []
+    return await sla.clocks_of(session, ticket_id)
 
 
 async def _ticket(session: AsyncSession, event: Event) -> Ticket | None:
@@ -59,13 +67,13 @@ async def _ticket(session: AsyncSession, event: Event) -> Ticket | None:
 @subscribe("ticket.created")
 async def on_created(session: AsyncSession, event: Event) -> None:
     ticket = await _ticket(session, event)
-    if ticket is None or await sla.clocks_of(session, ticket.id):
+    if ticket is None or await _clocks(session, ticket.id):
         # already timed: a rule or routing acting on this very creation started the clocks
         return
     policy = await sla.choose_policy(session, await _facts(session, ticket))
     if policy is None:
         return
-    await _start_all(session, ticket, policy, at=event.occurred_at)
+    await _start_all(session, ticket, policy, at=event.occurred_at, fresh=True)
 
 
 def _wanted(ticket: Ticket, policy: SlaPolicy) -> list[str]:
@@ -82,16 +90,19 @@ def _wanted(ticket: Ticket, policy: SlaPolicy) -> list[str]:
 
 
 async def _start_all(
-    session: AsyncSession, ticket: Ticket, policy: SlaPolicy, *, at: datetime
+    session: AsyncSession, ticket: Ticket, policy: SlaPolicy, *, at: datetime, fresh: bool = False
 ) -> None:
-    started = await _start_missing(session, ticket, policy, [], at=at)
+    """Start the policy's wanted clocks; ``fresh``: the ticket has no clocks at all yet."""
+    rows = await _start_missing(session, ticket, policy, [], at=at)
+    if fresh:
+        sla.note_fresh(session, ticket.id, rows)
     await record(
         session,
         "sla.policy_applied",
         subject_type="ticket",
         subject_id=ticket.id,
         actor=sla.SYSTEM,
-        data={"policy_id": policy.id, "policy": policy.name, "started": started},
+        data={"policy_id": policy.id, "policy": policy.name, "started": [r.metric for r in rows]},
     )
 
 
@@ -102,17 +113,12 @@ async def _start_missing(
     live: list[SlaClock],
     *,
     at: datetime,
-) -> list[str]:
-    """Start the wanted targets that have no live clock; returns their names."""
+) -> list[SlaClock]:
+    """Start the wanted targets that have no live clock (in one statement)."""
     paused = ticket.status in policy.pause_statuses
     running = {row.metric for row in live}
-    started = []
-    for metric in _wanted(ticket, policy):
-        if metric in running:
-            continue
-        if await sla.start(session, ticket.id, policy, metric, at=at, paused=paused):
-            started.append(metric)
-    return started
+    wanted = [metric for metric in _wanted(ticket, policy) if metric not in running]
+    return await sla.start_many(session, ticket.id, policy, wanted, at=at, paused=paused)
 
 
 @subscribe("message.added")
@@ -120,7 +126,7 @@ async def on_message(session: AsyncSession, event: Event) -> None:
     if not event.data.get("public") or event.subject_type != "ticket":
         return
     ticket_id = int(event.subject_id)
-    clocks = await sla.clocks_of(session, ticket_id)
+    clocks = await _clocks(session, ticket_id)
     live = _live(clocks)
     at = event.occurred_at
     policy = await _current_policy(session, clocks)
@@ -162,6 +168,7 @@ async def on_status(session: AsyncSession, event: Event) -> None:
         for row in live:
             if row.metric == PERIODIC and row.started_at == at and row.used_minutes == 0:
                 # armed by the very reply that solves the ticket: it never ran
+                sla.forget_clock(session, row)
                 await session.delete(row)
                 continue
             await sla.stop(session, row, at=at, met=row.metric == "resolution")
@@ -225,7 +232,7 @@ async def rechoose(session: AsyncSession, ticket: Ticket, *, at: datetime) -> No
         return
     for row in live:
         await sla.retarget(session, row, chosen, at=at)
-    started = await _start_missing(session, ticket, chosen, _live(live), at=at)
+    started = [r.metric for r in await _start_missing(session, ticket, chosen, _live(live), at=at)]
     await record(
         session,
         "sla.policy_changed",

@@ -215,6 +215,7 @@ async def create_ticket(
     )
     session.add(message)
     await session.flush()
+    _created(session)[ticket.id] = message
     await record(
         session,
         "ticket.created",
@@ -243,6 +244,32 @@ async def create_ticket(
         data={"message_id": message.id, "public": True, "author_type": author},
     )
     return ticket, message
+
+
+def _created(session: AsyncSession) -> dict[int, Message]:
+    """Tickets this transaction created, with their first message."""
+    transaction = session.sync_session.get_transaction()
+    seen = session.info.get("tickets_created")
+    if seen is None or seen[0] is not transaction:
+        seen = (transaction, {})
+        session.info["tickets_created"] = seen
+    created: dict[int, Message] = seen[1]
+    return created
+
+
+def created_here(session: AsyncSession, ticket_id: int) -> bool:
+    """Was the ticket created by this transaction (so nothing outside it knows it yet)?"""
+    return ticket_id in _created(session)
+
+
+async def first_message(session: AsyncSession, ticket: Ticket) -> Message | None:
+    """The ticket's first message (without a query for a ticket this transaction created)."""
+    known = _created(session).get(ticket.id)
+    if known is not None:
+        return known
+    stmt = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id).limit(1)
+    found: Message | None = await session.scalar(stmt)
+    return found
 
 
 async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers import service as customers
+from servicecycle.events import versions
 from servicecycle.events.bus import Appended
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor, record
@@ -47,7 +48,8 @@ TIMEOUT = 10.0
 PARALLEL = 8
 EXCERPT = 1000
 USER_AGENT = "Servicecycle-Webhooks/1"
-_CACHE = "webhook_subscriptions"
+# recording these means the subscriptions changed: each process reloads its copy
+versions.track("webhooks", "webhook.created", "webhook.updated", "webhook.deleted")
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,6 @@ async def _check_unique(session: AsyncSession, name: str, own_id: int | None = N
         raise Conflict("A webhook with this name exists", fields={"name": "already taken"})
 
 
-def _forget(session: AsyncSession) -> None:
-    session.info.pop(_CACHE, None)
-
-
 async def create_subscription(
     session: AsyncSession,
     *,
@@ -139,7 +137,6 @@ async def create_subscription(
     )
     session.add(sub)
     await session.flush()
-    _forget(session)
     await record(
         session,
         "webhook.created",
@@ -187,7 +184,6 @@ async def update_subscription(
     if changed:
         await session.flush()
         await session.refresh(sub)
-        _forget(session)
         await record(
             session,
             "webhook.updated",
@@ -225,8 +221,9 @@ async def delete_subscription(
         data={"name": sub.name, "url": sub.url},
     )
     await session.delete(sub)
-    await session.flush()
-    _forget(session)
+    # the event (recorded first, while the row is there) drew a new version before the
+    # row went: draw another, so no copy made in between keeps the deleted subscription
+    await versions.bump(session, "webhooks")
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -243,20 +240,19 @@ def body_of(event: Event | Appended, data: dict[str, Any] | None = None) -> dict
     }
 
 
-async def _enabled(session: AsyncSession) -> list[tuple[int, list[str]]]:
-    """Enabled subscriptions (id, kinds), read once per transaction."""
-    key = id(session.get_transaction())
-    cached = session.info.get(_CACHE)
-    if cached is None or cached[0] != key:
-        rows = await session.execute(
-            select(WebhookSubscription.id, WebhookSubscription.kinds).where(
-                WebhookSubscription.enabled.is_(True)
-            )
+async def _load_enabled(session: AsyncSession) -> list[tuple[int, list[str]]]:
+    rows = await session.execute(
+        select(WebhookSubscription.id, WebhookSubscription.kinds).where(
+            WebhookSubscription.enabled.is_(True)
         )
-        cached = (key, [(row.id, list(row.kinds)) for row in rows])
-        session.info[_CACHE] = cached
-    found: list[tuple[int, list[str]]] = cached[1]
-    return found
+    )
+    return [(row.id, list(row.kinds)) for row in rows]
+
+
+async def _enabled(session: AsyncSession) -> list[tuple[int, list[str]]]:
+    """Enabled subscriptions (id, kinds): every event asks, so each process keeps them
+    while their version holds (any subscription change draws a new one)."""
+    return await versions.cached(session, "webhooks", "enabled", _load_enabled)
 
 
 async def listens(session: AsyncSession, kind: str) -> bool:

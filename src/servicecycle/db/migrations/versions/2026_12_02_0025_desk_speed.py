@@ -1,4 +1,10 @@
-"""Service desk (issue 3) changes — slot for search and creation speed.
+"""Configuration versions: one number per domain whose configuration every event reads
+(automation rules, SLA policies and calendars, webhook subscriptions), changed with the
+configuration, so each server process can keep a copy and know when it is stale.
+
+The numbers come from one sequence: a rolled-back change never hands its number to a
+committed one (sequences are not transactional), so a copy made under a number is never
+taken for a different configuration.
 
 Revision ID: 0025
 Revises: 0024
@@ -9,6 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0025"
 down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +25,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.execute("CREATE SEQUENCE config_versions_seq")
+    op.create_table(
+        "config_versions",
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column(
+            "version",
+            sa.BigInteger(),
+            nullable=False,
+            server_default=sa.text("nextval('config_versions_seq')"),
+        ),
+    )
+    op.execute("INSERT INTO config_versions (name) VALUES ('automation'), ('sla'), ('webhooks')")
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("config_versions")
+    op.execute("DROP SEQUENCE config_versions_seq")
