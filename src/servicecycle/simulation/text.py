@@ -531,7 +531,7 @@ def _casual(rng: random.Random, text: str) -> str:
 
 
 def _join(*parts: str) -> str:
-    return "\n\n".join(p for p in parts if p)
+    return "\n\n".join([p for p in parts if p])
 
 
 class Writer:
