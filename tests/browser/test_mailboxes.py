@@ -54,6 +54,8 @@ async def test_an_admin_connects_a_mailbox_and_its_mail_becomes_a_ticket(
 
     await page.click(".crumbs >> text=Channels")
     await page.wait_for_selector("tr[data-mailbox] >> text=working")
+    # no worker runs here, so no IDLE watcher: the row says the mailbox is polled
+    assert "polled every 1 min" in await page.inner_text("tr[data-mailbox] [data-how]")
     await page.screenshot(path=str(shot_path("channels")), full_page=True)
     await page.goto(live_server.url + "/inbox?view=unassigned")
     await page.wait_for_selector("text=Boiler makes a noise")

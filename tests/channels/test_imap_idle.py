@@ -397,3 +397,53 @@ def test_watched_or_polled_in_words() -> None:
     assert mailboxes.how_taken(box, now=now, idle_enabled=True).startswith("polled")
     box.enabled = False
     assert mailboxes.how_taken(box, now=now, idle_enabled=True) == "not taken: switched off"
+
+
+async def test_a_mailbox_it_cannot_log_in_to_is_tried_again_later_and_left_to_polling(
+    factory: Sessions,
+    settings: Settings,
+    imap_account: ImapAccount,
+    running: Callable[..., Awaitable[Watchers]],
+) -> None:
+    relay = Relay(imap_account.port)
+    await relay.start()
+    try:
+        box = await add(factory, settings, imap_account, relay.port)
+        async with unit_of_work(factory) as session:
+            await mailboxes.update_mailbox(
+                session,
+                await mailboxes.get_mailbox(session, box.id),
+                changes={"password": "wrong-password"},
+                keyring=settings.keyring(),
+                actor=Actor.system("test"),
+            )
+        watchers = await running()
+
+        await until(_connected(relay, 1), seconds=10)
+        await asyncio.sleep(1.5)  # scans every 0.2 s; the retries back off: 1 s, then 2 s
+
+        assert relay.connections <= 3
+
+        async def released() -> bool:  # between two tries (a try holds it for a moment)
+            return (await row(factory, box)).watched_until is None and not watchers.watching
+
+        await until(released, seconds=5)
+        async with unit_of_work(factory) as session:  # polling covers it and shows the fault
+            assert box.id in await mailboxes.due_ids(session, now=clock.now())
+            events = (
+                await session.scalars(
+                    select(Event.data).where(
+                        Event.kind == "mailbox.failed", Event.subject_id == str(box.id)
+                    )
+                )
+            ).all()
+        assert not any("IDLE" in str(data.get("error")) for data in events)
+    finally:
+        await relay.stop()
+
+
+def _connected(relay: Relay, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return relay.connections >= count
+
+    return check

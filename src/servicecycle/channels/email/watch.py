@@ -36,7 +36,7 @@ from servicecycle.channels.mailboxes import Login
 from servicecycle.config import Settings
 from servicecycle.db.engine import unit_of_work
 from servicecycle.kit import clock
-from servicecycle.kit.errors import ServiceError
+from servicecycle.kit.errors import NotFound, ServiceError
 from servicecycle.kit.secrets import Keyring
 from servicecycle.tickets.storage import Storage, storage_for
 
@@ -55,6 +55,11 @@ def backoff(failures: int, *, cap: float = MAX_BACKOFF) -> float:
     ``cap``, give or take a fifth (so many watchers do not all come back at once)."""
     base = min(cap, 2.0 ** max(0, failures - 1))
     return float(base * random.uniform(0.8, 1.2))  # noqa: S311 (timing, not secrecy)
+
+
+@dataclass
+class _Progress:
+    watching: bool = False  # connected, logged in and waiting in IDLE at least once
 
 
 @dataclass
@@ -156,11 +161,14 @@ class Watchers:
     async def _watch(self, mailbox_id: int, login: Login) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        state = _Progress()
         error: str | None = None
         try:
-            await self._follow(mailbox_id, login)
+            await self._follow(mailbox_id, login, state)
         except imap.ImapError as exc:
             error = f"IDLE: {exc}"
+        except NotFound:  # deleted while watched
+            pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must show, not silently end watching
@@ -177,14 +185,17 @@ class Watchers:
                 wait = backoff(failures)
                 self._retry_at[mailbox_id] = loop.time() + wait
                 log.warning("imap.watcher.lost", mailbox_id=mailbox_id, error=error, retry_in=wait)
-                error = f"{error} (reconnecting in {wait:.0f} s; polled meanwhile)"
+                if not state.watching:
+                    # could not connect or log in: the polls meanwhile meet the same fault
+                    # and show it; two wordings taking turns would log an event each time
+                    error = None
             with contextlib.suppress(Exception):
                 async with unit_of_work(self.factory) as session:
                     await mailboxes.release_watch(
                         session, mailbox_id, watcher=self.token, error=error, now=clock.now()
                     )
 
-    async def _follow(self, mailbox_id: int, login: Login) -> None:
+    async def _follow(self, mailbox_id: int, login: Login, state: _Progress) -> None:
         connection = await IdleConnection.open(login)
         try:
             mode = watch_mode(connection.capabilities)
@@ -199,6 +210,7 @@ class Watchers:
                 )
                 return
             await connection.examine(login.folder)
+            state.watching = True
             log.info("imap.watcher.watching", mailbox_id=mailbox_id)
             while True:
                 # what arrived before IDLE began, or since the last look
