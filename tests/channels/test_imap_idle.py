@@ -32,7 +32,7 @@ from servicecycle.events.service import Actor
 from servicecycle.kit import clock
 from servicecycle.tickets.models import Ticket
 from servicecycle.tickets.storage import storage_for
-from tests.channels.conftest import ImapAccount
+from tests.channels.conftest import ImapAccount, ImapServer
 from tests.channels.test_imap import mail
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -447,3 +447,54 @@ def _connected(relay: Relay, count: int) -> Callable[[], Awaitable[bool]]:
         return relay.connections >= count
 
     return check
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+async def test_the_idle_connection_is_encrypted_as_configured_and_checks_the_certificate(
+    imap_server: ImapServer,
+    imap_account: ImapAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    security: str,
+) -> None:
+    login = mailboxes.Login(
+        host=imap_account.host,
+        port=imap_server.tls_port if security == "ssl" else imap_account.port,
+        security=security,
+        username=imap_account.username,
+        password=imap_account.password,
+        folder="INBOX",
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(imap_server.root / "server.key"))  # no CA in it
+    with pytest.raises(ImapError, match=r"(?i)certificate|TLS"):
+        await IdleConnection.open(login)
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(imap_server.ca_file))
+    connection = await IdleConnection.open(login)
+    try:
+        assert watch_mode(connection.capabilities) == "idle"
+        await connection.examine("INBOX")
+        assert await connection.idle(0.2) is False  # nothing came: DONE after the wait
+        await append(imap_account, mail("While idling", message_id=f"<tls-{security}@ex.com>"))
+        assert await connection.idle(10) is True
+    finally:
+        await connection.close()
+
+
+async def test_a_bad_mail_does_not_stop_the_watcher(
+    factory: Sessions,
+    settings: Settings,
+    imap_account: ImapAccount,
+    running: Callable[..., Awaitable[Watchers]],
+) -> None:
+    box = await add(factory, settings, imap_account, imap_account.port)
+    await running()
+    await until(watched(factory, box))
+
+    bad = await append(imap_account, b"Subject: no sender\r\n\r\n\x00\xff garbage\r\n")
+    good = await append(imap_account, mail("Good after bad", message_id="<gab@example.com>"))
+    await until(ticket_named(factory, "Good after bad"), seconds=10)
+
+    for uid in (bad, good):  # both stored (the bad one as a refusal), so both marked read
+        assert "\\Seen" in await asyncio.to_thread(imap_account.flags, uid)
+    after = await row(factory, box)
+    assert after.rejected_count == 1 and after.received_count == 1
