@@ -343,6 +343,17 @@ async def customer_fragment(
     return render(request, "surveys/_customer.html", {"found": found})
 
 
+@router.get("/surveys/tickets/{ticket_id:int}")
+async def ticket_fragment(
+    request: Request, ticket_id: int, principal: PageUser, db: Db
+) -> Response:
+    """A fragment for the ticket's side column: the ratings given on this ticket (by mail,
+    in chat or in the portal); empty when there is none."""
+    await service.ticket_of(db, ticket_id)  # 404 for an unknown ticket
+    answers = await service.list_responses(db, service.ResponseFilter(ticket_id=ticket_id))
+    return render(request, "surveys/_ticket.html", {"answers": answers})
+
+
 # -- admin: surveys and rules ---------------------------------------------------------------
 
 
