@@ -326,6 +326,14 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Start the server after loading")
     ] = True,
+    tickets: Annotated[
+        int | None,
+        typer.Option(
+            min=10,
+            max=200_000,
+            help="Load about this many tickets over the six months (default: the shop's 20,000)",
+        ),
+    ] = None,
 ) -> None:
     """Load the demo business (six months of a simulated shop, the first time) and serve it."""
     from servicecycle.demo import DEMO_LOGINS, load
@@ -333,7 +341,7 @@ def demo(
     settings = get_settings()
     with _database(settings, exclusive=serve_after, migrate=True) as url:
         with _progress() as report:
-            created = asyncio.run(load(url, progress=report))
+            created = asyncio.run(load(url, progress=report, tickets=tickets))
         out.print(f"[green]Demo data ready[/] ({created:,} new records).")
         table = Table(title="Sign in with", show_lines=False)
         for column in ("role", "e-mail", "password"):

@@ -46,10 +46,12 @@ async def load(
     progress: Report | None = None,
     scenario: Path | None = None,
     end: date | None = None,
+    tickets: int | None = None,
 ) -> int:
     """Load the demo business if the desk has no tickets yet, and add any missing demo
     sign-in; returns how many records were added (0 when everything is there). ``scenario``
-    and ``end`` replace the default scenario and today (the tests load a small one)."""
+    and ``end`` replace the default scenario and today (the tests load a small one);
+    ``tickets`` shrinks (or grows) the scenario to about that many tickets, same months."""
     engine = make_engine(url, pool_size=1)
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
@@ -58,19 +60,39 @@ async def load(
         await engine.dispose()
     created = 0
     if empty:
-        created += await _simulate(url, progress, scenario, end)
+        created += await _simulate(url, progress, scenario, end, tickets)
     return created + await _logins(url)
 
 
 async def _simulate(
-    url: str, progress: Report | None, scenario: Path | None, end: date | None
+    url: str,
+    progress: Report | None,
+    scenario: Path | None,
+    end: date | None,
+    tickets: int | None,
 ) -> int:
+    import tomllib
+
     from servicecycle.simulation.generate import generate
-    from servicecycle.simulation.scenario import default_scenario_path, load_scenario
+    from servicecycle.simulation.scenario import (
+        default_scenario_path,
+        load_scenario,
+        parse_scenario,
+    )
 
     if progress is not None:
         progress("Simulating", 0, 1)
-    plan = generate(load_scenario(scenario or default_scenario_path()), seed=DEMO_SEED, end=end)
+    path = scenario or default_scenario_path()
+    model = load_scenario(path)
+    if tickets is not None:
+        data = tomllib.loads(path.read_text("utf-8"))
+        share = tickets / model.arrivals.expected_tickets
+        data["arrivals"]["expected_tickets"] = tickets
+        people = data["customers"]
+        people["count"] = max(20, round(people["count"] * share))
+        people["companies"] = max(2, round(people["companies"] * share))
+        model = parse_scenario(data)
+    plan = generate(model, seed=DEMO_SEED, end=end)
     if progress is not None:
         progress("Simulating", 1, 1)
     summary = await replay(
