@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.events import versions
@@ -33,6 +33,8 @@ class Actor:
 
 
 SYSTEM = Actor.system()
+_EVENTS = cast(Table, Event.__table__)
+_APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
 
 
 async def record(
@@ -47,17 +49,18 @@ async def record(
 ) -> Event:
     """Append one event inside the caller's transaction (flushed, not committed); an event
     that means configuration changed draws that configuration a new version."""
-    event = Event(
-        kind=kind,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        actor_type=actor.type,
-        actor_id=actor.id,
-        data=data or {},
-        occurred_at=occurred_at or clock.now(),
-    )
-    session.add(event)
-    await session.flush()
+    values = {
+        "kind": kind,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "data": data or {},
+        "occurred_at": occurred_at or clock.now(),
+    }
+    await session.flush()  # the change the event tells of goes first
+    # one plain INSERT: the log is append-only, so its rows need no unit-of-work tracking
+    event = Event(id=await session.scalar(_APPEND, values), **values)
     if (domain := versions.domain_of(kind)) is not None:
         await versions.bump(session, domain)
     await dispatch(session, event)

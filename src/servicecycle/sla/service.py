@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, and_, case, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth.models import Team
@@ -572,6 +572,51 @@ async def clocks_of_many(session: AsyncSession, ticket_ids: list[int]) -> dict[i
         for row in await session.scalars(stmt):
             found[row.ticket_id].append(row)
     return found
+
+
+async def order_by_due(
+    session: AsyncSession,
+    view: Select[Any],
+    *,
+    due_first: bool,
+    only: str | None,
+    now: datetime,
+    soon: timedelta,
+    offset: int,
+    limit: int,
+) -> list[int]:
+    """One page of ticket ids from ``view`` (a select of ``id`` and its place ``pos`` in the
+    view's own order), in the database: narrowed to tickets with a live target overdue
+    (``only="breached"``) or due within ``soon`` (any other ``only``), and with ``due_first``
+    ordered soonest due first, then tickets whose clocks are all paused, then those without
+    a target, each group in view order. Up to ``limit + 1`` ids, so the caller sees whether
+    there is a next page."""
+    v = view.subquery("v")
+    c = SlaClock
+    timed = and_(
+        c.stopped_at.is_(None), c.state.in_(("running", "breached")), c.due_at.is_not(None)
+    )
+    clocks = (
+        select(
+            func.min(c.due_at).filter(timed).label("due"),
+            func.bool_or(and_(c.stopped_at.is_(None), c.state == "paused")).label("paused"),
+            func.bool_or(and_(timed, or_(c.state == "breached", c.due_at <= now))).label("overdue"),
+            func.bool_or(and_(timed, c.due_at <= now + soon)).label("soon"),
+        )
+        .where(c.ticket_id == v.c.id)
+        .lateral("k")
+    )
+    stmt = select(v.c.id).select_from(v.outerjoin(clocks, true()))
+    if only == "breached":
+        stmt = stmt.where(clocks.c.overdue.is_(True))
+    elif only:
+        stmt = stmt.where(clocks.c.soon.is_(True))
+    if due_first:
+        group = case((clocks.c.due.is_not(None), 0), (clocks.c.paused.is_(True), 1), else_=2)
+        stmt = stmt.order_by(group, clocks.c.due, v.c.pos)
+    else:
+        stmt = stmt.order_by(v.c.pos)
+    return list((await session.scalars(stmt.offset(offset).limit(limit + 1))).all())
 
 
 async def due_clocks(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
@@ -68,6 +68,19 @@ class SlaReads(Protocol):
     async def clocks_of_many(
         self, session: AsyncSession, ticket_ids: list[int]
     ) -> Mapping[int, Sequence[Clock]]: ...
+
+    async def order_by_due(
+        self,
+        session: AsyncSession,
+        view: Select[Any],
+        *,
+        due_first: bool,
+        only: str | None,
+        now: datetime,
+        soon: timedelta,
+        offset: int,
+        limit: int,
+    ) -> list[int]: ...
 
 
 class MacroChoice(Protocol):
@@ -247,23 +260,6 @@ def _used(clock: Clock, now: datetime) -> str:
     return f"{before}, counting again since {moment}"
 
 
-def _due_soon(clocks: Sequence[Clock], now: datetime, only: str) -> bool:
-    badges = [_badge_of(c, now) for c in _timed(clocks)]
-    if only == "breached":
-        return any(b.tone == "breached" for b in badges)
-    return any(b.due_at is not None and b.due_at <= now + DUE_SOON for b in badges)
-
-
-def _due_key(clocks: Sequence[Clock], now: datetime) -> tuple[int, datetime]:
-    """Overdue and soonest due first, then paused, then tickets without a target."""
-    timed = _timed(clocks)
-    if timed:
-        return (0, min(c.due_at or now for c in timed))
-    if any(c.stopped_at is None and c.state == "paused" for c in clocks):
-        return (1, now)
-    return (2, now)
-
-
 _VIEW_ORDER = {
     "updated": Ticket.updated_at,
     "created": Ticket.created_at,
@@ -284,31 +280,30 @@ async def by_sla(
 ) -> tuple[list[Ticket], bool, Mapping[int, Sequence[Clock]]]:
     """A page of a view ordered by SLA due time and/or narrowed to tickets at risk.
 
-    Reads the ids of the whole view and their clocks (two queries, however large the view),
-    then orders in Python: the view's tickets and their clocks live in two domains, and
-    tickets may not read sla's tables. Returns the tickets, whether there is a next page,
-    and the clocks of those tickets.
+    sla orders and narrows the view in the database (tickets may not read sla's tables, so
+    the view goes to it as a query of ids with their place in the view's own order); only
+    the page's tickets and their clocks are read. Returns the tickets, whether there is a
+    next page, and the clocks of those tickets.
     """
     key = _VIEW_ORDER.get(flt.sort, Ticket.updated_at)
-    ids = list(
-        (
-            await session.scalars(
-                service.filtered(flt)
-                .with_only_columns(Ticket.id)
-                .order_by(key.desc().nulls_last(), Ticket.id.desc())
-            )
-        ).all()
-    )
-    clocks = await sla.clocks_of_many(session, ids)
-    if only:
-        ids = [i for i in ids if _due_soon(clocks.get(i, ()), now, only)]
-    if due_first:
-        ids.sort(key=lambda i: _due_key(clocks.get(i, ()), now))
+    place = func.row_number().over(order_by=(key.desc().nulls_last(), Ticket.id.desc()))
+    view = service.filtered(flt).with_only_columns(Ticket.id, place.label("pos"))
     start = (max(page, 1) - 1) * limit
-    wanted = ids[start : start + limit]
+    ids = await sla.order_by_due(
+        session,
+        view,
+        due_first=due_first,
+        only=only,
+        now=now,
+        soon=DUE_SOON,
+        offset=start,
+        limit=limit,
+    )
+    wanted = ids[:limit]
     found = {t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(wanted)))}
     tickets = [found[i] for i in wanted if i in found]
-    return tickets, len(ids) > start + limit, {i: clocks.get(i, ()) for i in wanted}
+    clocks = await sla.clocks_of_many(session, wanted)
+    return tickets, len(ids) > limit, {i: clocks.get(i, ()) for i in wanted}
 
 
 # -- the inbox --------------------------------------------------------------------------------
