@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from servicecycle.auth import service as auth
 from servicecycle.auth.deps import Db, PageAdmin, Principal, page_access
+from servicecycle.auth.flash import flash
 from servicecycle.auth.models import Role
 from servicecycle.customers import service as customers
 from servicecycle.followups import service
@@ -39,11 +39,6 @@ PAGE_SIZE = 50
 
 def _problem(exc: ServiceError) -> str:
     return exc.message + "".join(f" — {name}: {text}" for name, text in exc.fields.items())
-
-
-def _flash(principal: Principal, text: str) -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, "success", text)
 
 
 def _zone() -> Any:
@@ -236,7 +231,7 @@ async def create(
             error=_problem(exc),
             status_code=exc.status_code,
         )
-    _flash(principal, "Follow-up planned.")
+    flash(principal, "Follow-up planned.")
     return RedirectResponse(f"/follow-ups/{follow_up.id}", status_code=303)
 
 
@@ -319,7 +314,7 @@ async def _act(
             draft=draft,
             status_code=exc.status_code,
         )
-    _flash(principal, done)
+    flash(principal, done)
     return RedirectResponse(f"/follow-ups/{follow_up_id}", status_code=303)
 
 
@@ -485,5 +480,5 @@ async def save_settings(
         return await _settings_page(
             request, db, draft=draft, error=_problem(exc), status_code=exc.status_code
         )
-    _flash(principal, "Follow-up settings saved.")
+    flash(principal, "Follow-up settings saved.")
     return RedirectResponse("/follow-ups/settings", status_code=303)

@@ -14,8 +14,8 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from servicecycle.auth import service as auth
-from servicecycle.auth.deps import Db, PageAdmin, PageUser, Principal, Public, runtime
+from servicecycle.auth.deps import Db, PageAdmin, PageUser, Public, runtime
+from servicecycle.auth.flash import flash
 from servicecycle.customers.models import Customer
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError
@@ -26,6 +26,7 @@ from servicecycle.portal.deps import PortalVisitor, Visitor
 from servicecycle.surveys import in_place, service
 from servicecycle.surveys.models import KINDS, Survey, SurveyInvitation
 from servicecycle.tickets.models import CHANNELS, Ticket
+from servicecycle.web.forms import form_text, form_version
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -254,8 +255,8 @@ async def portal_rating(request: Request, ticket_id: int, who: PortalVisitor, db
     form = await request.form()
     comment = form.get("comment")
     draft: dict[str, Any] = {
-        "kind": _text(form, "kind"),
-        "score": _text(form, "score") or None,
+        "kind": form_text(form, "kind"),
+        "score": form_text(form, "score") or None,
         "comment": comment if isinstance(comment, str) else "",
     }
     try:
@@ -357,16 +358,6 @@ async def ticket_fragment(
 # -- admin: surveys and rules ---------------------------------------------------------------
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _flash(principal: Principal, text: str, level: str = "success") -> None:
-    if principal.web_session is not None:
-        auth.add_flash(principal.web_session, level, text)
-
-
 async def _admin_page(
     request: Request,
     db: Db,
@@ -406,23 +397,23 @@ async def admin_page(request: Request, principal: PageAdmin, db: Db) -> Response
 async def create_survey(request: Request, principal: PageAdmin, db: Db) -> Response:
     form = await request.form()
     draft: dict[str, Any] = {
-        "name": _text(form, "name"),
-        "kind": _text(form, "kind"),
-        "question": _text(form, "question") or None,
-        "why_question": _text(form, "why_question") if "why_question" in form else None,
-        "enabled": _text(form, "enabled") == "on",
+        "name": form_text(form, "name"),
+        "kind": form_text(form, "kind"),
+        "question": form_text(form, "question") or None,
+        "why_question": form_text(form, "why_question") if "why_question" in form else None,
+        "enabled": form_text(form, "enabled") == "on",
     }
     if draft["kind"] == "custom":
-        draft["scale_min"] = _text(form, "scale_min") or None
-        draft["scale_max"] = _text(form, "scale_max") or None
+        draft["scale_min"] = form_text(form, "scale_min") or None
+        draft["scale_max"] = form_text(form, "scale_max") or None
     try:
         async with db.begin_nested():
             survey = await service.create_survey(db, actor=principal.actor, **draft)
-            if _text(form, "with_rule") == "on":
+            if form_text(form, "with_rule") == "on":
                 await service.create_rule(db, survey, actor=principal.actor)
     except ServiceError as exc:
         return await _admin_page(request, db, draft=draft, refusal=exc)
-    _flash(principal, f"Survey “{survey.name}” created.")
+    flash(principal, f"Survey “{survey.name}” created.")
     return RedirectResponse("/admin/surveys", status_code=303)
 
 
@@ -433,15 +424,15 @@ async def update_survey(request: Request, survey_id: int, principal: PageAdmin, 
     changes: dict[str, Any] = {}
     for name in ("name", "question", "why_question"):
         if name in form:
-            changes[name] = _text(form, name)
+            changes[name] = form_text(form, name)
     if "enabled" in form:
-        changes["enabled"] = _text(form, "enabled") in ("on", "true")
+        changes["enabled"] = form_text(form, "enabled") in ("on", "true")
     try:
         async with db.begin_nested():
             await service.update_survey(db, survey, changes=changes, actor=principal.actor)
     except ServiceError as exc:
         return await _admin_page(request, db, refusal=exc, refused_survey=survey_id)
-    _flash(principal, f"Survey “{survey.name}” saved.")
+    flash(principal, f"Survey “{survey.name}” saved.")
     return RedirectResponse("/admin/surveys", status_code=303)
 
 
@@ -454,16 +445,16 @@ async def create_rule(request: Request, survey_id: int, principal: PageAdmin, db
             await service.create_rule(
                 db,
                 survey,
-                delay_hours=_text(form, "delay_hours") or "24",
+                delay_hours=form_text(form, "delay_hours") or "24",
                 channels=[c for c in form.getlist("channels") if isinstance(c, str)],
-                tiers=_text(form, "tiers"),
-                segments=_text(form, "segments"),
-                throttle_days=_text(form, "throttle_days") or "30",
+                tiers=form_text(form, "tiers"),
+                segments=form_text(form, "segments"),
+                throttle_days=form_text(form, "throttle_days") or "30",
                 actor=principal.actor,
             )
     except ServiceError as exc:
         return await _admin_page(request, db, refusal=exc, refused_survey=survey_id)
-    _flash(principal, f"Sending rule added to “{survey.name}”.")
+    flash(principal, f"Sending rule added to “{survey.name}”.")
     return RedirectResponse("/admin/surveys", status_code=303)
 
 
@@ -472,29 +463,29 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
     """The rule's edit form: delay, channels, tiers, segments, throttle, in use."""
     rule = await service.get_rule(db, rule_id)
     form = await request.form()
-    version = _text(form, "version")
+    version = form_text(form, "version")
     changes: dict[str, Any] = {
-        "delay_hours": _text(form, "delay_hours"),
+        "delay_hours": form_text(form, "delay_hours"),
         "channels": [c for c in form.getlist("channels") if isinstance(c, str)],
-        "tiers": _text(form, "tiers"),
-        "segments": _text(form, "segments"),
-        "throttle_days": _text(form, "throttle_days"),
+        "tiers": form_text(form, "tiers"),
+        "segments": form_text(form, "segments"),
+        "throttle_days": form_text(form, "throttle_days"),
     }
     if "enabled_shown" in form:
-        changes["enabled"] = _text(form, "enabled") == "on"
+        changes["enabled"] = form_text(form, "enabled") == "on"
     try:
         async with db.begin_nested():
             await service.update_rule(
                 db,
                 rule,
-                expected_version=int(version) if version.isdigit() else None,
+                expected_version=form_version(version) if version else None,
                 changes=changes,
                 actor=principal.actor,
             )
     except ServiceError as exc:
         await db.refresh(rule)
         return await _admin_page(request, db, refusal=exc, refused_rule=rule_id)
-    _flash(principal, "Sending rule saved.")
+    flash(principal, "Sending rule saved.")
     return RedirectResponse("/admin/surveys", status_code=303)
 
 
@@ -502,5 +493,5 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
 async def delete_rule(request: Request, rule_id: int, principal: PageAdmin, db: Db) -> Response:
     rule = await service.get_rule(db, rule_id)
     await service.delete_rule(db, rule, actor=principal.actor)
-    _flash(principal, "Sending rule deleted.")
+    flash(principal, "Sending rule deleted.")
     return RedirectResponse("/admin/surveys", status_code=303)
