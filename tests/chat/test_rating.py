@@ -10,6 +10,7 @@ from sqlalchemy import select
 from servicecycle.auth import service as auth
 from servicecycle.chat.models import ChatSession
 from servicecycle.events.models import Event
+from servicecycle.followups.models import FollowUp
 from servicecycle.surveys import service as surveys
 from servicecycle.surveys.models import SurveyResponse
 from servicecycle.tickets import service as tickets
@@ -111,8 +112,10 @@ async def test_the_visitor_rates_the_chat_the_agent_ended_and_can_change_it(desk
         (2, False, "chat"),
         (5, True, "chat"),
     ]
-    # a CSAT of 2 was a detractor: the recovery for Ana is the follow-ups' news, not ours
+    # a CSAT of 2 was a detractor: follow-ups opened a recovery for Ana on the chat's ticket
     assert answered[0].data["detractor"] is True
+    [recovery] = await _rows(desk, select(FollowUp).where(FollowUp.kind == "recovery"))
+    assert (recovery.ticket_id, recovery.owner_id) == (chat.ticket_id, ana.id)
 
     # the API shows the chat's rating on the customer
     api = await desk.api(ana.email)
