@@ -120,3 +120,55 @@ async def test_only_the_newest_matches_are_ranked_when_a_word_is_everywhere(
     assert sorted(found) == sorted(t.id for t in made[-2:])
     narrower = [t.id for t in (await search.search(db, "parcel 0", me=1)).tickets]
     assert made[0].id in narrower
+
+
+@pytest.mark.parametrize(
+    ("word", "every"),
+    [("parcel", 1), ("refund", 3), ("kerberos", 13)],  # dense, medium, sparse matches
+)
+async def test_newest_matches_are_the_same_whether_walked_or_found_by_the_index(
+    db: AsyncSession,
+    make_ticket: Make,
+    make_user: Make,
+    monkeypatch: pytest.MonkeyPatch,
+    word: str,
+    every: int,
+) -> None:
+    agent = await make_user("agent")
+    made = []
+    for n in range(40):
+        hit = n % every == 0
+        body = f"about the {word} issue, number {n}" if hit and n % 2 else f"ticket number {n}"
+        subject = f"{word.title()} issue {n}" if hit and not n % 2 else f"Question {n}"
+        made.append(
+            (
+                await make_ticket(subject, body=body, assignee_id=agent.id if n % 4 else None),
+                hit,
+                bool(n % 4),
+            )
+        )
+    newest = [t.id for t, hit, _ in reversed(made) if hit]
+    mine = [t.id for t, hit, assigned in reversed(made) if hit and assigned]
+    monkeypatch.setattr(search, "RANKED_HITS", 5)
+    # the index alone (the test database has no word statistics: no word counts as common)
+    words = f"{word} issue"  # two words: walking is tried when both are common
+    alone = [t.id for t in (await search.search(db, words, me=1)).tickets]
+    assert sorted(alone) == sorted(newest[:5])
+    monkeypatch.setattr(search, "COMMON_SHARE", 0.0)  # now every word is common
+    # a probe of the newest 4 ids; walking on may look at 8 more tickets, else the index
+    monkeypatch.setattr(search, "PROBE", 4)
+    monkeypatch.setattr(search, "WALK_LIMIT", 8)
+    walked = [t.id for t in (await search.search(db, words, me=1)).tickets]
+    assert sorted(walked) == sorted(newest[:5])
+    narrowed = [t.id for t in (await search.search(db, f"{word} assignee:me", me=agent.id)).tickets]
+    # one common word alone goes to the index, and finds the same
+    single = [t.id for t in (await search.search(db, word, me=1)).tickets]
+    assert sorted(single) == sorted(walked)
+    assert sorted(narrowed) == sorted(mine[:5])
+    # the index for everything after the probe, or the probe over every id: the same tickets
+    monkeypatch.setattr(search, "WALK_LIMIT", 0)
+    indexed = [t.id for t in (await search.search(db, words, me=1)).tickets]
+    assert sorted(indexed) == sorted(walked)
+    monkeypatch.setattr(search, "PROBE", 10**9)
+    probed = [t.id for t in (await search.search(db, words, me=1)).tickets]
+    assert sorted(probed) == sorted(walked)
