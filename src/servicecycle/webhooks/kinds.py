@@ -74,6 +74,7 @@ CATALOGUE: tuple[str, ...] = (
     "survey.created",
     "survey.updated",
     "survey.rule_created",
+    "survey.rule_updated",
     "survey.rule_deleted",
     "survey.scheduled",
     "survey.sent",
