@@ -237,9 +237,9 @@ async def test_a_mail_appended_by_another_client_becomes_a_ticket_within_seconds
     polls_before = (await row(factory, box)).last_polled_at
 
     uid = await append(imap_account, mail("Pushed by IDLE", message_id="<i1@example.com>"))
-    took = await until(ticket_named(factory, "Pushed by IDLE"), seconds=10)
+    # the mailbox is not due for an hour: only the server's notice can bring it this soon
+    await until(ticket_named(factory, "Pushed by IDLE"), seconds=10)
 
-    assert took < 5
     assert "\\Seen" in await asyncio.to_thread(imap_account.flags, uid)
     assert "\\Seen" in await asyncio.to_thread(imap_account.flags, waiting)
     after = await row(factory, box)
@@ -274,9 +274,8 @@ async def test_the_watcher_comes_back_after_the_server_drops_the_connection(
         await until(failure_shown, seconds=10)
         await until(watched(factory, box), seconds=15)  # reconnected after the backoff
         await append(imap_account, mail("After the drop", message_id="<i2@example.com>"))
-        took = await until(ticket_named(factory, "After the drop"), seconds=10)
+        await until(ticket_named(factory, "After the drop"), seconds=10)
 
-        assert took < 5
         assert relay.connections >= 3  # IDLE and a poll, then IDLE again
     finally:
         await relay.stop()

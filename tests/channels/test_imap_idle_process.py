@@ -98,7 +98,6 @@ async def test_the_worker_process_watches_mailboxes_with_idle(
                 break
             assert time.monotonic() - started < 10, "not taken within 10 s"
             await asyncio.sleep(0.05)
-        assert time.monotonic() - started < 5
 
         process.send_signal(signal.SIGTERM)
         try:
