@@ -1169,3 +1169,24 @@ async def test_a_mail_that_could_not_be_delivered_shows_on_the_ticket(
     assert "A reply\n  to <strong>dana@example.net</strong> could not be delivered" in page.text
     assert "after 1 attempt)" in page.text and "550 5.1.1 mailbox unknown" in page.text
     assert SCRIPT not in page.text
+
+
+async def test_quoted_history_folds_away_on_the_page_and_stays_whole_in_the_api(
+    client: AsyncClient, make_user: Make, make_ticket: Make
+) -> None:
+    await _agent(client, make_user, name="Fold Agent")
+    reply = (
+        "Thanks, the new code worked.\n\n"
+        "On Tue, 1 Dec 2026 at 10:00, Help Desk <help@desk.test> wrote:\n"
+        "> Please try the code ZX-41.\n> Help Desk"
+    )
+    ticket = await make_ticket("Code does not work", body=reply)
+    page = (await client.get(f"/tickets/{ticket.id}", headers=HTML)).text
+    body = re.search(r'<div class="message-body">(.*?)</div>\s*</article>', page, re.S)
+    assert body is not None
+    new, _, folded = body.group(1).partition('<details class="quoted">')
+    assert "Thanks, the new code worked." in new and "ZX-41" not in new
+    assert "wrote:" in folded and "Please try the code ZX-41." in folded
+    # the stored body keeps the quote
+    messages = (await client.get(f"/api/v1/tickets/{ticket.id}/messages")).json()
+    assert "ZX-41" in messages[0]["body_html"]

@@ -86,3 +86,45 @@ def body(*, text: str | None = None, markup: str | None = None) -> tuple[str, st
         return safe, html_to_text(safe)
     plain = (text or "").strip()
     return text_to_html(plain), plain
+
+
+# Where a reply's quoted history or signature begins, in sanitised HTML (earliest wins).
+_QUOTE_STARTS = [
+    re.compile(r"<blockquote\b", re.IGNORECASE),
+    # "On Tue, 1 Dec 2026 at 10:00, Ana <ana@example.com> wrote:" and its common translations
+    re.compile(
+        r"(?:<(?:p|div)>|<br>|^)\s*(?:On|Le|Am|El|Il|Op)\s[^<]{4,300}?"
+        r"(?:wrote|a écrit|schrieb|escribió|ha scritto|schreef)\s*:",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"-{3,}\s*(?:Original Message|Forwarded message|Ursprüngliche Nachricht)\s*-{3,}",
+        re.IGNORECASE,
+    ),
+    # Outlook's header block: From: ... Sent: ...
+    re.compile(
+        r"(?:<(?:p|div)>|<br>|^)\s*(?:<b>)?From:(?:</b>)?\s[^<]{1,200}(?:<br>\s*)"
+        r"(?:<b>)?(?:Sent|Date):",
+        re.IGNORECASE,
+    ),
+    # two or more lines quoted with ">" in a plain-text mail
+    re.compile(r"(?:<p>|<br>|^)\s*&gt;[^<]*(?:<br>\s*&gt;)", re.IGNORECASE),
+    # the signature delimiter "-- " on a line of its own
+    re.compile(r"(?:<p>|<br>)--\s?(?:<br>|</p>)"),
+]
+
+
+def fold_quoted(markup: str) -> tuple[str, str]:
+    """Split a message's sanitised HTML into what is new and the quoted history or signature
+    after it ("" when there is none). The stored body is never changed: this is for display.
+
+    Nothing is folded when the new part would be empty (a message that is all quote).
+    Both parts are sanitised again, which closes any element the cut left open.
+    """
+    cut = min((m.start() for p in _QUOTE_STARTS if (m := p.search(markup))), default=None)
+    if cut is None:
+        return markup, ""
+    head, tail = markup[:cut], markup[cut:]
+    if not html_to_text(head).strip():
+        return markup, ""
+    return sanitise_html(head), sanitise_html(tail)

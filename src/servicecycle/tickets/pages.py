@@ -17,11 +17,14 @@ from servicecycle.events import service as events
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
 from servicecycle.tickets import attachments, custom_fields, service, views, workspace
+from servicecycle.tickets.content import fold_quoted
 from servicecycle.tickets.models import CHANNELS, PRIORITIES, STATUSES, CustomField, Message, Ticket
 from servicecycle.tickets.storage import Storage, storage_for
-from servicecycle.web.templating import render
+from servicecycle.web.templating import render, templates
 
 router = APIRouter(include_in_schema=False)
+# the ticket page folds each message's quoted history away (the stored body stays whole)
+templates.env.globals["fold_quoted"] = fold_quoted
 
 # Working tickets is for agents and admins; analysts read customers and reports.
 PageAgent = Annotated[Principal, Depends(page_access(Role.admin, Role.agent))]
