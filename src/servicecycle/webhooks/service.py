@@ -15,11 +15,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers import service as customers
@@ -48,6 +48,7 @@ TIMEOUT = 10.0
 PARALLEL = 8
 EXCERPT = 1000
 USER_AGENT = "Servicecycle-Webhooks/1"
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
 # recording these means the subscriptions changed: each process reloads its copy
 versions.track("webhooks", "webhook.created", "webhook.updated", "webhook.deleted")
 
@@ -278,8 +279,24 @@ async def enqueue_event(session: AsyncSession, event: Event | Appended) -> int:
     if not wanted:
         return 0
     body = body_of(event)
-    session.add_all([_delivery(sid, body, event.id) for sid in wanted])
-    await session.flush()
+    # plain INSERTs: every event a subscription wants passes here, and nothing in the
+    # transaction changes the rows again
+    await session.execute(
+        insert(_DELIVERIES),
+        [
+            {
+                "delivery_id": str(uuid.uuid4()),
+                "subscription_id": sid,
+                "event_id": event.id,
+                "kind": str(body["kind"]),
+                "payload": body,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": clock.now(),
+            }
+            for sid in wanted
+        ],
+    )
     return len(wanted)
 
 
