@@ -445,8 +445,13 @@ def simulate(
             f"{plan.name}: {len(plan.tickets):,} tickets from {plan.start:%Y-%m-%d} "
             f"to {plan.end:%Y-%m-%d}, replayed through the services."
         )
-        with _progress() as report:
-            summary = asyncio.run(_replay(url, plan, password, report))
+        from servicecycle.simulation.driver import Refused
+
+        try:
+            with _progress() as report:
+                summary = asyncio.run(_replay(url, plan, password, report))
+        except Refused as exc:  # the days before it stay committed
+            raise fail(f"The desk refused a step of the plan: {exc}") from None
     target.write_text(json.dumps(plan.answers.to_json(), indent=2) + "\n", encoding="utf-8")
     out.print(
         f"[green]Done[/] in {summary.seconds:,.0f} s: {summary.tickets:,} tickets, "
