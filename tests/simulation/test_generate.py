@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import tomllib
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from servicecycle.kit import clock
 from servicecycle.simulation import text
-from servicecycle.simulation.generate import generate
+from servicecycle.simulation.generate import _shifts, generate, window
 from servicecycle.simulation.plan import (
     Assign,
     FollowUp,
@@ -90,6 +92,37 @@ def test_the_run_ends_now_by_default_and_covers_the_months_before() -> None:
     last_day = generate(_small(), seed=1, end=date(2026, 7, 31))  # the last day is included
     assert last_day.end == datetime(2026, 7, 31, 23, 0, tzinfo=UTC)  # midnight in London
     assert last_day.start == datetime(2026, 6, 30, 23, 0, tzinfo=UTC)
+
+
+def test_the_last_day_is_the_last_with_holidays_shifts_and_absences() -> None:
+    data = tomllib.loads(default_scenario_path().read_text("utf-8"))
+    data["business"].update(months=1, country="US", time_zone="America/New_York")
+    data["arrivals"].update(expected_tickets=300)
+    data["planted"]["emerging"]["days"] = 7
+    data["agents"][0]["absences"] = [date(2026, 6, 10), date(2026, 7, 1), date(2026, 7, 20)]
+    data["agents"][1]["absence_days"] = 40  # more than the run's free days: every one of them
+    scenario = parse_scenario(data)
+    result = generate(scenario, seed=2, end=date(2026, 7, 3))
+    zone = ZoneInfo("America/New_York")
+    assert result.end == datetime(2026, 7, 4, 0, 0, tzinfo=zone)
+    first, last = date(2026, 6, 4), date(2026, 7, 3)
+    assert result.start == datetime(2026, 6, 4, 0, 0, tzinfo=zone)
+    # 2026-07-03 is Independence Day observed (included), the 4th is the day after the run
+    assert result.answers.extra["holidays"] == [date(2026, 6, 19), date(2026, 7, 3)]
+    run = window(scenario, date(2026, 7, 3))
+    shifts, _ = _shifts(random.Random(1), scenario, run, frozenset())
+    shift_days = {
+        (run.start + timedelta(seconds=s.start)).astimezone(zone).date() for a in shifts for s in a
+    }
+    assert max(shift_days) == last  # a Friday: someone works it, nobody works the Saturday
+    assert all(s.start < (run.end - run.start).total_seconds() for a in shifts for s in a)
+    days = (last - first).days + 1
+    for spec, agent in zip(scenario.agents, result.agents, strict=True):
+        fixed = {d for d in spec.absences if first <= d <= last}
+        assert all(first <= d <= last for d in agent.absences)
+        assert fixed <= set(agent.absences)
+        assert len(agent.absences) == min(days, len(fixed) + spec.absence_days), agent.key
+    assert len(result.agents[1].absences) == days
 
 
 def test_tickets_and_steps_follow_the_workflow_the_driver_replays(plan: Plan) -> None:

@@ -49,6 +49,12 @@ class Window:
     def hours(self) -> int:
         return int((self.end - self.start).total_seconds() // HOUR)
 
+    @property
+    def days(self) -> tuple[date, date]:
+        """The first and the last local day of the run, both included."""
+        last = (self.end - timedelta(microseconds=1)).astimezone(self.zone).date()
+        return self.start.astimezone(self.zone).date(), last
+
 
 def window(scenario: Scenario, end: datetime | date | None = None) -> Window:
     """The run's window: ``months`` before ``end`` (a datetime; a date: the last day of the
@@ -191,19 +197,24 @@ def arrivals(rng: random.Random, shape: Intensity) -> list[tuple[float, int]]:
 def _shifts(
     rng: random.Random, scenario: Scenario, run: Window, holidays: frozenset[date]
 ) -> tuple[list[list[Shift]], list[tuple[date, ...]]]:
-    first = run.start.astimezone(run.zone).date()
-    last = run.end.astimezone(run.zone).date()
+    first, last = run.days
     days = (last - first).days + 1
     all_shifts, all_absences = [], []
     for agent in scenario.agents:
         off = set(agent.absences)
-        remaining = agent.absence_days
-        while remaining > 0:
+        free = [first + timedelta(days=d) for d in range(days)]
+        free = [day for day in free if day not in off]
+        remaining = min(agent.absence_days, len(free))
+        while remaining > 0:  # blocks of 1 to 5 days, cut short by the run's end or a day off
             block = min(remaining, rng.randint(1, 5))
-            begin = first + timedelta(days=rng.randrange(days))
-            for d in range(block):
-                off.add(begin + timedelta(days=d))
-            remaining -= block
+            begin = rng.choice(free)
+            taken = 0
+            while taken < block and begin <= last and begin not in off:
+                off.add(begin)
+                taken += 1
+                begin += timedelta(days=1)
+            free = [day for day in free if day not in off]
+            remaining -= taken
         shifts = []
         for d in range(days):
             day = first + timedelta(days=d)
@@ -241,9 +252,7 @@ def _stream(seed: int, name: str) -> random.Random:
 def generate(scenario: Scenario, *, seed: int, end: datetime | date | None = None) -> Plan:
     """Simulate ``scenario`` with ``seed`` into a plan (same inputs, same plan)."""
     run = window(scenario, end)
-    first = run.start.astimezone(run.zone).date()
-    last = run.end.astimezone(run.zone).date()
-    holidays = holidays_between(scenario.business.country, first, last)
+    holidays = holidays_between(scenario.business.country, *run.days)
     shape = intensity(scenario, run, holidays)
     arrival_rng = _stream(seed, "arrivals")
     tickets_in = arrivals(arrival_rng, shape)
@@ -375,10 +384,6 @@ def _answers(
             "first_session_minutes_by_topic": {t.name: t.handling_minutes for t in scenario.topics},
             "first_session_minutes_realised": facts.first_session_by_topic,
             "tickets_by_topic": facts.tickets_by_topic,
-            "holidays": sorted(holidays_between(scenario.business.country, *_dates(run))),
+            "holidays": sorted(holidays_between(scenario.business.country, *run.days)),
         },
     )
-
-
-def _dates(run: Window) -> tuple[date, date]:
-    return run.start.astimezone(run.zone).date(), run.end.astimezone(run.zone).date()
