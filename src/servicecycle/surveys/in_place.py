@@ -61,8 +61,8 @@ class Offer:
 async def offers(
     session: AsyncSession, ticket: Ticket, *, kinds: tuple[str, ...] = IN_PLACE_KINDS
 ) -> list[Offer]:
-    """The first enabled survey of each of ``kinds`` (in that order), with the customer's
-    answer on this ticket so far; none for a kind the desk does not use."""
+    """The first enabled survey of each of ``kinds`` (in that order), with the current
+    requester's answer on this ticket so far; none for a kind the desk does not use."""
     surveys = list(
         (
             await session.scalars(
@@ -84,6 +84,8 @@ async def offers(
                 .where(
                     SurveyInvitation.ticket_id == ticket.id,
                     SurveyResponse.survey_id.in_([s.id for s in first.values()]),
+                    # an earlier requester's answer is theirs, not the current one's
+                    SurveyResponse.customer_id == ticket.requester_id,
                 )
             )
         ).all()

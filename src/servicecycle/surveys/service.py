@@ -633,6 +633,7 @@ async def send_due(
                 "kind": survey.kind,
                 "customer_id": invitation.customer_id,
                 "outbound_id": row.id,
+                "via": "email",
             },
         )
         sent += 1
@@ -770,22 +771,26 @@ async def rate_in_place(
 ) -> SurveyResponse:
     """A rating given where the customer already is (the end of a chat, a portal page),
     without a mail: answers the ticket's invitation of the first enabled survey of ``kind``
-    (made, as sent now, when there is none; it counts for the throttle like a mail). 404
-    without an enabled survey of that kind; 422 for a score off its scale."""
+    (made, as sent now, when there is none; it counts for the throttle like a mail) and
+    records ``survey.sent`` when the invitation is made, turned to sent, or moved to the
+    current requester. 404 without an enabled survey of that kind; 422 for a score off its
+    scale or a comment too long, before anything is written."""
     survey = await session.scalar(
         select(Survey).where(Survey.kind == kind, Survey.enabled).order_by(Survey.id).limit(1)
     )
     if survey is None:
         raise NotFound(f"No enabled {kind} survey", fields={"kind": "no enabled survey"})
     check_score(survey, score)
-    invitation = await session.scalar(
-        select(SurveyInvitation)
-        .where(SurveyInvitation.survey_id == survey.id, SurveyInvitation.ticket_id == ticket.id)
-        .with_for_update()
-    )
+    if source not in SOURCES:
+        raise ValidationFailed("Unknown source", fields={"source": f"one of {SOURCES}"})
+    if comment is not None:
+        _clean_comment(comment)
     now = clock.now()
-    if invitation is None:
-        invitation = SurveyInvitation(
+    # Two first ratings at once: the unique (survey, ticket) makes the second insert wait
+    # for the first and then do nothing; the select below locks the one row both share.
+    made = await session.scalar(
+        insert(SurveyInvitation)
+        .values(
             survey_id=survey.id,
             ticket_id=ticket.id,
             customer_id=ticket.requester_id,
@@ -793,13 +798,53 @@ async def rate_in_place(
             team_id=ticket.team_id,
             channel=ticket.channel,
             category=ticket.type,
+            status="sent",
             solved_at=ticket.solved_at or now,
             due_at=now,
+            sent_at=now,
         )
-        session.add(invitation)
-    if invitation.status != "sent":  # asked here rather than by mail
+        .on_conflict_do_nothing(constraint="uq_survey_invitations_survey_ticket")
+        .returning(SurveyInvitation.id)
+    )
+    invitation = await session.scalar(
+        select(SurveyInvitation)
+        .where(SurveyInvitation.survey_id == survey.id, SurveyInvitation.ticket_id == ticket.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert invitation is not None
+    news: dict[str, Any] = {}
+    if invitation.customer_id != ticket.requester_id:
+        # The requester changed (or customers were merged) since the invitation was made.
+        # One invitation and one answer per ticket and survey: the rating now is the
+        # current requester's, so the earlier requester's answer is dropped here; it stays
+        # in the event log (their ``survey.answered``) as their history.
+        news["previous_customer_id"] = invitation.customer_id
+        earlier = await response_of(session, invitation.id)
+        if earlier is not None:
+            news["dropped_response_id"] = earlier.id
+            await session.delete(earlier)
+        invitation.customer_id = ticket.requester_id
+    if made is None and invitation.status != "sent":  # asked here rather than by mail
         invitation.status, invitation.sent_at, invitation.skip_reason = "sent", now, None
-    await session.flush()
+        news["sent"] = True
+    if made is not None or news:
+        await session.flush()
+        await record(
+            session,
+            "survey.sent",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            actor=SURVEYOR,
+            data={
+                "invitation_id": invitation.id,
+                "survey_id": survey.id,
+                "kind": survey.kind,
+                "customer_id": invitation.customer_id,
+                "via": source,
+                **{k: v for k, v in news.items() if k != "sent"},
+            },
+        )
     return await answer(session, invitation, survey, score=score, comment=comment, source=source)
 
 
