@@ -125,6 +125,35 @@ def test_the_last_day_is_the_last_with_holidays_shifts_and_absences() -> None:
     assert len(result.agents[1].absences) == days
 
 
+def test_a_half_hour_time_zone_runs_over_whole_local_days_and_hours() -> None:
+    data = tomllib.loads(default_scenario_path().read_text("utf-8"))
+    data["business"].update(months=1, country="IN", time_zone="Asia/Kolkata")
+    data["arrivals"].update(expected_tickets=300)
+    data["planted"]["emerging"]["days"] = 7
+    scenario = parse_scenario(data)
+    zone = ZoneInfo("Asia/Kolkata")
+    dated = window(scenario, date(2026, 7, 31))
+    assert dated.start == datetime(2026, 7, 1, 0, 0, tzinfo=zone)  # 06-30 18:30 UTC
+    assert dated.end == datetime(2026, 8, 1, 0, 0, tzinfo=zone)
+    assert dated.days == (date(2026, 7, 1), date(2026, 7, 31))
+    clock.set_source(lambda: datetime(2026, 7, 15, 10, 37, tzinfo=UTC))  # 16:07 in Kolkata
+    try:
+        now = window(scenario)
+    finally:
+        clock.set_source(None)
+    assert now.end == datetime(2026, 7, 15, 16, 0, tzinfo=zone)
+    assert now.start == datetime(2026, 6, 15, 16, 0, tzinfo=zone)
+    result = generate(scenario, seed=3, end=date(2026, 7, 31))
+    assert (result.start, result.end) == (dated.start, dated.end)
+    assert all(dated.start <= t.opened_at < dated.end for t in result.tickets)
+    # shifts start on the local hour the scenario gives
+    shifts, _ = _shifts(random.Random(1), scenario, dated, frozenset())
+    for spec, agent_shifts in zip(scenario.agents, shifts, strict=True):
+        for shift in agent_shifts:
+            local = (dated.start + timedelta(seconds=shift.start)).astimezone(zone)
+            assert (local.hour, local.minute) == (spec.shift[0], 0)
+
+
 def test_tickets_and_steps_follow_the_workflow_the_driver_replays(plan: Plan) -> None:
     agents = {a.key for a in plan.agents}
     customers = {c.key for c in plan.customers}

@@ -128,7 +128,7 @@ class Desk:
         rng: random.Random,
     ) -> None:
         self.s, self.t0, self.rng = scenario, start, rng
-        self.epoch = int(start.timestamp())  # whole hours: exact in a float
+        self.epoch = int(start.timestamp())  # whole local hours: exact in a float
         self.end = (end - start).total_seconds()
         self.agents, self.crowd, self.writer = agents, crowd, writer
         self.topics = scenario.topics

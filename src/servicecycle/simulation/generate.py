@@ -39,7 +39,7 @@ HOUR = 3600.0
 
 @dataclass(frozen=True)
 class Window:
-    """The run: [start, end) in UTC, whole hours, and the business's time zone."""
+    """The run: [start, end) in UTC, on whole local hours, and the business's time zone."""
 
     start: datetime
     end: datetime
@@ -57,26 +57,25 @@ class Window:
 
 
 def window(scenario: Scenario, end: datetime | date | None = None) -> Window:
-    """The run's window: ``months`` before ``end`` (a datetime; a date: the last day of the
-    run, included, so the run stops at the next local midnight; default: the scenario's
-    ``end`` date, else now), floored to whole hours."""
+    """The run's window: ``months`` before ``end``. A date (by default the scenario's ``end``)
+    is the run's last day, included: the run covers whole local days up to the next local
+    midnight. A datetime, or now when there is no date, is floored to the local hour."""
     zone = ZoneInfo(scenario.business.time_zone)
     chosen = end if end is not None else scenario.business.end
-    if chosen is None:
-        stop = clock.now()
-    elif isinstance(chosen, datetime):
-        if chosen.tzinfo is None:
+    if isinstance(chosen, datetime) or chosen is None:
+        if chosen is not None and chosen.tzinfo is None:
             raise ValueError("end must be timezone-aware")
-        stop = chosen
+        moment = (chosen if chosen is not None else clock.now()).astimezone(zone)
+        local = moment.replace(minute=0, second=0, microsecond=0)
     else:
-        stop = datetime.combine(chosen + timedelta(days=1), time(0), zone)
-    stop = stop.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    local = stop.astimezone(zone)
+        local = datetime.combine(chosen + timedelta(days=1), time(0), zone)
+    stop = local.astimezone(UTC)
+    local = stop.astimezone(zone)  # a nonexistent local midnight becomes a real time
     months = local.year * 12 + local.month - 1 - scenario.business.months
     year, month = divmod(months, 12)
     day = min(local.day, _days_in_month(year, month + 1))
     begin = local.replace(year=year, month=month + 1, day=day).astimezone(UTC)
-    return Window(begin.replace(minute=0, second=0, microsecond=0), stop, zone)
+    return Window(begin, stop, zone)
 
 
 def _days_in_month(year: int, month: int) -> int:
