@@ -9,10 +9,12 @@ from sqlalchemy import select
 
 from servicecycle.auth import service as auth
 from servicecycle.chat.models import ChatSession
+from servicecycle.customers.models import Customer
 from servicecycle.events.models import Event
 from servicecycle.followups.models import FollowUp
 from servicecycle.surveys import service as surveys
-from servicecycle.surveys.models import SurveyResponse
+from servicecycle.surveys.models import SurveyInvitation, SurveyResponse
+from servicecycle.tickets import merging
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 from tests.chat.conftest import SEEDER, Desk
@@ -21,6 +23,14 @@ from tests.chat.conftest import SEEDER, Desk
 async def _rows(desk: Desk, stmt: Any) -> list[Any]:
     async with desk.sessions() as session:
         return list((await session.scalars(stmt)).all())
+
+
+async def _nothing_stored(desk: Desk) -> None:
+    """No answer, no invitation and no survey event on a ticket: a refusal writes nothing."""
+    assert await _rows(desk, select(SurveyResponse)) == []
+    assert await _rows(desk, select(SurveyInvitation)) == []
+    on_tickets = select(Event).where(Event.kind.like("survey.%"), Event.subject_type == "ticket")
+    assert await _rows(desk, on_tickets) == []
 
 
 async def _csat(desk: Desk) -> None:
@@ -76,7 +86,9 @@ async def test_the_visitor_rates_the_chat_the_agent_ended_and_can_change_it(desk
         assert refused["code"] == "validation_error" and "score" in refused["fields"], bad
     await visitor.send(type="rate", score=4, comment=["not", "text"])
     assert (await visitor.until("error"))["fields"] == {"comment": "must be text"}
-    assert await _rows(desk, select(SurveyResponse)) == []
+    await visitor.send(type="rate", score=4, comment="x" * 4001)
+    assert (await visitor.until("error"))["fields"] == {"comment": "at most 4000"}
+    await _nothing_stored(desk)
 
     await visitor.send(type="rate", score=2)
     assert await visitor.until("rated") == {
@@ -167,8 +179,9 @@ async def test_a_waiting_chat_the_visitor_leaves_is_missed_and_not_rated(desk: D
     await visitor.send(type="end")
     assert (await visitor.until("state", state="missed"))["state"] == "missed"
     await visitor.send(type="rate", score=5)
-    assert (await visitor.until("error"))["code"] == "conflict"
-    assert await _rows(desk, select(SurveyResponse)) == []
+    refused = await visitor.until("error")
+    assert (refused["code"], refused["fields"]) == ("conflict", {"chat": "missed"})
+    await _nothing_stored(desk)
     await visitor.close()
 
 
@@ -197,13 +210,17 @@ async def test_the_rating_over_http_with_the_visitor_token(desk: Desk) -> None:
             ({"score": 6}, "score"),
             ({"score": 0}, "score"),
             ({"score": "five"}, "score"),
+            ({"score": True}, "score"),  # JSON true is not a 1
+            ({"score": "4"}, "score"),
+            ({"score": 4.5}, "score"),
+            ({"score": 4.0}, "score"),
             ({"score": 4, "comment": "x" * 4001}, "comment"),
             ({"score": 4, "kind": "nps"}, "kind"),
         ):
             bad = await http.post("/api/v1/chat/rating", json=body, headers=mine)
             assert bad.status_code == 422, (body, bad.text)
             assert field in str(bad.json()["error"]["fields"]), (body, bad.text)
-        assert await _rows(desk, select(SurveyResponse)) == []
+        await _nothing_stored(desk)
         rated = await http.post(
             "/api/v1/chat/rating", json={"score": 4, "comment": "Fine."}, headers=mine
         )
@@ -224,5 +241,49 @@ async def test_the_rating_over_http_with_the_visitor_token(desk: Desk) -> None:
     [response] = await _rows(desk, select(SurveyResponse))
     assert (response.score, response.comment, response.source) == (5, "Fine.", "chat")
     assert response.ticket_id == chat.ticket_id and response.agent_id == ana.id
+    for socket in (visitor, agent):
+        await socket.close()
+
+
+async def test_a_chat_merged_into_another_ticket_is_rated_on_that_ticket(desk: Desk) -> None:
+    """An agent merged the chat's ticket into the customer's earlier one: the rating (and
+    the question the widget shows) is about the ticket that lives on."""
+    await _csat(desk)
+    ana = await desk.user("agent", name="Ana")
+    visitor = await desk.visitor()
+    token = (await visitor.hello())["token"]
+    await visitor.send(type="start", name="Vera Visitor", text="Where is my parcel?")
+    await visitor.until("line")
+    [chat] = await _rows(desk, select(ChatSession))
+    agent = await desk.agent(ana.email)
+    await agent.send(type="take", ticket_id=chat.ticket_id)
+    await visitor.until("state", state="active")
+    await agent.send(type="end", ticket_id=chat.ticket_id)
+    await visitor.until("rating")
+    async with desk.sessions() as session, session.begin():
+        own = await tickets.get_ticket(session, chat.ticket_id)
+        requester = await session.get(Customer, own.requester_id)
+        assert requester is not None
+        earlier, _ = await tickets.create_ticket(
+            session,
+            subject="Parcel, by mail",
+            requester=requester,
+            channel="email",
+            body_text="Where is it?",
+            actor=SEEDER,
+        )
+        await merging.merge(session, own, earlier, actor=SEEDER)
+    await visitor.send(type="rate", score=2)
+    assert (await visitor.until("rated"))["score"] == 2
+    async with AsyncClient(base_url=desk.url) as http:
+        again = await http.post(
+            "/api/v1/chat/rating",
+            json={"score": 4, "comment": "Found it."},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert again.status_code == 200, again.text
+    [response] = await _rows(desk, select(SurveyResponse))
+    assert (response.ticket_id, response.score, response.comment) == (earlier.id, 4, "Found it.")
+    assert response.customer_id == requester.id
     for socket in (visitor, agent):
         await socket.close()

@@ -23,7 +23,6 @@ from servicecycle.chat.schemas import ChatRated, ChatRating
 from servicecycle.kit.errors import NotFound, ServiceError, Unauthenticated
 from servicecycle.kit.secrets import BadToken
 from servicecycle.surveys import in_place
-from servicecycle.tickets import service as tickets
 from servicecycle.web.templating import STATIC_DIR, WEB_DIR, render
 
 
@@ -117,7 +116,7 @@ async def rate_chat(body: ChatRating, visitor_id: ChatVisitor, db: Db) -> ChatRa
     """The same as the widget's ``rate`` frame: the visitor's latest chat, once ended, gets
     a CSAT answer through the surveys service (source ``chat``)."""
     chat = service.check_rateable(await service.last_chat(db, visitor_id))
-    ticket = await tickets.get_ticket(db, chat.ticket_id)
+    ticket = await service.rated_ticket(db, chat)
     response = await in_place.rate(
         db,
         ticket,

@@ -150,12 +150,27 @@ async def last_chat(session: AsyncSession, visitor_id: str) -> ChatSession | Non
 
 
 def check_rateable(chat: ChatSession | None) -> ChatSession:
-    """A chat the visitor may rate: one that an agent answered and that has ended."""
+    """A chat the visitor may rate: one that has ended (only a chat an agent took ends; one
+    nobody answered is missed, asks no rating and refuses one: 409)."""
     if chat is None:
         raise NotFound("No chat to rate")
+    if chat.state == "missed":
+        raise Conflict("A chat nobody answered cannot be rated", fields={"chat": "missed"})
     if chat.state != "ended":
         raise Conflict("You can rate the chat once it has ended", fields={"chat": "not ended yet"})
     return chat
+
+
+async def rated_ticket(session: AsyncSession, chat: ChatSession) -> Ticket:
+    """The ticket a chat's rating is about: the chat's own, or, once an agent merged it, the
+    ticket it lives on in, as long as that is still the visitor's (a merge into another
+    customer's ticket leaves the rating on the visitor's own)."""
+    own = ticket = await tickets.get_ticket(session, chat.ticket_id)
+    seen = {ticket.id}
+    while ticket.merged_into_id is not None and ticket.merged_into_id not in seen:
+        ticket = await tickets.get_ticket(session, ticket.merged_into_id)
+        seen.add(ticket.id)
+    return ticket if ticket.requester_id == own.requester_id else own
 
 
 async def get_chat(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> ChatSession:

@@ -314,8 +314,7 @@ async def _visitor_frame(
                 actor = service.visitor_actor(ticket.requester_id)
                 await service.end(session, chat, by="visitor", actor=actor)
             elif kind == "rate":
-                service.check_rateable(chat)
-                ticket = await tickets.get_ticket(session, chat.ticket_id)
+                ticket = await service.rated_ticket(session, service.check_rateable(chat))
                 response = await in_place.rate(
                     session,
                     ticket,
@@ -365,7 +364,7 @@ async def _visitor_sync(conn: Conn, state: VisitorState) -> None:
             shown = (chat.state, agent, ticket_email)
             rating = None
             if chat.state == "ended" and state.offered != chat.id:
-                ticket = await tickets.get_ticket(session, chat.ticket_id)
+                ticket = await service.rated_ticket(session, chat)
                 found = await in_place.offers(session, ticket, kinds=CHAT_RATING)
                 rating = found[0] if found else None
         for line in new:

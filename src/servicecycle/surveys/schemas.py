@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class Strict(BaseModel):
@@ -139,7 +139,8 @@ class RatingQuestion(BaseModel):
 
 class RatingCreate(Strict):
     kind: str = Field(description="csat | nps | ces: one the desk asks (see GET)")
-    score: int = Field(description="On the survey's scale: CSAT 1-5, NPS 0-10, CES 1-7")
+    # strict: JSON true, "4" or 4.0 is not a score (lax mode would take them as 1 and 4)
+    score: StrictInt = Field(description="On the survey's scale: CSAT 1-5, NPS 0-10, CES 1-7")
     comment: str | None = Field(default=None, description='The "why?" (at most 4,000 characters)')
 
 
