@@ -8,8 +8,10 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from servicecycle.customers import service as customers
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor
+from servicecycle.portal import service as portal
 from servicecycle.surveys import service as surveys
 from servicecycle.surveys.models import SurveyInvitation, SurveyResponse
 from servicecycle.tickets import service as tickets
@@ -41,6 +43,17 @@ async def _answers(sessions: Sessions) -> list[SurveyResponse]:
         return list((await session.scalars(select(SurveyResponse).order_by("id"))).all())
 
 
+async def _nothing_stored(sessions: Sessions) -> None:
+    """No answer, no invitation and no survey event on a ticket: a refusal writes nothing."""
+    assert await _answers(sessions) == []
+    async with sessions() as session:
+        assert (await session.scalars(select(SurveyInvitation))).all() == []
+        on_tickets = select(Event).where(
+            Event.kind.like("survey.%"), Event.subject_type == "ticket"
+        )
+        assert (await session.scalars(on_tickets)).all() == []
+
+
 async def test_the_customer_rates_their_solved_request_on_its_page(
     client: AsyncClient, sessions: Sessions, make_customer: Make, make_ticket: Make
 ) -> None:
@@ -56,7 +69,9 @@ async def test_the_customer_rates_their_solved_request_on_its_page(
         f"/portal/requests/{mine.id}/rating",
         data={"csrf_token": signed.csrf, "kind": "csat", "score": "5"},
     )
-    assert early.status_code == 303 and await _answers(sessions) == []
+    assert early.status_code == 409
+    assert "You can rate a request once it is solved" in early.text
+    await _nothing_stored(sessions)
 
     await _solve(sessions, mine.id)
     page = await client.get(f"/portal/requests/{mine.id}")
@@ -81,7 +96,12 @@ async def test_the_customer_rates_their_solved_request_on_its_page(
         data={"csrf_token": signed.csrf, "kind": "mood", "score": "3"},
     )
     assert odd.status_code == 422 and "Unknown kind of rating" in odd.text
-    assert await _answers(sessions) == []
+    long = await client.post(
+        f"/portal/requests/{mine.id}/rating",
+        data={"csrf_token": signed.csrf, "kind": "nps", "score": "7", "comment": "x" * 4001},
+    )
+    assert long.status_code == 422 and "at most 4000" in long.text
+    await _nothing_stored(sessions)
 
     # a valid answer with its why, then a changed one: one answer, updated
     done = await client.post(
@@ -129,7 +149,43 @@ async def test_another_customers_request_cannot_be_rated(
         )
         assert refused.status_code == 404
         assert "There is no such request." in refused.text and "Zed" not in refused.text
-    assert await _answers(sessions) == []
+    await _nothing_stored(sessions)
+
+
+async def test_a_colleagues_request_cannot_be_rated_even_when_the_company_shares(
+    client: AsyncClient, sessions: Sessions, make_ticket: Make
+) -> None:
+    """A sharing company's people see each other's requests; only the requester rates."""
+    await _surveys(sessions, "csat")
+    async with sessions() as session, session.begin():
+        company = await customers.create_company(
+            session, name="Acme", domain="acme.example", tier="standard", actor=ADMIN
+        )
+        await customers.create_customer(
+            session, name="Ann", emails=["ann@acme.example"], company_id=company.id, actor=ADMIN
+        )
+        cid = await customers.create_customer(
+            session, name="Cid", emails=["cid@acme.example"], company_id=company.id, actor=ADMIN
+        )
+        await portal.set_company_shared(session, company.id, shared=True, actor=ADMIN)
+    theirs = await make_ticket("Invoice 42 is wrong", requester=cid)
+    await _solve(sessions, theirs.id)
+    signed = await sign_in(client, sessions, "ann@acme.example")
+    page = await client.get(f"/portal/requests/{theirs.id}")
+    assert page.status_code == 200 and "How did we do?" not in page.text
+    refused = await client.post(
+        f"/portal/requests/{theirs.id}/rating",
+        data={"csrf_token": signed.csrf, "kind": "csat", "score": "1"},
+    )
+    assert refused.status_code == 404 and "There is no such request." in refused.text
+    headers = await _customer_token(client, sessions, "ann@acme.example")
+    api = await client.post(
+        f"/api/v1/portal/tickets/{theirs.id}/rating",
+        json={"kind": "csat", "score": 1},
+        headers=headers,
+    )
+    assert api.status_code == 404
+    await _nothing_stored(sessions)
 
 
 async def test_a_pending_mail_invitation_is_answered_in_the_portal(
@@ -197,13 +253,20 @@ async def test_the_api_rates_my_solved_request(
         ({"kind": "csat", "score": 6}, "score"),
         ({"kind": "nps", "score": 6}, "kind"),  # the desk asks no NPS
         ({"kind": "csat", "score": 3, "extra": 1}, "extra"),
+        ({"kind": "csat", "score": True}, "score"),  # JSON true is not a 1
+        ({"kind": "csat", "score": "4"}, "score"),
+        ({"kind": "csat", "score": 4.5}, "score"),
+        ({"kind": "csat", "score": 4.0}, "score"),
+        ({"kind": "csat", "score": 4, "comment": "x" * 4001}, "comment"),
     ):
         refused = await client.post(
             f"/api/v1/portal/tickets/{mine.id}/rating", json=body, headers=headers
         )
         assert refused.status_code in (404, 422), (body, refused.text)
         assert field in refused.text, body
-    assert await _answers(sessions) == []
+        if refused.status_code == 422:
+            assert field in str(refused.json()["error"]["fields"]), (body, refused.text)
+    await _nothing_stored(sessions)
 
     rated = await client.post(
         f"/api/v1/portal/tickets/{mine.id}/rating",

@@ -221,6 +221,14 @@ async def test_the_admin_page_edits_a_rule(
         headers=HTML,
     )
     assert stale.status_code == 412 and "changed by someone else" in stale.text
+    # a form without its version (or a garbled one) is never taken as current
+    for version in ({}, {"version": "x"}):
+        blind = await client.post(
+            f"/admin/surveys/rules/{rule.id}",
+            data={"csrf_token": csrf, "delay_hours": "2", "throttle_days": "2", **version},
+            headers=HTML,
+        )
+        assert blind.status_code == 412, version
     assert (await _stored(sessions, rule.id)).delay_hours == 48
     [event] = await _updates(sessions)
     assert event.data["changed"]["enabled"] is False

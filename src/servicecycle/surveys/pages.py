@@ -26,7 +26,7 @@ from servicecycle.portal.deps import PortalVisitor, Visitor
 from servicecycle.surveys import in_place, service
 from servicecycle.surveys.models import KINDS, Survey, SurveyInvitation
 from servicecycle.tickets.models import CHANNELS, Ticket
-from servicecycle.web.forms import form_text, form_version
+from servicecycle.web.forms import form_text, form_version, problem
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -214,7 +214,7 @@ async def answer_form(request: Request, db: Db, token: str) -> Response:
         return _customer_page(
             request,
             "answer.html",
-            context | {"error": exc.message, "fields": exc.fields},
+            context | problem(exc),
             status_code=exc.status_code,
             form_token=secrets.token_urlsafe(32),
         )
@@ -266,8 +266,15 @@ async def portal_rating(request: Request, ticket_id: int, who: PortalVisitor, db
         return _portal_page(
             request, who, "portal/not_found.html", {"message": exc.message}, status_code=404
         )
-    except ServiceError:  # not solved (any more): the request page says where it stands
-        return RedirectResponse(f"/portal/requests/{ticket_id}", status_code=303)
+    except ServiceError as exc:  # not solved (any more): say so, nothing to rate yet
+        return _portal_page(
+            request,
+            who,
+            "surveys/portal_rating.html",
+            {"ticket": ticket, "panel": panels.Panel("surveys/_portal_rating.html", {})}
+            | problem(exc),
+            status_code=exc.status_code,
+        )
     try:
         async with db.begin_nested():
             await in_place.rate(
@@ -289,9 +296,8 @@ async def portal_rating(request: Request, ticket_id: int, who: PortalVisitor, db
                 "panel": panels.Panel(
                     "surveys/_portal_rating.html", {"offers": found, "draft": draft}
                 ),
-                "error": exc.message,
-                "fields": exc.fields,
-            },
+            }
+            | problem(exc),
             status_code=exc.status_code,
         )
     return RedirectResponse(f"/portal/requests/{ticket.id}#rating", status_code=303)
@@ -379,8 +385,7 @@ async def _admin_page(
             "channels": CHANNELS,
             "defaults": service.DEFAULTS,
             "draft": draft or {"kind": "nps", "name": ""},
-            "error": refusal.message if refusal else None,
-            "fields": dict(refusal.fields) if refusal else {},
+            **(problem(refusal) if refusal else {"error": None, "fields": {}}),
             "refused_survey": refused_survey,
             "refused_rule": refused_rule,
         },
@@ -463,7 +468,6 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
     """The rule's edit form: delay, channels, tiers, segments, throttle, in use."""
     rule = await service.get_rule(db, rule_id)
     form = await request.form()
-    version = form_text(form, "version")
     changes: dict[str, Any] = {
         "delay_hours": form_text(form, "delay_hours"),
         "channels": [c for c in form.getlist("channels") if isinstance(c, str)],
@@ -478,7 +482,7 @@ async def update_rule(request: Request, rule_id: int, principal: PageAdmin, db: 
             await service.update_rule(
                 db,
                 rule,
-                expected_version=form_version(version) if version else None,
+                expected_version=form_version(form_text(form, "version")),
                 changes=changes,
                 actor=principal.actor,
             )
