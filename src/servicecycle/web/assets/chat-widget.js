@@ -170,7 +170,8 @@
       button.addEventListener("click", () => {
         pick(score);
         fail("");
-        send({ type: "rate", score, comment: rateComment.value.trim() || null });
+        // the box shows the comment given so far: what it holds now (even "") is the comment
+        send({ type: "rate", score, comment: rateComment.value.trim() });
       });
       rateScale.append(button);
     }
@@ -293,7 +294,7 @@
     event.preventDefault();
     if (chosen === null) { fail("Please choose a score."); return; }
     fail("");
-    send({ type: "rate", score: chosen, comment: rateComment.value.trim() || null });
+    send({ type: "rate", score: chosen, comment: rateComment.value.trim() }); // "" clears it
   });
   restart.addEventListener("click", () => {
     show(rating, false);
