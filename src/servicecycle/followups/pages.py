@@ -38,6 +38,9 @@ PAGE_SIZE = 50
 
 
 def _problem(exc: ServiceError) -> str:
+    """The refusal as one line: the follow-up templates show ``error`` alone, with no
+    per-field list, so the fields' reasons go into it (``web.forms.problem`` gives a dict
+    for templates that list ``fields``)."""
     return exc.message + "".join(f" — {name}: {text}" for name, text in exc.fields.items())
 
 
