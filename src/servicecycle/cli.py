@@ -38,6 +38,12 @@ out = Console()
 err = Console(stderr=True)
 
 
+# the demo's first load: the shop's six months at this many tickets replay in about two
+# minutes on a 2-core machine (bench/results/simulation.md); the scenario itself plans ~20,000
+DEMO_TICKETS = 600
+DEMO_FULL_TICKETS = 20_000
+
+
 def fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=1)
@@ -327,13 +333,17 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server after loading")
     ] = True,
     tickets: Annotated[
-        int | None,
+        int,
         typer.Option(
             min=10,
             max=200_000,
-            help="Load about this many tickets over the six months (default: the shop's 20,000)",
+            help=(
+                "Load about this many tickets over the six months. The default is a quick first"
+                f" load; the shop's full volume ({DEMO_FULL_TICKETS:,}) takes about an hour on"
+                " two cores"
+            ),
         ),
-    ] = None,
+    ] = DEMO_TICKETS,
 ) -> None:
     """Load the demo business (six months of a simulated shop, the first time) and serve it."""
     from servicecycle.demo import DEMO_LOGINS, load
