@@ -482,6 +482,34 @@ class Mailer:
     sender: str
 
 
+async def _record_sent(
+    session: AsyncSession,
+    invitation: SurveyInvitation,
+    survey: Survey,
+    *,
+    ticket_id: int,
+    via: str,
+    **extra: Any,
+) -> None:
+    """``survey.sent`` on the invitation's ticket: by mail, or asked in the chat or portal."""
+    await session.flush()
+    await record(
+        session,
+        "survey.sent",
+        subject_type="ticket",
+        subject_id=ticket_id,
+        actor=SURVEYOR,
+        data={
+            "invitation_id": invitation.id,
+            "survey_id": survey.id,
+            "kind": survey.kind,
+            "customer_id": invitation.customer_id,
+            **extra,
+            "via": via,
+        },
+    )
+
+
 def make_token(keyring: Keyring, invitation: SurveyInvitation, *, sent: datetime) -> str:
     return keyring.sign(
         TOKEN_PURPOSE,
@@ -620,21 +648,8 @@ async def send_due(
             skipped += 1
             continue
         invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
-        await session.flush()
-        await record(
-            session,
-            "survey.sent",
-            subject_type="ticket",
-            subject_id=ticket.id,
-            actor=SURVEYOR,
-            data={
-                "invitation_id": invitation.id,
-                "survey_id": survey.id,
-                "kind": survey.kind,
-                "customer_id": invitation.customer_id,
-                "outbound_id": row.id,
-                "via": "email",
-            },
+        await _record_sent(
+            session, invitation, survey, ticket_id=ticket.id, via="email", outbound_id=row.id
         )
         sent += 1
     return sent, skipped
@@ -829,22 +844,8 @@ async def rate_in_place(
         invitation.status, invitation.sent_at, invitation.skip_reason = "sent", now, None
         news["sent"] = True
     if made is not None or news:
-        await session.flush()
-        await record(
-            session,
-            "survey.sent",
-            subject_type="ticket",
-            subject_id=ticket.id,
-            actor=SURVEYOR,
-            data={
-                "invitation_id": invitation.id,
-                "survey_id": survey.id,
-                "kind": survey.kind,
-                "customer_id": invitation.customer_id,
-                "via": source,
-                **{k: v for k, v in news.items() if k != "sent"},
-            },
-        )
+        extra = {k: v for k, v in news.items() if k != "sent"}
+        await _record_sent(session, invitation, survey, ticket_id=ticket.id, via=source, **extra)
     return await answer(session, invitation, survey, score=score, comment=comment, source=source)
 
 
