@@ -171,7 +171,7 @@ def test_follow_ups_are_made_and_done_when_the_plan_says(replayed: tuple[str, An
     ]
 
 
-def test_historic_mail_is_delivered_to_the_null_sink_not_left_queued(
+def test_historic_mail_is_settled_as_sent_not_left_queued(
     replayed: tuple[str, Any],
 ) -> None:
     url, summary = replayed

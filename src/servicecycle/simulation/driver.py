@@ -7,7 +7,8 @@ plan's order, so the same plan replays the same way). The periodic jobs run as t
 passes their times: the SLA sweep (before a step, whenever a sweep interval has passed, so a
 late reply meets an already breached clock as it would in production), the survey sender
 (when a solve plus a rule's delay comes due), and the mail outbox (at each simulated
-midnight, into a local null SMTP sink, see ``mail_sink``).
+midnight the day's mail is settled as sent to no one, ``outbox.settle_history``: history is
+not mailed, and no SMTP is spoken for it).
 
 Speed: one session for the whole replay, one transaction per ``commit_every`` steps or per
 simulated day (whichever comes first), on connections that commit without waiting for the
@@ -43,7 +44,6 @@ from servicecycle.followups.models import FollowUp as FollowUpRow
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError
 from servicecycle.kit.secrets import Keyring
-from servicecycle.simulation.mail_sink import null_sink
 from servicecycle.simulation.plan import (
     Assign,
     FollowUp,
@@ -67,6 +67,7 @@ COMMIT_EVERY = 5_000  # steps per transaction (and at least one commit per simul
 SWEEP_EVERY = timedelta(minutes=5)  # the SLA sweep's cadence (production: every minute)
 SURVEYS_EVERY = timedelta(minutes=15)  # the survey sender's cadence (production: every minute)
 SETUP_BEFORE = timedelta(days=1)  # the desk is set up this long before the plan starts
+HISTORY_NOTE = "simulated history: not mailed"
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,13 @@ class _Replay:
         plan: Plan,
         *,
         mailer: surveys.Mailer,
-        smtp: outbox.SmtpSettings,
         staff: Sequence[StaffUser],
         password: str | None,
         progress: Progress | None,
         commit_every: int,
     ) -> None:
         self.session, self.factory, self.plan = session, factory, plan
-        self.mailer, self.smtp, self.staff, self.password = mailer, smtp, staff, password
+        self.mailer, self.staff, self.password = mailer, staff, password
         self.progress, self.commit_every = progress, commit_every
         self.summary = Summary()
         self.users: dict[str, User] = {}  # agent key (and staff e-mail) -> user
@@ -179,16 +179,17 @@ class _Replay:
         clock.set_source(lambda: moment)
 
     async def commit(self, now: datetime, *, last: bool = False) -> None:
-        """Commit the batch; at a new day, the outbox delivers what the day queued, at the
-        day's end (the replay's outbox runs daily: hourly runs cost a third of the load)."""
+        """Commit the batch; at a new day, the mail the day queued is settled first, at the
+        day's end (the replay's outbox runs daily), and at the last commit all of it."""
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.batch_day is not None and day > self.batch_day:
+            await self.deliver_mail(self.batch_day + timedelta(days=1))
         if last:  # the load's end waits for the disk like any commit
+            await self.deliver_mail(now)
             await self.session.execute(text("SET LOCAL synchronous_commit = on"))
         await self.session.commit()
         self.summary.commits += 1
         self.in_batch = 0
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.batch_day is not None and day > self.batch_day:
-            await self.deliver_mail(self.batch_day + timedelta(days=1))
         self.batch_day = day
 
     # -- set-up ------------------------------------------------------------------------------
@@ -394,17 +395,13 @@ class _Replay:
                 )
 
     async def deliver_mail(self, now: datetime) -> None:
-        """Hand the committed outbox to the null sink, through the outbox's own delivery."""
+        """Settle the mail history queued up to ``now`` as sent to no one (one statement):
+        nothing old is mailed when the server starts, and no SMTP is spoken for it."""
         self.at(now)
         started = time.perf_counter()
-        while True:
-            sent, failed = await outbox.deliver(
-                self.factory, self.smtp, limit=5000, batch=500, now=now
-            )
-            self.summary.mails_sent += sent
-            self.summary.mails_failed += failed
-            if sent + failed < 5000:
-                break
+        self.summary.mails_sent += await outbox.settle_history(
+            self.session, until=now, note=HISTORY_NOTE
+        )
         self.summary.mail_seconds += time.perf_counter() - started
 
     # -- the steps ---------------------------------------------------------------------------
@@ -583,7 +580,6 @@ class _Replay:
         self.summary.steps = done
         await self.sweep_until(plan.end)
         await self.commit(plan.end, last=True)
-        await self.deliver_mail(plan.end)
         if self.progress is not None:
             self.progress(done, total)
 
@@ -671,21 +667,12 @@ async def replay(
     else:
         factory = url_or_sessionmaker
     try:
-        async with null_sink() as sink, factory() as session:
-            smtp = outbox.SmtpSettings(
-                host=sink.host,
-                port=sink.port,
-                username=None,
-                password=None,
-                starttls=False,
-                sender=mailer.sender,
-            )
+        async with factory() as session:
             state = _Replay(
                 session,
                 factory,
                 plan,
                 mailer=mailer,
-                smtp=smtp,
                 staff=staff,
                 password=password,
                 progress=progress,
