@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import platform
@@ -209,6 +210,23 @@ class Probe:
             headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
             timeout=180,
         )
+
+    def next_id(self) -> str:
+        with self.lock:
+            self.counter += 1
+            return f"desk-{self.run_id}-{self.counter}"
+
+    def note(self, group: str, op: str, request_id: str, client_ms: float, status: int) -> None:
+        with self.lock:
+            self.records.append(
+                {
+                    "group": group,
+                    "op": op,
+                    "id": request_id,
+                    "client_ms": client_ms,
+                    "status": status,
+                }
+            )
 
     def request(
         self, http: httpx.Client, group: str, op: str, method: str, path: str, **kw: Any
@@ -401,25 +419,31 @@ def measure_create(
     seed: int,
     pids: dict[str, int] | None = None,
     urls: list[str] | None = None,
+    client: str = "stdlib",
 ) -> Json:
+    """``concurrency`` clients create tickets for ``seconds``. Request bodies are made before
+    the clock starts, and the generator's own CPU is counted, so that what it costs is seen
+    apart from the server's. ``client``: ``stdlib`` (``http.client``, one keep-alive
+    connection per client: the lightest Python client, leaving the 2 cores to the server) or
+    ``httpx`` (as the read benchmarks and earlier sessions)."""
     text = bulk_load.Text(manifest.get("args", {}).get("seed", 1))
     customers = manifest["counts"]["customers"]
     first_customer = manifest.get("customers", {}).get("first_id", 1)
-    stop_at = time.perf_counter() + seconds
     created: list[int] = []
     errors: dict[str, int] = {}
     lock = threading.Lock()
 
-    def worker(n: int) -> None:
+    def bodies(n: int, count: int) -> list[Json]:
         rng = random.Random(f"{seed}:create:{n}")
-        with probe.client(urls[n % len(urls)] if urls else None) as http:
-            while time.perf_counter() < stop_at:
-                if rng.random() < 0.1:  # an unknown sender becomes a new customer
-                    requester = {"email": f"new-{uuid.uuid4().hex[:12]}@example.org"}
-                else:
-                    cid = first_customer + rng.randrange(customers)
-                    requester = {"email": bulk_load.customer_email(cid)}
-                body = {
+        made = []
+        for _ in range(count):
+            if rng.random() < 0.1:  # an unknown sender becomes a new customer
+                requester = {"email": None}  # a fresh address is drawn when sent
+            else:
+                cid = first_customer + rng.randrange(customers)
+                requester = {"email": bulk_load.customer_email(cid)}
+            made.append(
+                {
                     "subject": rng.choice(text.subjects),
                     "requester": requester,
                     "body": text.customer_message(rng, [], "A customer"),
@@ -427,47 +451,126 @@ def measure_create(
                     "priority": rng.choice(["low", "normal", "normal", "high"]),
                     "tags": rng.sample(sorted(bulk_load.TAGS), k=rng.randint(0, 2)),
                 }
+            )
+        return made
+
+    planned = [bodies(n, 1500) for n in range(concurrency)]
+
+    def fresh(body: Json) -> Json:
+        if body["requester"]["email"] is None:
+            return {**body, "requester": {"email": f"new-{uuid.uuid4().hex[:12]}@example.org"}}
+        return body
+
+    def payload(body: Json) -> bytes:
+        return json.dumps(fresh(body)).encode()
+
+    def settle(status: int, text_of: Callable[[], str], id_of: Callable[[], int]) -> None:
+        if status == 201:
+            ticket_id = id_of()
+            with lock:
+                created.append(ticket_id)
+            return
+        try:
+            code = json.loads(text_of())["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = text_of()[:60]
+        with lock:
+            key = f"HTTP {status}: {code}"
+            errors[key] = errors.get(key, 0) + 1
+
+    def worker_httpx(n: int) -> None:
+        with probe.client(urls[n % len(urls)] if urls else None) as session:
+            k = 0
+            while time.perf_counter() < stop_at:
+                body = planned[n][k % len(planned[n])]
+                k += 1
                 try:
                     response = probe.request(
-                        http,
+                        session,
                         "create",
                         "create ticket + first message",
                         "POST",
                         "/api/v1/tickets",
-                        json=body,
+                        json=fresh(body),
                     )
-                    if response.status_code != 201:
-                        try:
-                            code = response.json()["error"]["code"]
-                        except (ValueError, KeyError, TypeError):
-                            code = response.text[:60]
-                        key = f"HTTP {response.status_code}: {code}"
-                        with lock:
-                            errors[key] = errors.get(key, 0) + 1
-                    else:
-                        with lock:
-                            created.append(response.json()["id"])
+                    settle(
+                        response.status_code,
+                        lambda r=response: r.text,
+                        lambda r=response: r.json()["id"],
+                    )
                 except httpx.HTTPError as exc:
                     with lock:
                         errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
+    def worker_stdlib(n: int) -> None:
+        target = httpx.URL(urls[n % len(urls)] if urls else probe.base_url)
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=180)
+        k = 0
+        try:
+            while time.perf_counter() < stop_at:
+                body = planned[n][k % len(planned[n])]
+                k += 1
+                request_id = probe.next_id()
+                started = time.perf_counter()
+                try:
+                    connection.request(
+                        "POST",
+                        "/api/v1/tickets",
+                        body=payload(body),
+                        headers={
+                            "Authorization": f"Bearer {probe.token}",
+                            "Content-Type": "application/json",
+                            "Accept": "application/json",
+                            "X-Request-ID": request_id,
+                        },
+                    )
+                    response = connection.getresponse()
+                    raw = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    with lock:
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    connection.close()
+                    continue
+                probe.note(
+                    "create",
+                    "create ticket + first message",
+                    request_id,
+                    (time.perf_counter() - started) * 1000,
+                    response.status,
+                )
+                settle(
+                    response.status,
+                    lambda raw=raw: raw.decode("utf-8", "replace"),
+                    lambda raw=raw: int(json.loads(raw)["id"]),
+                )
+        finally:
+            connection.close()
+
+    worker = worker_stdlib if client == "stdlib" else worker_httpx
     cpu_before = _cpu(pids or {})
+    own_before = time.process_time()
     started = time.perf_counter()
+    stop_at = started + seconds
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    own = time.process_time() - own_before
     cpu_after = _cpu(pids or {})
     result: Json = {
         "concurrency": concurrency,
+        "client": client,
         "wall_s": round(wall, 2),
         "created": len(created),
         "per_s": round(len(created) / wall, 1),
         "errors": errors,
         "loadavg_after": os.getloadavg(),
     }
+    if created:
+        result["load_generator_cpu_ms_per_ticket"] = round(own / len(created) * 1000, 2)
+        result["load_generator_share_of_wall"] = round(own / wall, 2)
     if pids and created:
         # CPU per created ticket, whatever else the machine was doing meanwhile
         per = {k: (cpu_after[k] - cpu_before[k]) / len(created) * 1000 for k in pids}
@@ -564,6 +667,12 @@ def print_table(rows: list[Json], create: Json | None) -> None:
                 + ", ".join(f"{k} {v:.2f} ms" for k, v in per.items())
                 + f"; share of wall time: {create['cpu_share_of_wall']}"
             )
+        if "load_generator_cpu_ms_per_ticket" in create:
+            print(
+                f"  load generator ({create['client']}): "
+                f"{create['load_generator_cpu_ms_per_ticket']:.2f} ms CPU per ticket, "
+                f"{create['load_generator_share_of_wall']} of a core"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -587,6 +696,12 @@ def main(argv: list[str] | None = None) -> int:
         "--create-pids", default="", help="name=pid,... processes whose CPU to count (base-url)"
     )
     parser.add_argument("--skip", default="", help="comma list: reads, create")
+    parser.add_argument(
+        "--create-client",
+        choices=["stdlib", "httpx"],
+        default="stdlib",
+        help="the creating clients' HTTP library (stdlib: lighter, leaves the CPU to the server)",
+    )
     parser.add_argument(
         "--serve-args", default="", help='extra `servicecycle serve` arguments, e.g. "--workers 2"'
     )
@@ -644,7 +759,14 @@ def main(argv: list[str] | None = None) -> int:
                 pids[name] = int(pid)
             urls = [u for u in args.create_urls.split(",") if u]
             create = measure_create(
-                probe, manifest, args.concurrency, args.create_seconds, args.seed, pids, urls
+                probe,
+                manifest,
+                args.concurrency,
+                args.create_seconds,
+                args.seed,
+                pids,
+                urls,
+                client=args.create_client,
             )
             result["create"] = create
         time.sleep(0.5)  # let the last log lines land
