@@ -25,6 +25,7 @@ from servicecycle.portal.deps import (
     set_form_cookie,
     set_session_cookie,
 )
+from servicecycle.tickets import attachments
 from servicecycle.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -383,6 +384,14 @@ async def _request_view(
     if ticket.id != ticket_id:
         return RedirectResponse(f"/portal/requests/{ticket.id}", status_code=303)
     messages, attached = await requests.public_thread(db, ticket)
+    # a message's cid: images load through this portal's own route, which checks the ticket
+    # is the customer's and the file is on one of its public messages
+    shown = {
+        m.id: attachments.shown(
+            m.body_html, attached[m.id], lambda a: f"/portal/requests/{ticket.id}/files/{a.id}"
+        )
+        for m in messages
+    }
     return _page(
         request,
         "request.html",
@@ -390,6 +399,7 @@ async def _request_view(
             "ticket": ticket,
             "messages": messages,
             "attached": attached,
+            "shown": shown,
             "panels": await panels.for_request(db, who.customer, ticket),
             "draft": draft,
             "error": error.message if error else None,

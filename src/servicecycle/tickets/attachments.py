@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -12,12 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, TooLarge, ValidationFailed
+from servicecycle.tickets.content import show_inline_images
 from servicecycle.tickets.files import check_file, clean_filename
 from servicecycle.tickets.models import Attachment, Message
 from servicecycle.tickets.storage import Storage
 
 MAX_PER_MESSAGE = 20
 STALE_UPLOAD = timedelta(days=1)
+MAX_CONTENT_ID = 255
+# Shown in place in a message's HTML: the image types whose first bytes are checked on upload
+# (tickets.files.SIGNATURES). Anything else (SVG, which can carry script, included) is only
+# ever a download.
+IN_PLACE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 async def upload(
@@ -30,8 +38,13 @@ async def upload(
     max_bytes: int,
     user_id: int | None,
     actor: Actor,
+    inline: bool = False,
+    content_id: str | None = None,
 ) -> Attachment:
-    """Keep a file until a message claims it; refuses oversized and dangerous files."""
+    """Keep a file until a message claims it; refuses oversized and dangerous files.
+
+    ``inline`` and ``content_id`` come from a mail part meant to be shown in its message
+    (``<img src="cid:...">``); a Content-ID too long to keep is dropped, never the file."""
     if len(data) > max_bytes:
         raise TooLarge(f"The file is larger than {max_bytes:,} bytes", fields={"file": "too large"})
     if not data:
@@ -46,6 +59,8 @@ async def upload(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         storage_key=key,
+        inline=inline,
+        content_id=content_id if content_id and len(content_id) <= MAX_CONTENT_ID else None,
         uploaded_by_user_id=user_id,
         created_at=clock.now(),
     )
@@ -97,6 +112,26 @@ async def attach(
             data={"message_id": message.id, "attachment_ids": ids},
         )
     return [usable[i] for i in ids]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A message's HTML as displayed, and which of its files it shows in place."""
+
+    html: str
+    in_place: frozenset[int]  # attachment ids
+
+
+def shown(markup: str, files: Sequence[Attachment], url: Callable[[Attachment], str]) -> Shown:
+    """``markup`` with its ``cid:`` images pointing at ``url`` of the same message's own image
+    files (``files``: that message's attachments, nothing else). See
+    :func:`tickets.content.show_inline_images` for what happens to the rest."""
+    by_content_id: dict[str, Attachment] = {}
+    for attachment in files:  # the first of two parts with one Content-ID wins
+        if attachment.content_id and attachment.content_type in IN_PLACE_TYPES:
+            by_content_id.setdefault(attachment.content_id, attachment)
+    html, used = show_inline_images(markup, {c: url(a) for c, a in by_content_id.items()})
+    return Shown(html, frozenset(by_content_id[c].id for c in used))
 
 
 async def of_messages(session: AsyncSession, message_ids: list[int]) -> dict[int, list[Attachment]]:

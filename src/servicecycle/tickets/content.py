@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Mapping
+from urllib.parse import unquote
 
 import nh3
 
@@ -53,12 +55,16 @@ _SPACES = re.compile(r"[ \t]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-def sanitise_html(raw: str) -> str:
-    """Only harmless markup survives: no scripts, styles, event handlers or javascript: links."""
+def sanitise_html(
+    raw: str, *, attribute_filter: Callable[[str, str, str], str | None] | None = None
+) -> str:
+    """Only harmless markup survives: no scripts, styles, event handlers or javascript: links.
+    ``attribute_filter`` (element, attribute, value) may change or drop an attribute's value."""
     return nh3.clean(
         raw,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=attribute_filter,
         url_schemes={"http", "https", "mailto", "cid"},
         link_rel="noopener noreferrer nofollow",
     )
@@ -128,3 +134,49 @@ def fold_quoted(markup: str) -> tuple[str, str]:
     if not html_to_text(head).strip():
         return markup, ""
     return sanitise_html(head), sanitise_html(tail)
+
+
+# -- inline images (cid: references) -------------------------------------------------------
+
+_CID = re.compile(r"cid:", re.IGNORECASE)
+
+
+def content_id_key(value: str) -> str:
+    """How a Content-ID and a ``cid:`` URL are compared: without the scheme, the angle
+    brackets, white space and %-escapes (RFC 2392), and without case (mail programs differ;
+    matching stays within one message, so a looser match can never reach another's file)."""
+    if value[:4].lower() == "cid:":
+        value = unquote(value[4:])
+    return "".join(value.split()).strip("<>").casefold()
+
+
+def show_inline_images(markup: str, sources: Mapping[str, str]) -> tuple[str, frozenset[str]]:
+    """Sanitised HTML for display with each ``<img src="cid:X">`` pointing at ``sources[X]``
+    (Content-ID to URL: the caller gives only the displayed message's own images), and the
+    Content-IDs that were used. An image whose Content-ID is not there loses its ``src``: it
+    stays inert (its alt text, if any) and asks nothing of anyone. ``cid:`` links other than
+    images are left as they are (a browser cannot follow them). The stored body is not changed.
+    """
+    if not _CID.search(markup):
+        return markup, frozenset()
+    keys: dict[str, str] = {}
+    for content_id in sources:  # an exact Content-ID first, then one that differs in case
+        keys.setdefault(content_id, content_id)
+    for content_id in sources:
+        keys.setdefault(content_id_key(content_id), content_id)
+    used: set[str] = set()
+
+    def point(element: str, attribute: str, value: str) -> str | None:
+        if element != "img" or attribute != "src" or not _CID.match(value):
+            return value
+        exact = unquote(value[4:]).strip().strip("<>")
+        found = keys.get(exact) or keys.get(content_id_key(value))
+        if found is None:
+            return None
+        used.add(found)
+        return sources[found]
+
+    # sanitised again with the rewrite: attribute values are escaped by the serialiser, and
+    # nothing the stored body holds can change what else survives
+    shown = sanitise_html(markup, attribute_filter=point)
+    return shown, frozenset(used)

@@ -177,6 +177,8 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(120), unique=True)
     inline: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # a mail part's Content-ID without its <>: the message's HTML shows it as <img src="cid:...">
+    content_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (Index("ix_attachments_message_id", "message_id"),)

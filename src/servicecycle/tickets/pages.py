@@ -18,7 +18,15 @@ from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
 from servicecycle.tickets import attachments, custom_fields, service, views, workspace
 from servicecycle.tickets.content import fold_quoted
-from servicecycle.tickets.models import CHANNELS, PRIORITIES, STATUSES, CustomField, Message, Ticket
+from servicecycle.tickets.models import (
+    CHANNELS,
+    PRIORITIES,
+    STATUSES,
+    Attachment,
+    CustomField,
+    Message,
+    Ticket,
+)
 from servicecycle.tickets.storage import Storage, storage_for
 from servicecycle.web.templating import render, templates
 
@@ -295,6 +303,11 @@ def _field_errors(exc: ServiceError | None) -> dict[str, str]:
     return {k[7:]: v for k, v in exc.fields.items() if k.startswith("custom.")}
 
 
+def _download_url(attachment: Attachment) -> str:
+    """The download route that checks who is asking (tickets.api), also for inline images."""
+    return f"/api/v1/attachments/{attachment.id}"
+
+
 async def _ticket_page(
     request: Request,
     db: Db,
@@ -324,12 +337,18 @@ async def _ticket_page(
     if problem is not None:
         labels = {f"custom.{f.key}": f.label for f in view.fields}
         error = _problem(problem, labels) + (" Choose the files again." if files_lost else "")
+    # each message's cid: images point at that message's own files (never another's)
+    shown = {
+        post.message.id: attachments.shown(post.message.body_html, post.files, _download_url)
+        for post in view.posts
+    }
     return render(
         request,
         "tickets/ticket.html",
         {
             "v": view,
             "t": ticket,
+            "shown": shown,
             "error": error,
             "error_at": error_at,
             "field_errors": _field_errors(problem),

@@ -207,6 +207,8 @@ async def _files(
                     max_bytes=max_bytes,
                     user_id=None,
                     actor=MAILER,
+                    inline=part.inline,
+                    content_id=part.content_id,
                 )
                 await attachments.attach(session, message, [upload.id], user_id=None, actor=MAILER)
         except ServiceError as exc:

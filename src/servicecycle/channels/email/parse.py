@@ -8,6 +8,7 @@ nothing here raises on bad content except :class:`Unreadable` for mail with no s
 from __future__ import annotations
 
 import email.policy
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header
@@ -24,6 +25,7 @@ MAX_DEPTH = 20
 TICKET_TOKEN = re.compile(r"\[#(\d{1,12})\]")
 REPLY_ADDRESS = re.compile(r"\+t(\d{1,12})@", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
+_BRACKETED = re.compile(r"<([^<>]*)>")
 BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
 
 
@@ -265,13 +267,23 @@ def _walk(
         return
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        content_id = _raw(part, "Content-ID").strip() or None
+        content_id = _content_id(_raw(part, "Content-ID"))
+        # an inline image often has no name: give it one a download can open
+        extension = mimetypes.guess_extension(kind) or ""
         files.append(
             ParsedAttachment(
-                filename=filename or f"part-{len(files) + 1}",
+                filename=filename or f"part-{len(files) + 1}{extension}",
                 content_type=kind,
                 data=payload,
                 inline=disposition == "inline" or content_id is not None,
-                content_id=content_id.strip("<>") if content_id else None,
+                content_id=content_id,
             )
         )
+
+
+def _content_id(value: str) -> str | None:
+    """A part's Content-ID as the desk keeps it: what is inside its <> (some mailers leave
+    them out), without white space a folded header put in."""
+    found = _BRACKETED.search(value)
+    content_id = "".join((found.group(1) if found else value).split())
+    return content_id or None
