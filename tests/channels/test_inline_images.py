@@ -30,7 +30,8 @@ def _b64(data: bytes) -> str:
 
 # As Outlook writes it: the HTML names image001.png@01DB...; the part carries <> around it.
 # The second picture's Content-ID comes folded over two lines and without <> (seen from
-# some web mailers); the third part is an ordinary attachment.
+# some web mailers); the third part is an ordinary attachment (with a Content-ID, as some
+# mail programs give every part).
 RAW = f"""\
 From: Ana Lima <ana@example.com>
 To: help@desk.example
@@ -67,6 +68,7 @@ Content-ID:
 --mixed
 Content-Type: text/plain; name="order.txt"
 Content-Disposition: attachment; filename="order.txt"
+Content-ID: <order-part@web.example>
 
 Order 5521
 --mixed--
@@ -78,7 +80,7 @@ def test_parsing_keeps_each_parts_content_id_without_brackets_or_folding() -> No
     assert [(a.filename, a.content_id, a.inline) for a in mail.attachments] == [
         ("image001.png", "image001.png@01DB1234.56789AB0", True),
         ("part-2.gif", "spinner.gif@web.example", True),
-        ("order.txt", None, False),
+        ("order.txt", "order-part@web.example", False),
     ]
     assert 'src="cid:image001.png@01DB1234.56789AB0"' in (mail.html or "")
 
@@ -100,7 +102,7 @@ async def test_a_related_mail_stores_its_pictures_with_their_content_ids(
     assert [(a.filename, a.content_type, a.content_id, a.inline) for a, _ in rows] == [
         ("image001.png", "image/png", "image001.png@01DB1234.56789AB0", True),
         ("part-2.gif", "image/gif", "spinner.gif@web.example", True),
-        ("order.txt", "text/plain", None, False),
+        ("order.txt", "text/plain", "order-part@web.example", False),
     ]
     # the body is stored as it came: the rewrite happens when it is shown
     assert 'src="cid:spinner.gif@web.example"' in rows[0][1]

@@ -275,7 +275,10 @@ def _walk(
                 filename=filename or f"part-{len(files) + 1}{extension}",
                 content_type=kind,
                 data=payload,
-                inline=disposition == "inline" or content_id is not None,
+                # some mail programs give every part a Content-ID: one sent as an
+                # attachment stays one (the HTML may still show it; see tickets.content)
+                inline=disposition == "inline"
+                or (content_id is not None and disposition != "attachment"),
                 content_id=content_id,
             )
         )
