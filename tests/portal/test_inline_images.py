@@ -70,3 +70,29 @@ async def test_a_customer_sees_their_inline_picture_and_never_anothers(
         refused = await client.get(url)
         assert refused.status_code == 404 and png(5, 5) != refused.content
         assert "image/png" not in refused.headers["content-type"]
+
+
+async def test_an_svg_picture_is_not_shown_in_the_portal_and_downloads_sandboxed(
+    client: AsyncClient, db: AsyncSession, sessions: Sessions, make_token: MakeToken
+) -> None:
+    robot = await make_token("agent")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>'
+    mine = await deliver(
+        client,
+        robot,
+        related_mail(
+            "cleo@example.com",
+            "<c1@example.com>",
+            '<img src="cid:logo@mail.example" alt="logo">',
+            {"logo@mail.example": svg},
+        ),
+    )
+    drawing = await _picture(db, mine["ticket_id"])
+    await sign_in(client, sessions, "cleo@example.com")
+    page = await client.get(f"/portal/requests/{mine['ticket_id']}")
+    assert '<img alt="logo">' in page.text and "shown in the message" not in page.text
+    download = await client.get(f"/portal/requests/{mine['ticket_id']}/files/{drawing.id}")
+    assert download.status_code == 200
+    assert download.headers["content-disposition"].startswith("attachment;")
+    assert "sandbox" in download.headers.get_list("content-security-policy")
+    assert download.headers["x-content-type-options"] == "nosniff"
