@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from servicecycle.auth.models import User
 from tests.factories import PASSWORD, Token
@@ -287,3 +288,60 @@ async def test_the_last_admin_cannot_be_demoted_or_disabled(
 async def test_schema_declares_the_bearer_scheme(client: AsyncClient) -> None:
     doc = (await client.get("/api/v1/openapi.json")).json()
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+async def test_a_known_token_is_not_read_again_until_a_user_or_token_changes(
+    client: AsyncClient, make_token: MakeToken, engine: AsyncEngine
+) -> None:
+    admin = await make_token("admin")
+    agent = await make_token("agent")
+    assert (await client.get("/api/v1/me", headers=admin.headers)).status_code == 200
+    reads: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "FROM api_tokens" in statement:
+            reads.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        assert (await client.get("/api/v1/me", headers=agent.headers)).status_code == 200
+        assert (await client.get("/api/v1/me", headers=agent.headers)).status_code == 200
+        assert len(reads) == 1  # the second request used this process's copy
+        me = (await client.get("/api/v1/me", headers=agent.headers)).json()
+        assert me["role"] == "agent"
+        # promoted: the very next request is an admin's
+        promoted = await client.patch(
+            f"/api/v1/users/{me['id']}",
+            headers=admin.headers,
+            json={"role": "admin", "version": me["version"]},
+        )
+        assert promoted.status_code == 200, promoted.text
+        me = (await client.get("/api/v1/me", headers=agent.headers)).json()
+        assert me["role"] == "admin"
+        assert len(reads) == 2  # read again after the change, once
+        # deactivated: refused at once, though the token was known a moment ago
+        off = await client.patch(
+            f"/api/v1/users/{me['id']}",
+            headers=admin.headers,
+            json={"is_active": False, "version": me["version"]},
+        )
+        assert off.status_code == 200, off.text
+        assert (await client.get("/api/v1/me", headers=agent.headers)).status_code == 401
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+async def test_me_shows_a_changed_availability_at_once(
+    client: AsyncClient, make_token: MakeToken
+) -> None:
+    agent = await make_token("agent")
+    assert (await client.get("/api/v1/me", headers=agent.headers)).json()["availability"] == (
+        "offline"
+    )
+    changed = await client.put(
+        "/api/v1/me/availability", headers=agent.headers, json={"status": "online"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await client.get("/api/v1/me", headers=agent.headers)).json()["availability"] == (
+        "online"
+    )

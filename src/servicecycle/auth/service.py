@@ -32,6 +32,7 @@ from servicecycle.auth.passwords import (
     new_token,
     verify_password,
 )
+from servicecycle.events import versions
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
 from servicecycle.kit.errors import (
@@ -47,6 +48,15 @@ from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 TOKEN_PREFIX = "sc_"  # noqa: S105 - a public marker, not a secret
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEEN_EVERY = timedelta(minutes=1)
+
+# who a token is: each process keeps copies of the tokens it has seen, with their users, under
+# the "auth" version, which every change to a token or a user draws anew (events/versions.py)
+versions.track(
+    "auth", "api_token.revoked", "user.updated", "user.availability_changed", "user.logged_in"
+)
+_TOKENS_KEPT = 1024
+_tokens: dict[tuple[Any, str], tuple[int, ApiToken, User]] = {}
+versions.on_forget(_tokens.clear)
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -527,22 +537,38 @@ async def revoke_api_token(session: AsyncSession, token: ApiToken, *, actor: Act
 
 
 async def resolve_api_token(session: AsyncSession, plain: str) -> tuple[ApiToken, User] | None:
-    """The live token and its active user, or None; notes when it was last used."""
-    stmt = (
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(plain))
-    )
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None:
-        return None
-    token, user = row
+    """The live token and its active user, or None; notes when it was last used.
+
+    The two are this process's detached copies while no token or user has changed since
+    they were read (read-only: change a user through ``get_user`` and this service)."""
+    digest = hash_token(plain)
+    version = await versions.current(session, "auth")
+    key = (session.get_bind().engine.url, digest)
+    kept = _tokens.get(key)
+    if kept is not None and kept[0] == version:
+        token, user = kept[1], kept[2]
+    else:
+        stmt = (
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == digest)
+        )
+        row = (await session.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        token, user = versions.snapshot(row[0]), versions.snapshot(row[1])
+        if len(_tokens) >= _TOKENS_KEPT:
+            _tokens.clear()
+        _tokens[key] = (version, token, user)
     now = clock.now()
     if token.revoked_at is not None or not user.is_active:
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
     if token.last_used_at is None or now - token.last_used_at > _SEEN_EVERY:
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+        )
         token.last_used_at = now
     return token, user
 

@@ -60,6 +60,11 @@ async def _versions(session: AsyncSession) -> dict[str, int]:
     return versions
 
 
+async def current(session: AsyncSession, domain: str) -> int:
+    """``domain``'s version as this transaction knows it (0 if it never changed)."""
+    return (await _versions(session)).get(domain, 0)
+
+
 async def bump(session: AsyncSession, domain: str) -> None:
     """Mark ``domain``'s configuration changed; pending changes are flushed first, so a copy
     loaded under the new number holds them."""
@@ -75,7 +80,7 @@ async def cached(
 ) -> T:
     """This process's copy of ``load``'s result if it is current, else a new copy. The copy
     is shared by concurrent requests: treat it as read-only (ORM rows in it are detached)."""
-    version = (await _versions(session)).get(domain, 0)
+    version = await current(session, domain)
     key = (session.get_bind().engine.url, domain, what)
     hit = _copies.get(key)
     if hit is not None and hit[0] == version:
@@ -96,6 +101,16 @@ def snapshot(row: T) -> T:
     return twin
 
 
+_forgetters: list[Callable[[], None]] = []
+
+
+def on_forget(drop: Callable[[], None]) -> None:
+    """``drop`` empties a domain's own copies when ``forget`` is called."""
+    _forgetters.append(drop)
+
+
 def forget() -> None:
     """Drop every copy (tests that change configuration behind the services' backs)."""
     _copies.clear()
+    for drop in _forgetters:
+        drop()
