@@ -46,7 +46,10 @@ class UploadRead(BaseModel):
 
 
 class FileRead(UploadRead):
-    pass
+    content_id: str | None = Field(
+        default=None, description="The Content-ID the message's HTML names it by (`cid:...`)"
+    )
+    inline: bool = Field(default=False, description="A picture shown in the message's text")
 
 
 class MessageRead(BaseModel):

@@ -93,6 +93,10 @@ class AttachmentRead(BaseModel):
     content_type: str
     size: int
     sha256: str
+    content_id: str | None = Field(
+        default=None, description="The Content-ID a message's HTML names it by (`cid:...`)"
+    )
+    inline: bool = Field(default=False, description="A picture shown in the message's text")
     url: str = ""
 
 
