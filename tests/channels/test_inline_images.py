@@ -110,9 +110,7 @@ async def test_a_related_mail_stores_its_pictures_with_their_content_ids(
         await client.get(f"/api/v1/tickets/{result['ticket_id']}/messages", headers=agent.headers)
     ).json()
     # the API keeps cid: addresses in body_html and says which file each one names
-    assert [
-        (a["filename"], a["content_id"], a["inline"]) for a in thread[0]["attachments"]
-    ] == [
+    assert [(a["filename"], a["content_id"], a["inline"]) for a in thread[0]["attachments"]] == [
         ("image001.png", "image001.png@01DB1234.56789AB0", True),
         ("part-2.gif", "spinner.gif@web.example", True),
         ("order.txt", "order-part@web.example", False),
