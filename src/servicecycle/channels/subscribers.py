@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.channels.email import outbox
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
-from servicecycle.events.bus import subscribe
+from servicecycle.events.bus import Appended, batch_twin, subscribe
 from servicecycle.events.models import Event
 from servicecycle.kit import clock
 from servicecycle.kit.errors import NotFound
@@ -79,31 +79,50 @@ def spoken_time(due: datetime, zone: str, *, now: datetime | None = None) -> str
 @subscribe("ticket.created")
 async def acknowledge(session: AsyncSession, event: Event) -> None:
     """Tell the customer we have their request, its number, and by when we answer."""
+    mail = await _acknowledgement(session, event)
+    if mail is not None:
+        await outbox.queue(
+            session,
+            mail.ticket,
+            kind=mail.kind,
+            body=mail.body,
+            sender=mail.sender,
+            # the expectation set at first contact, for the record (and for analytics)
+            note=mail.note,
+        )
+
+
+async def _acknowledgement(session: AsyncSession, event: Event | Appended) -> outbox.Mail | None:
     try:
         ticket = await tickets.get_ticket(session, int(event.subject_id))
     except (NotFound, ValueError):
-        return
+        return None
     if ticket.channel not in ACKNOWLEDGED_CHANNELS:
-        return
+        return None
     first = await tickets.first_message(session, ticket)
     if first is None or first.author_type != "customer":
-        return
+        return None
     due = await first_reply_due(session, ticket, at=event.occurred_at)
-    promise = f"by {spoken_time(*due)}" if due else PROMISE[ticket.channel]
+    promise = f"by {spoken_time(*due, now=event.occurred_at)}" if due else PROMISE[ticket.channel]
     body = (
         f"Thank you for contacting us. Your request has the number #{ticket.id}: "
         f"“{ticket.subject}”.\n\nWe will reply {promise}. To add anything, "
         "simply reply to this e-mail."
     )
-    await outbox.queue(
-        session,
-        ticket,
+    return outbox.Mail(
+        ticket=ticket,
         kind="acknowledgement",
         body=body,
         sender=get_settings().mail_from,
-        # the expectation set at first contact, for the record (and for analytics)
+        at=event.occurred_at,
         note={"promised": promise, "due_at": due[0].isoformat() if due else None},
     )
+
+
+@batch_twin(acknowledge)
+async def acknowledge_many(session: AsyncSession, events: list[Appended]) -> None:
+    mails = [m for e in events if (m := await _acknowledgement(session, e)) is not None]
+    await outbox.queue_many(session, mails)
 
 
 @subscribe("message.added")
@@ -126,3 +145,27 @@ async def mail_reply(session: AsyncSession, event: Event) -> None:
         message=message,
         sender=get_settings().mail_from,
     )
+
+
+@batch_twin(mail_reply)
+async def mail_reply_many(session: AsyncSession, events: list[Appended]) -> None:
+    mails = []
+    for event in events:
+        if not event.data.get("public") or event.data.get("author_type") != "agent":
+            continue
+        try:
+            ticket = await tickets.get_ticket(session, int(event.subject_id))
+            message = await tickets.get_message(session, int(event.data["message_id"]))
+        except (NotFound, ValueError, KeyError):
+            continue
+        if ticket.channel == "email":
+            mail = outbox.Mail(
+                ticket=ticket,
+                kind="reply",
+                body=message.body_text,
+                sender=get_settings().mail_from,
+                at=event.occurred_at,
+                message=message,
+            )
+            mails.append(mail)
+    await outbox.queue_many(session, mails)

@@ -36,6 +36,9 @@ class Appended:
 
 
 Handler = Callable[["AsyncSession", "Event"], Awaitable[None]]
+# A handler's batch twin (``handler.batch``): the same effect for a run of events of one
+# kind, each about a different subject, in one go.
+BatchHandler = Callable[["AsyncSession", list[Appended]], Awaitable[None]]
 MAX_DEPTH = 8
 
 _handlers: dict[str, list[Handler]] = {}
@@ -85,6 +88,59 @@ async def dispatch_many(session: AsyncSession, events: list[Appended]) -> None:
                 asked[key] = True if wants is None else bool(await wants(session, event.kind))
             if asked[key]:
                 await _run(session, handler, event)
+
+
+def batch_twin(handler: Handler) -> Callable[[BatchHandler], BatchHandler]:
+    """Decorator: ``twin`` does for a run of events what ``handler`` does for each of them,
+    with the same rows and events; ``dispatch_batch`` calls it instead of the handler."""
+
+    def register(twin: BatchHandler) -> BatchHandler:
+        handler.batch = twin  # type: ignore[attr-defined]
+        return twin
+
+    return register
+
+
+async def dispatch_batch(session: AsyncSession, events: list[Appended]) -> None:
+    """Dispatch events recorded together (``record_many``): run by run of one kind, each
+    handler of the kind hears the whole run (after the kind's ``wants`` check) through its
+    batch twin if it has one, else event by event. Each subject's events reach each handler
+    in the order given, as one ``dispatch`` after another would; a run that names a subject
+    twice goes event by event to every handler, so a twin never sees a subject twice."""
+    load_all()
+    start = 0
+    while start < len(events):
+        kind = events[start].kind
+        end = start
+        while end < len(events) and events[end].kind == kind:
+            end += 1
+        run = events[start:end]
+        start = end
+        handlers = _for(kind)
+        if not handlers:
+            continue
+        subjects = {(e.subject_type, e.subject_id) for e in run}
+        if len(subjects) < len(run):
+            for event in run:
+                await dispatch(session, event)
+            continue
+        for handler in handlers:
+            wants = getattr(handler, "wants", None)
+            if wants is not None and not await wants(session, kind):
+                continue
+            twin: BatchHandler | None = getattr(handler, "batch", None)
+            if twin is None:
+                for event in run:
+                    await _run(session, handler, event)
+                continue
+            depth = session.info.get("event_depth", 0)
+            if depth >= MAX_DEPTH:
+                raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {kind}")
+            session.info["event_depth"] = depth + 1
+            try:
+                await twin(session, run)
+            finally:
+                session.info["event_depth"] = depth
 
 
 async def _run(session: AsyncSession, handler: Handler, event: Event | Appended) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -10,7 +10,7 @@ from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.events import versions
-from servicecycle.events.bus import dispatch
+from servicecycle.events.bus import Appended, dispatch, dispatch_batch
 from servicecycle.events.models import Event
 from servicecycle.kit import clock
 from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
@@ -35,6 +35,8 @@ class Actor:
 SYSTEM = Actor.system()
 _EVENTS = cast(Table, Event.__table__)
 _APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
+# many rows in one INSERT; their ids come back in the order given
+_APPEND_MANY = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 async def record(
@@ -65,6 +67,45 @@ async def record(
         await versions.bump(session, domain)
     await dispatch(session, event)
     return event
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event for ``record_many``: what ``record`` takes, with its moment."""
+
+    kind: str
+    subject_type: str
+    subject_id: int | str
+    actor: Actor
+    occurred_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_many(session: AsyncSession, events: list[NewEvent]) -> list[Appended]:
+    """Append many events in one statement (``record``'s rows, in the given order), draw
+    the configuration versions they mean, and dispatch them together: a subscriber with a
+    batch twin hears them at once, any other one by one (``bus.dispatch_batch``)."""
+    if not events:
+        return []
+    values: list[dict[str, Any]] = [
+        {
+            "kind": e.kind,
+            "subject_type": e.subject_type,
+            "subject_id": str(e.subject_id),
+            "actor_type": e.actor.type,
+            "actor_id": e.actor.id,
+            "data": e.data,
+            "occurred_at": e.occurred_at,
+        }
+        for e in events
+    ]
+    await session.flush()  # the changes the events tell of go first
+    ids = (await session.execute(_APPEND_MANY, values)).scalars().all()
+    appended = [Appended(id=i, **v) for i, v in zip(ids, values, strict=True)]
+    for domain in dict.fromkeys(d for e in events if (d := versions.domain_of(e.kind))):
+        await versions.bump(session, domain)
+    await dispatch_batch(session, appended)
+    return appended
 
 
 async def query(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,15 +56,20 @@ from servicecycle.simulation.plan import (
     Step,
     SurveyAnswer,
 )
+from servicecycle.sla import batch as sla_batch
 from servicecycle.sla import service as sla
 from servicecycle.surveys import service as surveys
 from servicecycle.surveys.models import SurveyInvitation
+from servicecycle.tickets import bulk
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 
 SIMULATION = Actor.system("simulation")
 COMMIT_EVERY = 5_000  # steps per transaction (and at least one commit per simulated day)
 SWEEP_EVERY = timedelta(minutes=5)  # the SLA sweep's cadence (production: every minute)
+# the replay's window: its items go through the batched services in waves, the sweep runs
+# at its start (and for a wave's tickets just before it), the survey sender at its end
+WAVE_EVERY = timedelta(hours=1)
 SURVEYS_EVERY = timedelta(minutes=15)  # the survey sender's cadence (production: every minute)
 SETUP_BEFORE = timedelta(days=1)  # the desk is set up this long before the plan starts
 HISTORY_NOTE = "simulated history: not mailed"
@@ -149,10 +154,11 @@ class _Replay:
         password: str | None,
         progress: Progress | None,
         commit_every: int,
+        wave_every: timedelta,
     ) -> None:
         self.session, self.factory, self.plan = session, factory, plan
         self.mailer, self.staff, self.password = mailer, staff, password
-        self.progress, self.commit_every = progress, commit_every
+        self.progress, self.commit_every, self.wave_every = progress, commit_every, wave_every
         self.summary = Summary()
         self.users: dict[str, User] = {}  # agent key (and staff e-mail) -> user
         self.teams: dict[str, Team] = {}
@@ -172,6 +178,8 @@ class _Replay:
         self.planned_jobs: set[tuple[datetime, int]] = set()
         self.survey_delays = sorted({round(s.delay_minutes / 60) for s in plan.surveys})
         self.look_up = False  # whether people may exist already (then found, not made)
+        self.jobs: list[datetime] = []  # the survey sender's runs due in the window
+        self.done = self.total = 0
 
     # -- time and transactions --------------------------------------------------------------
 
@@ -406,85 +414,22 @@ class _Replay:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    async def open(self, index: int, planned: PlanTicket) -> None:
-        customer = await self.customer(self.plan_customers[planned.customer])
-        ticket, _ = await tickets.create_ticket(
-            self.session,
-            subject=planned.subject,
-            requester=customer,
-            channel=planned.channel,
-            body_text=planned.body,
-            priority=planned.priority,
-            type=planned.topic,
-            tags=list(planned.tags),
-            actor=Actor("customer", str(customer.id)),
-        )
-        self.summary.tickets += 1
-        self.summary.messages += 1
-        self.tickets[index] = ticket
-
     async def step(self, index: int, planned: PlanTicket, number: int, step: Step) -> None:
-        session, ticket = self.session, self.tickets[index]
-        if isinstance(step, Assign):
-            user = self.users[step.agent]
-            team = self.teams[step.team or self.agent_team[step.agent]]
-            await tickets.assign(
-                session, ticket, assignee_id=user.id, team_id=team.id, actor=Actor.user(user.id)
-            )
-            self.summary.assignments += 1
-        elif isinstance(step, Reply) and step.by == "agent":
-            user = self.users[step.author]
-            await tickets.add_message(
-                session,
-                ticket,
-                public=True,
-                author_type="agent",
-                author_user_id=user.id,
-                body_text=step.body,
-                actor=Actor.user(user.id),
-            )
-            self.summary.messages += 1
-        elif isinstance(step, Reply):
-            customer = self.customers[planned.customer]
-            await tickets.add_message(
-                session,
-                ticket,
-                public=True,
-                author_type="customer",
-                author_customer_id=customer.id,
-                body_text=step.body,
-                actor=Actor("customer", str(customer.id)),
-            )
-            self.summary.messages += 1
-        elif isinstance(step, Note):
-            user = self.users[step.agent]
-            await tickets.add_message(
-                session,
-                ticket,
-                public=False,
-                author_type="agent",
-                author_user_id=user.id,
-                body_text=step.body,
-                actor=Actor.user(user.id),
-            )
-            self.summary.notes += 1
-        elif isinstance(step, Status):
-            actor = Actor.user(self.users[step.agent].id) if step.agent else SIMULATION
-            if ticket.status != step.status:
-                await tickets.set_status(session, ticket, step.status, actor=actor)
-                self.summary.status_changes += 1
-            if step.status == "solved":  # the survey rules' invitations fall due later
-                for hours in self.survey_delays:
-                    self.plan_job(SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY)
-        elif isinstance(step, SurveyAnswer):
+        ticket = self.tickets[index]
+        if isinstance(step, SurveyAnswer):
             await self.answer(ticket, step)
-        else:
+        elif isinstance(step, FollowUp):
             await self.follow_up(index, number, ticket, step)
+        else:  # the others go through the batched services (``batched``)
+            raise AssertionError(f"not a single step: {step}")
 
     async def answer(self, ticket: Ticket, step: SurveyAnswer) -> None:
         """The customer clicks a score in the invitation's mail: the link's token is read
         back as the answer page reads it, and the answer recorded as the page records it."""
         key = (ticket.id, step.kind)
+        if key not in self.sent:  # the sender's runs of this window before the answer
+            await self.run_jobs(until=step.at + timedelta(microseconds=1))
+            self.at(step.at)
         if key not in self.sent:  # due but not yet swept up by the sender's cadence
             await self.send_surveys(step.at)
             self.at(step.at)
@@ -544,6 +489,13 @@ class _Replay:
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Window by window (at most ``WAVE_EVERY``, never across midnight): every item due
+        in the window is taken from the queue and replayed in waves (each ticket's next
+        item, so its own steps keep their order), each wave through the batched services.
+        The SLA sweep runs at each window's start, and for the tickets of a wave as of
+        their items' moments just before it (breaches keep their due time); the survey
+        sender's runs due in the window run after its waves, each at its own time (or
+        before an answer that needs them)."""
         plan, queue = self.plan, self.queue
         queue += [
             _Item(c.since, CUSTOMER, i, -1)
@@ -552,59 +504,219 @@ class _Replay:
         ]
         queue += [_Item(t.opened_at, STEP, i, -1) for i, t in enumerate(plan.tickets)]
         heapq.heapify(queue)
-        total = len(plan.tickets) + sum(len(t.steps) for t in plan.tickets)
-        done = 0
+        self.total = len(plan.tickets) + sum(len(t.steps) for t in plan.tickets)
         while queue:
-            item = heapq.heappop(queue)
-            await self.sweep_until(item.at)
-            day = item.at.replace(hour=0, minute=0, second=0, microsecond=0)
+            start = queue[0].at
+            await self.sweep_until(start)
+            day = start.replace(hour=0, minute=0, second=0, microsecond=0)
             if self.in_batch >= self.commit_every or (
                 self.batch_day is not None and day > self.batch_day
             ):
-                await self.commit(item.at)
+                await self.commit(start)
             if self.batch_day is None:
                 self.batch_day = day
-            self.at(item.at)
-            if item.rank == SEND_SURVEYS:
-                await self.send_surveys(item.at)
-            elif item.rank == CUSTOMER:
-                await self.customer(plan.customers[item.index])
-            elif item.rank == FOLLOW_UP_DONE:
-                await self.finish_follow_up(item.index, item.step)
-            else:
-                done += 1
-                self.in_batch += 1
-                await self.ticket_step(item)
-                if self.progress is not None and done % 500 == 0:
-                    self.progress(done, total)
-        self.summary.steps = done
+            end = min(start + self.wave_every, day + timedelta(days=1))
+            while queue and queue[0].at < end:
+                wave: list[_Item] = []
+                while queue and queue[0].at < end:
+                    item = heapq.heappop(queue)
+                    if item.rank == SEND_SURVEYS:
+                        self.jobs.append(item.at)
+                    else:
+                        wave.append(item)
+                await self.wave(wave)
+            await self.run_jobs(until=end)
+        self.summary.steps = self.done
         await self.sweep_until(plan.end)
         await self.commit(plan.end, last=True)
         if self.progress is not None:
-            self.progress(done, total)
+            self.progress(self.done, self.total)
+
+    async def run_jobs(self, *, until: datetime) -> None:
+        """The survey sender's runs planned before ``until``, in time order."""
+        due = sorted(at for at in self.jobs if at < until)
+        self.jobs = [at for at in self.jobs if at >= until]
+        for at in due:
+            await self.send_surveys(at)
+
+    async def wave(self, wave: list[_Item]) -> None:
+        """One item of each of several tickets (and the rare others), through the batched
+        services: openings, assignments, messages and status changes in one call each."""
+        steps = [item for item in wave if item.rank == STEP]
+        for item in wave:
+            if item.rank == CUSTOMER:
+                self.at(item.at)
+                await self.customer(self.plan.customers[item.index])
+            elif item.rank == STEP and item.step == -1:  # the customer of a first ticket
+                self.at(item.at)
+                await self.customer(self.plan_customers[self.plan.tickets[item.index].customer])
+        moments = {
+            self.tickets[item.index].id: item.at
+            for item in steps
+            if item.step >= 0 and item.index in self.tickets
+        }
+        warned, breached = await sla_batch.sweep_tickets(self.session, moments)
+        self.summary.warned += warned
+        self.summary.breached += breached
+        await self.batched(steps)
+        for item in wave:
+            if item.rank == FOLLOW_UP_DONE:
+                self.at(item.at)
+                await self.finish_follow_up(item.index, item.step)
+        for item in steps:
+            planned = self.plan.tickets[item.index]
+            if item.step >= 0:
+                step = planned.steps[item.step]
+                if isinstance(step, FollowUp) and (item.index, item.step) in self.follow_ups:
+                    assert step.done_at is not None
+                    heapq.heappush(
+                        self.queue, _Item(step.done_at, FOLLOW_UP_DONE, item.index, item.step)
+                    )
+            following = item.step + 1
+            if following < len(planned.steps):
+                heapq.heappush(
+                    self.queue, _Item(planned.steps[following].at, STEP, item.index, following)
+                )
+            else:
+                self.tickets.pop(item.index, None)
+        self.done += len(steps)
+        self.in_batch += len(steps)
+        if self.progress is not None and self.done // 500 > (self.done - len(steps)) // 500:
+            self.progress(self.done, self.total)
+
+    async def batched(self, steps: list[_Item]) -> None:
+        opens: list[tuple[_Item, bulk.NewTicket]] = []
+        assigns: list[tuple[_Item, bulk.NewAssignment]] = []
+        messages: list[tuple[_Item, bulk.NewMessage]] = []
+        statuses: list[tuple[_Item, bulk.NewStatus]] = []
+        singles: list[_Item] = []
+        for item in steps:
+            planned = self.plan.tickets[item.index]
+            if item.step == -1:
+                customer = self.customers[planned.customer]
+                opens.append(
+                    (
+                        item,
+                        bulk.NewTicket(
+                            subject=planned.subject,
+                            requester=customer,
+                            channel=planned.channel,
+                            body_text=planned.body,
+                            priority=planned.priority,
+                            type=planned.topic,
+                            tags=tuple(planned.tags),
+                            at=item.at,
+                            actor=Actor("customer", str(customer.id)),
+                        ),
+                    )
+                )
+                continue
+            ticket, step = self.tickets[item.index], planned.steps[item.step]
+            if isinstance(step, Assign):
+                user = self.users[step.agent]
+                team = self.teams[step.team or self.agent_team[step.agent]]
+                assigns.append(
+                    (
+                        item,
+                        bulk.NewAssignment(ticket, user.id, team.id, item.at, Actor.user(user.id)),
+                    )
+                )
+            elif isinstance(step, Reply | Note):
+                messages.append((item, self.message(ticket, planned, step)))
+            elif isinstance(step, Status):
+                actor = Actor.user(self.users[step.agent].id) if step.agent else SIMULATION
+                if ticket.status != step.status:
+                    statuses.append((item, bulk.NewStatus(ticket, step.status, item.at, actor)))
+                if step.status == "solved":  # the survey rules' invitations fall due later
+                    for hours in self.survey_delays:
+                        self.plan_job(SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY)
+            else:
+                singles.append(item)
+        if opens:
+            self.at(opens[-1][0].at)
+            made = await self.call(bulk.create_tickets, opens)
+            for (item, _), (ticket, _) in zip(opens, made, strict=True):
+                self.tickets[item.index] = ticket
+            self.summary.tickets += len(opens)
+            self.summary.messages += len(opens)
+        if assigns:
+            self.at(max(item.at for item, _ in assigns))
+            await self.call(bulk.assign_many, assigns)
+            self.summary.assignments += len(assigns)
+        if messages:
+            self.at(max(item.at for item, _ in messages))
+            await self.call(bulk.add_messages, messages)
+            notes = sum(1 for _, m in messages if not m.public)
+            self.summary.notes += notes
+            self.summary.messages += len(messages) - notes
+        if statuses:
+            self.at(max(item.at for item, _ in statuses))
+            await self.call(bulk.set_statuses, statuses)
+            self.summary.status_changes += len(statuses)
+        for item in singles:
+            self.at(item.at)
+            await self.ticket_step(item)
+
+    def message(self, ticket: Ticket, planned: PlanTicket, step: Reply | Note) -> bulk.NewMessage:
+        if isinstance(step, Note):
+            user = self.users[step.agent]
+            return bulk.NewMessage(
+                ticket=ticket,
+                public=False,
+                author_type="agent",
+                author_user_id=user.id,
+                body_text=step.body,
+                at=step.at,
+                actor=Actor.user(user.id),
+            )
+        if step.by == "agent":
+            user = self.users[step.author]
+            return bulk.NewMessage(
+                ticket=ticket,
+                public=True,
+                author_type="agent",
+                author_user_id=user.id,
+                body_text=step.body,
+                at=step.at,
+                actor=Actor.user(user.id),
+            )
+        customer = self.customers[planned.customer]
+        return bulk.NewMessage(
+            ticket=ticket,
+            public=True,
+            author_type="customer",
+            author_customer_id=customer.id,
+            body_text=step.body,
+            at=step.at,
+            actor=Actor("customer", str(customer.id)),
+        )
+
+    async def call(
+        self,
+        service: Callable[[AsyncSession, list[Any]], Awaitable[Any]],
+        items: list[tuple[_Item, Any]],
+    ) -> Any:
+        """A batched service over the items; a refusal names the plan's step."""
+        try:
+            return await service(self.session, [batch_item for _, batch_item in items])
+        except ServiceError as exc:
+            index = exc.extra.get("item")
+            if not isinstance(index, int) or not 0 <= index < len(items):
+                raise
+            item = items[index][0]
+            planned = self.plan.tickets[item.index]
+            what = "opening" if item.step == -1 else f"{planned.steps[item.step]}"
+            message = exc.message.split(": ", 1)[-1].removesuffix(". Nothing was written.")
+            raise Refused(f"{planned.key} step {item.step} ({what}): {message}") from exc
 
     async def ticket_step(self, item: _Item) -> None:
+        """A step with no batched service (survey answers, follow-ups), on its own."""
         planned = self.plan.tickets[item.index]
-        if item.step == -1:
-            await self.open(item.index, planned)
-        else:
-            step = planned.steps[item.step]
-            try:
-                await self.step(item.index, planned, item.step, step)
-            except ServiceError as exc:
-                raise Refused(f"{planned.key} step {item.step} ({step}): {exc.message}") from exc
-            if isinstance(step, FollowUp) and (item.index, item.step) in self.follow_ups:
-                assert step.done_at is not None
-                heapq.heappush(
-                    self.queue, _Item(step.done_at, FOLLOW_UP_DONE, item.index, item.step)
-                )
-        following = item.step + 1
-        if following < len(planned.steps):
-            heapq.heappush(
-                self.queue, _Item(planned.steps[following].at, STEP, item.index, following)
-            )
-        else:
-            self.tickets.pop(item.index, None)
+        step = planned.steps[item.step]
+        try:
+            await self.step(item.index, planned, item.step, step)
+        except ServiceError as exc:
+            raise Refused(f"{planned.key} step {item.step} ({step}): {exc.message}") from exc
 
 
 class Refused(Exception):
@@ -636,6 +748,7 @@ async def replay(
     mailer: surveys.Mailer | None = None,
     keyring: Keyring | None = None,
     commit_every: int = COMMIT_EVERY,
+    wave_every: timedelta | None = None,
 ) -> Summary:
     """Replay ``plan`` into the database; returns what was made. ``staff`` are made first
     (the first admin sets the desk up); ``password`` is every made user's (None: they cannot
@@ -677,6 +790,7 @@ async def replay(
                 password=password,
                 progress=progress,
                 commit_every=commit_every,
+                wave_every=wave_every or WAVE_EVERY,
             )
             await state.set_up()
             await state.run()

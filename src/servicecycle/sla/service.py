@@ -817,6 +817,9 @@ async def sweep(
     go to their subscribers (escalation rules) like any other.
     """
     now = now or clock.now()
+    # the clocks loaded below are expired: changes not yet written (a pause) go first, or
+    # the expiry would drop them
+    await session.flush()
     rows = (await session.execute(_SWEEP, {"now": now, "batch": batch})).all()
     _fresh(session).clear()
     for loaded in list(session.identity_map.values()):

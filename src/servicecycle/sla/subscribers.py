@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers import service as customers
-from servicecycle.events.bus import subscribe
+from servicecycle.events.bus import Appended, batch_twin, subscribe
 from servicecycle.events.models import Event
-from servicecycle.events.service import record
+from servicecycle.events.service import NewEvent, record, record_many
 from servicecycle.kit.errors import NotFound
+from servicecycle.sla import batch
 from servicecycle.sla import service as sla
 from servicecycle.sla.models import SlaClock, SlaPolicy
 from servicecycle.sla.rules import TicketFacts
@@ -241,3 +242,141 @@ async def rechoose(session: AsyncSession, ticket: Ticket, *, at: datetime) -> No
         actor=sla.SYSTEM,
         data={"from": current.id, "to": chosen.id, "policy": chosen.name, "started": started},
     )
+
+
+# -- batch twins: the same clocks and events for a run of events about different tickets ---
+
+
+async def _clocks_many(session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[SlaClock]]:
+    """``_clocks`` for each ticket, in one query for those it must ask about."""
+    none = [
+        i
+        for i in ticket_ids
+        if tickets.created_here(session, i) and not sla.started_here(session, i)
+    ]
+    found = await batch.clocks_of_tickets(session, [i for i in ticket_ids if i not in none])
+    return {**found, **{i: [] for i in none}}
+
+
+def _ticket_ids(events: list[Appended]) -> list[int]:
+    return [
+        int(e.subject_id) for e in events if e.subject_type == "ticket" and e.subject_id.isdigit()
+    ]
+
+
+@batch_twin(on_created)
+async def on_created_many(session: AsyncSession, events: list[Appended]) -> None:
+    clocks = await _clocks_many(session, _ticket_ids(events))
+    starts: list[batch.Start] = []
+    for event in events:
+        ticket = await _ticket(session, event)  # type: ignore[arg-type]
+        if ticket is None or clocks.get(ticket.id):
+            continue
+        policy = await sla.choose_policy(session, await _facts(session, ticket))
+        if policy is None:
+            continue
+        paused = ticket.status in policy.pause_statuses
+        starts.append((ticket.id, policy, _wanted(ticket, policy), event.occurred_at, paused))
+    made = await batch.start_for(session, starts)
+    for ticket_id, _, _, _, _ in starts:
+        sla.note_fresh(session, ticket_id, made.get(ticket_id, []))
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "sla.policy_applied",
+                "ticket",
+                ticket_id,
+                sla.SYSTEM,
+                at,
+                {
+                    "policy_id": policy.id,
+                    "policy": policy.name,
+                    "started": [r.metric for r in made.get(ticket_id, [])],
+                },
+            )
+            for ticket_id, policy, _, at, _ in starts
+        ],
+    )
+
+
+@batch_twin(on_message)
+async def on_message_many(session: AsyncSession, events: list[Appended]) -> None:
+    public = [e for e in events if e.data.get("public") and e.subject_type == "ticket"]
+    clocks = await _clocks_many(session, _ticket_ids(public))
+    stops: list[tuple[SlaClock, datetime, bool]] = []
+    starts: list[batch.Start] = []
+    for event in public:
+        ticket_id, at = int(event.subject_id), event.occurred_at
+        live = _live(clocks[ticket_id])
+        policy = await _current_policy(session, clocks[ticket_id])
+        if event.data.get("author_type") == "agent":
+            stops += [(row, at, True) for row in live if row.metric in (*REPLY_METRICS, PERIODIC)]
+            ticket = await _ticket(session, event)  # type: ignore[arg-type]
+            if (
+                policy is not None
+                and PERIODIC in policy.targets
+                and ticket is not None
+                and ticket.status not in ("solved", "closed")
+            ):
+                paused = ticket.status in policy.pause_statuses
+                starts.append((ticket_id, policy, [PERIODIC], at, paused))
+        elif event.data.get("author_type") == "customer":
+            waiting = any(row.metric in REPLY_METRICS for row in live)
+            if not waiting and policy is not None:
+                starts.append((ticket_id, policy, ["next_reply"], at, False))
+    await batch.stop_many(session, stops)
+    await batch.start_for(session, starts)
+
+
+@batch_twin(on_status)
+async def on_status_many(session: AsyncSession, events: list[Appended]) -> None:
+    about = [e for e in events if e.subject_type == "ticket"]
+    clocks = await batch.clocks_of_tickets(session, _ticket_ids(about))
+    stops: list[tuple[SlaClock, datetime, bool]] = []
+    starts: list[batch.Start] = []
+    for event in about:
+        ticket_id = int(event.subject_id)
+        policy = await _current_policy(session, clocks[ticket_id])
+        before, after, at = event.data.get("from"), event.data.get("to"), event.occurred_at
+        if policy is None:
+            await on_status(session, event)  # type: ignore[arg-type]  # rare: chooses anew
+            continue
+        live = _live(clocks[ticket_id])
+        if after in ("solved", "closed"):
+            for row in live:
+                if row.metric == PERIODIC and row.started_at == at and row.used_minutes == 0:
+                    sla.forget_clock(session, row)  # armed by the reply that solves: never ran
+                    await session.delete(row)
+                    continue
+                stops.append((row, at, row.metric == "resolution"))
+        elif after in policy.pause_statuses:
+            for row in live:
+                await sla.pause(session, row, at=at)
+        elif before in policy.pause_statuses:
+            for row in live:
+                await sla.resume(session, row, at=at)
+        if before == "solved" and after not in ("closed",):
+            paused = after in policy.pause_statuses
+            running = {row.metric for row in live}
+            metrics = ["resolution"] + ([PERIODIC] if "next_reply" not in policy.targets else [])
+            starts.append((ticket_id, policy, [m for m in metrics if m not in running], at, paused))
+    await batch.stop_many(session, stops)
+    await session.flush()
+    await batch.start_for(session, starts)
+
+
+@batch_twin(on_fields)
+async def on_fields_many(session: AsyncSession, events: list[Appended]) -> None:
+    """``rechoose`` for each ticket; the clocks of all read at once, and only a ticket whose
+    policy would change goes through ``rechoose`` itself."""
+    clocks = await batch.clocks_of_tickets(session, _ticket_ids(events))
+    for event in events:
+        ticket = await _ticket(session, event)  # type: ignore[arg-type]
+        if ticket is None or ticket.status in ("solved", "closed"):
+            continue
+        current = await _current_policy(session, clocks[ticket.id])
+        chosen = await sla.choose_policy(session, await _facts(session, ticket))
+        if chosen is None or (current is not None and chosen.id == current.id):
+            continue
+        await rechoose(session, ticket, at=event.occurred_at)

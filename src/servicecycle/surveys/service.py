@@ -8,6 +8,7 @@ score in the mail -> ``survey.answered`` (a second click updates the same answer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.auth import service as auth
 from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
-from servicecycle.events.service import Actor, record
+from servicecycle.events import versions
+from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.secrets import BadToken, Keyring
@@ -36,6 +38,15 @@ from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import CHANNELS, Ticket
 
 SURVEYOR = Actor.system("surveys")
+# recording these means the surveys or their rules changed: each process reloads its copy
+versions.track(
+    "surveys",
+    "survey.created",
+    "survey.updated",
+    "survey.rule_created",
+    "survey.rule_updated",
+    "survey.rule_deleted",
+)
 TOKEN_PURPOSE = "survey"  # noqa: S105  # the signing purpose, not a secret
 LINK_DAYS = 30
 GROUPS = ("team", "agent", "channel", "category", "month", "week", "customer")
@@ -405,72 +416,124 @@ def _matches(rule: SurveyRule, ticket: Ticket, tier: str, segment: str | None) -
     )
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """Read-only copies of the enabled surveys (in order) and their rules (in order)."""
+
+    surveys: list[Survey]
+    rules: dict[int, list[SurveyRule]]
+
+
+async def _load_schedule(session: AsyncSession) -> _Schedule:
+    surveys = list(
+        (await session.scalars(select(Survey).where(Survey.enabled).order_by(Survey.id))).all()
+    )
+    rules = await rules_of(session, [s.id for s in surveys]) if surveys else {}
+    return _Schedule(
+        [versions.snapshot(s) for s in surveys],
+        {sid: [versions.snapshot(r) for r in found] for sid, found in rules.items()},
+    )
+
+
+async def _schedule(session: AsyncSession) -> _Schedule:
+    """Each process keeps the copy while the surveys' configuration version holds: every
+    solve reads it."""
+    return await versions.cached(session, "surveys", "schedule", _load_schedule)
+
+
 async def schedule_for_ticket(session: AsyncSession, ticket: Ticket, *, at: datetime) -> int:
     """On solve: one invitation per enabled survey whose first matching rule says so (due
     after the rule's delay). A ticket solved again moves its unsent invitation's due time.
     Returns how many were scheduled."""
-    surveys = list(
-        (await session.scalars(select(Survey).where(Survey.enabled).order_by(Survey.id))).all()
-    )
-    if not surveys:
+    return await schedule_for_tickets(session, [(ticket, at)], recorded_at=None)
+
+
+async def schedule_for_tickets(
+    session: AsyncSession,
+    solved: list[tuple[Ticket, datetime]],
+    *,
+    recorded_at: Callable[[datetime], datetime] | None = lambda at: at,
+) -> int:
+    """``schedule_for_ticket`` for each (ticket, solved at) of different tickets: the
+    invitations read in one query, written in one, their events recorded together (at the
+    solve; ``recorded_at=None``: now). Returns how many were scheduled."""
+    config = await _schedule(session)
+    if not config.surveys or not solved:
         return 0
-    rules = await rules_of(session, [s.id for s in surveys])
-    customer = await customers.get_customer(session, ticket.requester_id)
-    scheduled = 0
-    for survey in surveys:
-        rule = next(
-            (r for r in rules[survey.id] if _matches(r, ticket, customer.tier, customer.segment)),
-            None,
+    ids = [ticket.id for ticket, _ in solved]
+    rows = await session.scalars(
+        select(SurveyInvitation)
+        .where(
+            SurveyInvitation.ticket_id.in_(ids),
+            SurveyInvitation.survey_id.in_([s.id for s in config.surveys]),
         )
-        if rule is None:
-            continue
-        due = at + timedelta(hours=rule.delay_hours)
-        values = {
-            "rule_id": rule.id,
-            "customer_id": ticket.requester_id,
-            "agent_id": ticket.assignee_id,
-            "team_id": ticket.team_id,
-            "channel": ticket.channel,
-            "category": ticket.type,
-            "throttle_days": rule.throttle_days,
-            "solved_at": at,
-            "due_at": due,
-        }
-        existing = await session.scalar(
-            select(SurveyInvitation)
-            .where(SurveyInvitation.survey_id == survey.id, SurveyInvitation.ticket_id == ticket.id)
-            .with_for_update()
-        )
-        if existing is not None:
-            # sent once: never again for this ticket; skipped for a reopen: try again
-            if existing.status == "sent" or (
-                existing.status == "skipped" and existing.skip_reason != "reopened"
-            ):
+        .order_by(SurveyInvitation.id)
+        .with_for_update()
+    )
+    existing = {(row.survey_id, row.ticket_id): row for row in rows}
+    made: list[tuple[SurveyInvitation, Survey, SurveyRule, Ticket, datetime]] = []
+    for ticket, at in solved:
+        customer = await customers.get_customer(session, ticket.requester_id)
+        for survey in config.surveys:
+            rule = next(
+                (
+                    r
+                    for r in config.rules[survey.id]
+                    if _matches(r, ticket, customer.tier, customer.segment)
+                ),
+                None,
+            )
+            if rule is None:
                 continue
-            for key, value in values.items():
-                setattr(existing, key, value)
-            existing.status, existing.skip_reason = "scheduled", None
-            invitation = existing
-        else:
-            invitation = SurveyInvitation(survey_id=survey.id, ticket_id=ticket.id, **values)
-            session.add(invitation)
-        await session.flush()
-        scheduled += 1
-        await record(
-            session,
-            "survey.scheduled",
-            subject_type="ticket",
-            subject_id=ticket.id,
-            actor=SURVEYOR,
-            data={
-                "invitation_id": invitation.id,
-                "survey_id": survey.id,
+            due = at + timedelta(hours=rule.delay_hours)
+            values = {
                 "rule_id": rule.id,
-                "kind": survey.kind,
-                "due_at": due.isoformat(),
-            },
-        )
-    return scheduled
+                "customer_id": ticket.requester_id,
+                "agent_id": ticket.assignee_id,
+                "team_id": ticket.team_id,
+                "channel": ticket.channel,
+                "category": ticket.type,
+                "throttle_days": rule.throttle_days,
+                "solved_at": at,
+                "due_at": due,
+            }
+            invitation = existing.get((survey.id, ticket.id))
+            if invitation is not None:
+                # sent once: never again for this ticket; skipped for a reopen: try again
+                if invitation.status == "sent" or (
+                    invitation.status == "skipped" and invitation.skip_reason != "reopened"
+                ):
+                    continue
+                for key, value in values.items():
+                    setattr(invitation, key, value)
+                invitation.status, invitation.skip_reason = "scheduled", None
+            else:
+                invitation = SurveyInvitation(survey_id=survey.id, ticket_id=ticket.id, **values)
+                session.add(invitation)
+            made.append((invitation, survey, rule, ticket, at))
+    await session.flush()
+    now = clock.now()
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "survey.scheduled",
+                "ticket",
+                ticket.id,
+                SURVEYOR,
+                recorded_at(at) if recorded_at is not None else now,
+                {
+                    "invitation_id": invitation.id,
+                    "survey_id": survey.id,
+                    "rule_id": rule.id,
+                    "kind": survey.kind,
+                    "due_at": (at + timedelta(hours=rule.delay_hours)).isoformat(),
+                },
+            )
+            for invitation, survey, rule, ticket, at in made
+        ],
+    )
+    return len(made)
 
 
 @dataclass(frozen=True)

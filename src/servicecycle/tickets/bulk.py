@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.events.service import Actor
-from servicecycle.kit.errors import NotFound, ServiceError, ValidationFailed
-from servicecycle.tickets.models import Ticket
+from servicecycle.customers.models import Customer
+from servicecycle.events.service import Actor, NewEvent, record_many
+from servicecycle.kit.errors import Conflict, NotFound, ServiceError, ValidationFailed
+from servicecycle.tickets import custom_fields, service
+from servicecycle.tickets.fields import missing_required
+from servicecycle.tickets.models import CHANNELS, PRIORITIES, STATUSES, Message, Ticket
+from servicecycle.tickets.rules import (
+    allowed_next,
+    status_after_agent_reply,
+    status_after_customer_reply,
+)
 from servicecycle.tickets.service import update_ticket
 
 MAX_BULK = 500
@@ -51,3 +61,348 @@ async def bulk_update(
             exc.extra = {**exc.extra, "ticket_id": ticket_id}
             raise
     return [found[i] for i in ids]
+
+
+# -- the batched path: many tickets, each with its own change and moment ---------------------
+#
+# The same rows and events as ``create_ticket``, ``add_message``, ``set_status`` and
+# ``assign`` called one after another in one transaction, each at its item's moment (``at``),
+# for items about different tickets: everything is checked first (a bad item writes nothing
+# and the error names it), then written with multi-row statements, then the events recorded
+# together (``events.record_many``), so subscribers with a batch twin hear them at once.
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket to open with its first message, from the customer (``create_ticket``)."""
+
+    subject: str
+    requester: Customer
+    channel: str
+    body_text: str
+    at: datetime
+    actor: Actor
+    priority: str = "normal"
+    type: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A reply or note on a ticket (``add_message``)."""
+
+    ticket: Ticket
+    public: bool
+    author_type: str
+    body_text: str
+    at: datetime
+    actor: Actor
+    author_user_id: int | None = None
+    author_customer_id: int | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class NewStatus:
+    """A ticket's move to ``status`` (``set_status``)."""
+
+    ticket: Ticket
+    status: str
+    at: datetime
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class NewAssignment:
+    """A ticket's new assignee and team (``assign``)."""
+
+    ticket: Ticket
+    assignee_id: int | None
+    team_id: int | None
+    at: datetime
+    actor: Actor
+
+
+def _named(index: int, what: str, exc: ServiceError) -> ServiceError:
+    exc.message = f"Item {index} ({what}): {exc.message}. Nothing was written."
+    exc.extra = {**exc.extra, "item": index}
+    return exc
+
+
+def _distinct(tickets: list[Ticket]) -> None:
+    seen: set[int] = set()
+    for index, ticket in enumerate(tickets):
+        if ticket.id in seen:
+            raise ValidationFailed(
+                f"Item {index} (ticket {ticket.id}): a ticket may appear once per batch",
+                fields={"items": "one item per ticket"},
+                extra={"item": index},
+            )
+        seen.add(ticket.id)
+
+
+def _touch_at(session: AsyncSession, ticket: Ticket, at: datetime) -> None:
+    service.touch(session, ticket)
+    ticket.updated_at = at
+
+
+async def create_tickets(
+    session: AsyncSession, items: list[NewTicket]
+) -> list[tuple[Ticket, Message]]:
+    """Open many tickets, each with its first message from its customer: ``create_ticket``
+    for each item, in one multi-row insert of tickets, one of messages, two of events."""
+    cleaned = []
+    for index, item in enumerate(items):
+        try:
+            subject = service.clean_subject(item.subject)
+            service._check_choice("channel", item.channel, CHANNELS)
+            service._check_choice("priority", item.priority, PRIORITIES)
+            safe, plain = service._body(item.body_text, None)
+            if item.requester.merged_into_id is not None:
+                raise ValidationFailed(
+                    "This customer was merged", fields={"requester_id": "merged away"}
+                )
+            tags = service._clean_tags(list(item.tags))
+        except ServiceError as exc:
+            raise _named(index, f"ticket {item.subject[:40]!r}", exc) from exc
+        cleaned.append((subject, safe, plain, tags))
+    made = [
+        Ticket(
+            subject=subject,
+            status="new",
+            priority=item.priority,
+            type=item.type,
+            channel=item.channel,
+            requester_id=item.requester.id,
+            assignee_id=None,
+            team_id=None,
+            tags=tags,
+            custom={},
+            created_at=item.at,
+            updated_at=item.at,
+        )
+        for item, (subject, _, _, tags) in zip(items, cleaned, strict=True)
+    ]
+    session.add_all(made)
+    await session.flush()
+    messages = [
+        Message(
+            ticket_id=ticket.id,
+            public=True,
+            author_type="customer",
+            author_user_id=None,
+            author_customer_id=item.requester.id,
+            channel=item.channel,
+            body_html=safe,
+            body_text=plain,
+            created_at=item.at,
+        )
+        for ticket, item, (_, safe, plain, _) in zip(made, items, cleaned, strict=True)
+    ]
+    session.add_all(messages)
+    await session.flush()
+    created = service._created(session)
+    for ticket, message in zip(made, messages, strict=True):
+        created[ticket.id] = message
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "ticket.created",
+                "ticket",
+                ticket.id,
+                item.actor,
+                item.at,
+                {
+                    "subject": ticket.subject,
+                    "channel": item.channel,
+                    "priority": item.priority,
+                    "requester_id": item.requester.id,
+                    "assignee_id": None,
+                    "team_id": None,
+                    "tags": ticket.tags,
+                    "custom": {},
+                },
+            )
+            for ticket, item in zip(made, items, strict=True)
+        ],
+    )
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "message.added",
+                "ticket",
+                ticket.id,
+                item.actor,
+                item.at,
+                {"message_id": message.id, "public": True, "author_type": "customer"},
+            )
+            for ticket, message, item in zip(made, messages, items, strict=True)
+        ],
+    )
+    return list(zip(made, messages, strict=True))
+
+
+async def _check_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
+    specs = None
+    for index, item in enumerate(items):
+        ticket = item.ticket
+        try:
+            service._check_choice("status", item.status, STATUSES)
+            if item.status == ticket.status:
+                continue
+            allowed = allowed_next(ticket.status)
+            if item.status not in allowed:
+                raise Conflict(
+                    f"A {ticket.status} ticket cannot become {item.status}",
+                    fields={"status": f"allowed: {', '.join(allowed) or 'none (closed is final)'}"},
+                    extra={"allowed": list(allowed)},
+                )
+            if item.status == "solved":
+                specs = specs if specs is not None else await custom_fields.specs(session)
+                missing = missing_required(specs, ticket.custom)
+                if missing:
+                    raise ValidationFailed(
+                        "Fill in the required fields before solving",
+                        fields={f"custom.{key}": "required to solve" for key in missing},
+                    )
+        except ServiceError as exc:
+            raise _named(index, f"ticket {ticket.id}", exc) from exc
+
+
+async def set_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
+    """Move each ticket to its status (``set_status`` for each); an item whose ticket has
+    that status already changes nothing."""
+    _distinct([item.ticket for item in items])
+    await _check_statuses(session, items)
+    await _apply_statuses(session, items)
+
+
+async def _apply_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
+    changes = []
+    for item in items:
+        ticket = item.ticket
+        if item.status == ticket.status:
+            continue
+        before = ticket.status
+        ticket.status = item.status
+        _touch_at(session, ticket, item.at)
+        if item.status == "solved":
+            ticket.solved_at = item.at
+        elif item.status == "closed":
+            ticket.closed_at = item.at
+        elif before == "solved":
+            ticket.solved_at = None
+        changes.append(
+            NewEvent(
+                "status.changed",
+                "ticket",
+                ticket.id,
+                item.actor,
+                item.at,
+                {"from": before, "to": item.status},
+            )
+        )
+    await record_many(session, changes)
+
+
+async def assign_many(session: AsyncSession, items: list[NewAssignment]) -> None:
+    """Give each ticket its assignee and team (``assign`` for each)."""
+    _distinct([item.ticket for item in items])
+    for index, item in enumerate(items):
+        try:
+            await service._check_assignee(session, item.assignee_id)
+            await service._check_team(session, item.team_id)
+        except ServiceError as exc:
+            raise _named(index, f"ticket {item.ticket.id}", exc) from exc
+    changes = []
+    for item in items:
+        ticket = item.ticket
+        if (item.assignee_id, item.team_id) == (ticket.assignee_id, ticket.team_id):
+            continue
+        before = {"assignee_id": ticket.assignee_id, "team_id": ticket.team_id}
+        ticket.assignee_id, ticket.team_id = item.assignee_id, item.team_id
+        _touch_at(session, ticket, item.at)
+        changes.append(
+            NewEvent(
+                "assigned",
+                "ticket",
+                ticket.id,
+                item.actor,
+                item.at,
+                {"assignee_id": item.assignee_id, "team_id": item.team_id, "before": before},
+            )
+        )
+    await record_many(session, changes)
+
+
+async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[Message]:
+    """Add each reply or note (``add_message`` for each): a customer's reply reopens, an
+    agent's public reply opens a new ticket (or sets the item's status) and is its first
+    reply if none came before."""
+    _distinct([item.ticket for item in items])
+    bodies = []
+    statuses = []
+    for index, item in enumerate(items):
+        ticket = item.ticket
+        try:
+            service._check_choice("author_type", item.author_type, ("agent", "customer", "system"))
+            if ticket.status == "closed":
+                raise Conflict(
+                    "This ticket is closed; open a follow-up ticket instead",
+                    fields={"status": "closed is final"},
+                )
+            if item.author_type == "customer" and not item.public:
+                raise ValidationFailed(
+                    "Customers cannot write internal notes", fields={"public": "must be true"}
+                )
+            bodies.append(service._body(item.body_text, None))
+        except ServiceError as exc:
+            raise _named(index, f"ticket {ticket.id}", exc) from exc
+        if item.author_type == "customer":
+            following = status_after_customer_reply(ticket.status)
+        elif item.author_type == "agent" and item.public:
+            following = status_after_agent_reply(ticket.status, item.status)
+        else:
+            following = item.status or ticket.status
+        statuses.append(NewStatus(ticket, following, item.at, item.actor))
+    await _check_statuses(session, statuses)
+    messages = [
+        Message(
+            ticket_id=item.ticket.id,
+            public=item.public,
+            author_type=item.author_type,
+            author_user_id=item.author_user_id,
+            author_customer_id=item.author_customer_id,
+            channel=item.ticket.channel,
+            body_html=safe,
+            body_text=plain,
+            created_at=item.at,
+        )
+        for item, (safe, plain) in zip(items, bodies, strict=True)
+    ]
+    session.add_all(messages)
+    await session.flush()
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "message.added",
+                "ticket",
+                item.ticket.id,
+                item.actor,
+                item.at,
+                {"message_id": m.id, "public": item.public, "author_type": item.author_type},
+            )
+            for item, m in zip(items, messages, strict=True)
+        ],
+    )
+    for item in items:
+        if item.author_type == "agent" and item.public and item.ticket.first_reply_at is None:
+            item.ticket.first_reply_at = item.at
+    await _apply_statuses(session, statuses)
+    for item in items:
+        _touch_at(session, item.ticket, item.at)
+    await session.flush()
+    return messages

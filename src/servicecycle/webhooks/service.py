@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -275,15 +276,23 @@ def _delivery(subscription_id: int, body: dict[str, Any], event_id: int | None) 
 
 async def enqueue_event(session: AsyncSession, event: Event | Appended) -> int:
     """A delivery row for every enabled subscription that wants this event's kind."""
-    wanted = [sid for sid, k in await _enabled(session) if catalogue.matches(k, event.kind)]
-    if not wanted:
-        return 0
-    body = body_of(event)
-    # plain INSERTs: every event a subscription wants passes here, and nothing in the
-    # transaction changes the rows again
-    await session.execute(
-        insert(_DELIVERIES),
-        [
+    return await enqueue_events(session, [event], due_now=True)
+
+
+async def enqueue_events(
+    session: AsyncSession, events: Sequence[Event | Appended], *, due_now: bool = False
+) -> int:
+    """``enqueue_event`` for each event, in one statement; each delivery is due at its
+    event's moment (``due_now``: now)."""
+    enabled = await _enabled(session)
+    now = clock.now()
+    rows = []
+    for event in events:
+        wanted = [sid for sid, k in enabled if catalogue.matches(k, event.kind)]
+        if not wanted:
+            continue
+        body = body_of(event)
+        rows += [
             {
                 "delivery_id": str(uuid.uuid4()),
                 "subscription_id": sid,
@@ -292,12 +301,15 @@ async def enqueue_event(session: AsyncSession, event: Event | Appended) -> int:
                 "payload": body,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": clock.now(),
+                "next_attempt_at": now if due_now else event.occurred_at,
             }
             for sid in wanted
-        ],
-    )
-    return len(wanted)
+        ]
+    if rows:
+        # plain INSERTs: every event a subscription wants passes here, and nothing in the
+        # transaction changes the rows again
+        await session.execute(insert(_DELIVERIES), rows)
+    return len(rows)
 
 
 async def enqueue(

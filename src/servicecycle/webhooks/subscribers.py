@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.events.bus import subscribe
+from servicecycle.events.bus import Appended, batch_twin, subscribe
 from servicecycle.events.models import Event
 from servicecycle.webhooks import service
 from servicecycle.webhooks.kinds import private
@@ -23,3 +23,9 @@ async def _wants(session: AsyncSession, kind: str) -> bool:
 
 
 on_event.wants = _wants  # type: ignore[attr-defined]
+
+
+@batch_twin(on_event)
+async def on_events(session: AsyncSession, events: list[Appended]) -> None:
+    if not private(events[0].kind):
+        await service.enqueue_events(session, events)

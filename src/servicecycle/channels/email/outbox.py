@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from servicecycle.channels.models import InboundMail, MailThread, OutboundMail
 from servicecycle.customers import service as customers
 from servicecycle.events.bus import Appended, dispatch_many
-from servicecycle.events.service import Actor, record
+from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
 from servicecycle.tickets.models import Message, Ticket
 
@@ -139,6 +139,125 @@ async def queue(
         data={"outbound_id": row.id, "kind": kind, "to": to, **(note or {})},
     )
     return row
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail for ``queue_many``: ``queue``'s arguments, with its moment."""
+
+    ticket: Ticket
+    kind: str
+    body: str
+    sender: str
+    at: datetime
+    message: Message | None = None
+    note: dict[str, Any] | None = None
+
+
+async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundMail | None]:
+    """``queue`` for each mail (to the ticket's requester, with the ticket's subject), each
+    at its own moment: the addresses and the loop check read in one query each, the rows,
+    their threads and their events written in one statement each."""
+    if not mails:
+        return []
+    found = await customers.identities_of(
+        session, list(dict.fromkeys(m.ticket.requester_id for m in mails))
+    )
+    address = {
+        cid: next((i.value for i in ids if i.kind == "email"), None) for cid, ids in found.items()
+    }
+    acks = [m for m in mails if m.kind == "acknowledgement"]
+    recent: dict[str, list[datetime]] = {}
+    if acks:
+        rows = await session.execute(
+            select(OutboundMail.to_address, OutboundMail.created_at).where(
+                OutboundMail.kind == "acknowledgement",
+                OutboundMail.to_address.in_(
+                    {a for m in acks if (a := address[m.ticket.requester_id])}
+                ),
+                OutboundMail.created_at >= min(m.at for m in acks) - ACK_WINDOW,
+            )
+        )
+        for ack_to, created in rows.all():
+            recent.setdefault(ack_to, []).append(created)
+    made: list[OutboundMail | None] = []
+    suppressed: list[NewEvent] = []
+    for mail in mails:
+        ticket, to = mail.ticket, address[mail.ticket.requester_id]
+        if to is None:
+            made.append(None)
+            continue
+        if mail.kind == "acknowledgement":
+            sent = recent.setdefault(to, [])
+            if sum(1 for t in sent if mail.at - ACK_WINDOW <= t) >= ACK_LIMIT:
+                made.append(None)
+                suppressed.append(
+                    NewEvent(
+                        "mail.suppressed",
+                        "ticket",
+                        ticket.id,
+                        MAILER,
+                        mail.at,
+                        {
+                            "kind": mail.kind,
+                            "to": to,
+                            "reason": f"mail loop suspected: {ACK_LIMIT} acknowledgements to "
+                            f"this address within {ACK_WINDOW.total_seconds() / 60:.0f} minutes",
+                        },
+                    )
+                )
+                continue
+            sent.append(mail.at)
+        domain = mail.sender.partition("@")[2] or "servicecycle.localhost"
+        made.append(
+            OutboundMail(
+                ticket_id=ticket.id,
+                message_row_id=mail.message.id if mail.message else None,
+                kind=mail.kind,
+                to_address=to,
+                subject=(
+                    f"[#{ticket.id}] {ticket.subject}"
+                    if mail.kind == "acknowledgement"
+                    else f"Re: [#{ticket.id}] {ticket.subject}"
+                ),
+                body_text=mail.body,
+                message_id=f"<{uuid.uuid4().hex}@{domain}>",
+                reply_to=_reply_address(mail.sender, ticket.id),
+                next_attempt_at=mail.at,
+                created_at=mail.at,
+            )
+        )
+    rows_made = [row for row in made if row is not None]
+    if rows_made:
+        session.add_all(rows_made)
+        await session.flush()
+        await session.execute(
+            insert(MailThread)
+            .values([{"message_id": r.message_id, "ticket_id": r.ticket_id} for r in rows_made])
+            .on_conflict_do_nothing()
+        )
+    await record_many(session, suppressed)
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "mail.queued",
+                "ticket",
+                mail.ticket.id,
+                MAILER,
+                mail.at,
+                {
+                    "outbound_id": row.id,
+                    "kind": mail.kind,
+                    "to": row.to_address,
+                    **(mail.note or {}),
+                },
+            )
+            for mail, row in zip(mails, made, strict=True)
+            if row is not None
+        ],
+    )
+    return made
 
 
 async def _looping(session: AsyncSession, to: str) -> bool:

@@ -1,0 +1,185 @@
+"""Clocks of many tickets at once: what ``start_many``, ``stop`` and the sweep do, for a
+batch of tickets in a few statements (the batched path of ``tickets.bulk``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.types import BigInteger, DateTime
+
+from servicecycle.events.bus import Appended, dispatch_many
+from servicecycle.events.service import NewEvent, record_many
+from servicecycle.sla import service
+from servicecycle.sla.models import SlaClock, SlaPolicy
+from servicecycle.sla.rules import due_from
+
+# (ticket id, policy, metrics, moment, paused)
+Start = tuple[int, SlaPolicy, list[str], datetime, bool]
+
+
+async def clocks_of_tickets(
+    session: AsyncSession, ticket_ids: list[int]
+) -> dict[int, list[SlaClock]]:
+    """Every clock of each ticket (``clocks_of`` for each, one query for those this
+    transaction does not keep)."""
+    fresh = service._fresh(session)
+    found = {i: list(fresh[i]) for i in ticket_ids if i in fresh}
+    rest = [i for i in ticket_ids if i not in found]
+    if rest:
+        for i in rest:
+            found[i] = []
+        stmt = select(SlaClock).where(SlaClock.ticket_id.in_(rest)).order_by(SlaClock.id)
+        for row in await session.scalars(stmt):
+            found[row.ticket_id].append(row)
+    return found
+
+
+async def start_for(session: AsyncSession, starts: list[Start]) -> dict[int, list[SlaClock]]:
+    """``start_many`` for each ticket, stored in one statement; returns the started clocks."""
+    made: dict[int, list[SlaClock]] = {}
+    for ticket_id, policy, metrics, at, _ in starts:
+        for metric in metrics:
+            target = policy.targets.get(metric)
+            if target is None:
+                continue
+            add, _measure = await service._time(session, policy, target["business"])
+            row = SlaClock(
+                ticket_id=ticket_id,
+                policy_id=policy.id,
+                metric=metric,
+                state="running",
+                target_minutes=target["minutes"],
+                business=target["business"],
+                started_at=at,
+                running_since=at,
+                used_minutes=0.0,
+            )
+            due = due_from(
+                at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add
+            )
+            row.due_at, row.warn_at = due.due_at, due.warn_at
+            made.setdefault(ticket_id, []).append(row)
+    if not made:
+        return made
+    session.add_all([row for rows in made.values() for row in rows])
+    await session.flush()
+    started, fresh = service._started(session), service._fresh(session)
+    for ticket_id, _policy, _, at, paused in starts:
+        rows = made.get(ticket_id, [])
+        if not rows:
+            continue
+        started.add(ticket_id)
+        kept = fresh.get(ticket_id)
+        if kept is not None:
+            kept.extend(rows)
+        service._touch(session, ticket_id)
+        if paused:
+            for row in rows:
+                await service.pause(session, row, at=at)
+    return made
+
+
+async def stop_many(session: AsyncSession, stops: list[tuple[SlaClock, datetime, bool]]) -> None:
+    """``stop`` for each (clock, moment, met), their events recorded together."""
+    recorded = []
+    for row, at, met in stops:
+        if row.state in ("met", "cancelled") or row.stopped_at is not None:
+            continue
+        service._touch(session, row.ticket_id)
+        if row.state == "running" and row.running_since is not None:
+            policy = await service.policy_of(session, row.policy_id)
+            _, measure = await service._time(session, policy, row.business)
+            row.used_minutes += max(measure(row.running_since, at), 0.0)
+        row.stopped_at, row.running_since = at, None
+        if row.state != "breached":
+            row.state = "met" if met else "cancelled"
+        recorded.append(
+            NewEvent(
+                "sla.met" if met and row.state == "met" else "sla.stopped",
+                "ticket",
+                row.ticket_id,
+                service.SYSTEM,
+                at,
+                {
+                    "metric": row.metric,
+                    "clock_id": row.id,
+                    "state": row.state,
+                    "used_minutes": round(row.used_minutes, 2),
+                },
+            )
+        )
+    await record_many(session, recorded)
+
+
+_CATCH_UP = text("""
+WITH m AS (
+    SELECT * FROM unnest(:ids, :moments) AS m(ticket_id, at)
+),
+changed AS (
+    UPDATE sla_clocks c
+    SET state = CASE WHEN c.due_at <= m.at THEN 'breached' ELSE c.state END,
+        breached_at = CASE WHEN c.due_at <= m.at THEN c.due_at ELSE c.breached_at END,
+        warned_at = CASE WHEN c.due_at <= m.at THEN c.warned_at ELSE c.warn_at END
+    FROM m
+    WHERE c.ticket_id = m.ticket_id AND c.state = 'running'
+      AND (c.due_at <= m.at OR (c.warned_at IS NULL AND c.warn_at <= m.at))
+    RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.state, c.breached_at, c.warned_at
+)
+INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
+SELECT CASE WHEN state = 'breached' THEN 'sla.breached' ELSE 'sla.warning' END,
+       'ticket', ticket_id::text, 'system', 'sla',
+       jsonb_build_object('metric', metric, 'clock_id', id, 'due_at', due_at),
+       CASE WHEN state = 'breached' THEN due_at ELSE warned_at END
+FROM changed ORDER BY CASE WHEN state = 'breached' THEN due_at ELSE warned_at END, id
+RETURNING id, kind, subject_id, occurred_at, data->>'metric', (data->>'clock_id')::bigint,
+          data->>'due_at'
+""").bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("moments", type_=ARRAY(DateTime(timezone=True))),
+)
+
+
+async def sweep_tickets(session: AsyncSession, moments: dict[int, datetime]) -> tuple[int, int]:
+    """The sweep for these tickets only, each as of its own moment: their running clocks
+    due by then are breached (at their due time, as the sweep records it) and those within
+    their warning time warned (at their warning time), before what happens to the ticket
+    at that moment. For a replay that sweeps less often than once a minute, so a reply
+    after the due time still meets a breached clock. Returns (warned, breached)."""
+    if not moments:
+        return 0, 0
+    await session.flush()
+    rows = (
+        await session.execute(_CATCH_UP, {"ids": list(moments), "moments": list(moments.values())})
+    ).all()
+    if not rows:
+        return 0, 0
+    changed = {clock_id: (kind, occurred_at) for _, kind, _, occurred_at, _, clock_id, _ in rows}
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, SlaClock) and loaded.id in changed:
+            # changed behind the ORM's back: the loaded row learns it (nothing to write)
+            kind, occurred_at = changed[loaded.id]
+            if kind == "sla.breached":
+                set_committed_value(loaded, "state", "breached")
+                set_committed_value(loaded, "breached_at", loaded.due_at)
+            else:
+                set_committed_value(loaded, "warned_at", occurred_at)
+    appended = [
+        Appended(
+            event_id,
+            kind,
+            "ticket",
+            subject_id,
+            "system",
+            "sla",
+            {"metric": metric, "clock_id": clock_id, "due_at": due_at},
+            occurred_at,
+        )
+        for event_id, kind, subject_id, occurred_at, metric, clock_id, due_at in rows
+    ]
+    breached = sum(1 for event in appended if event.kind == "sla.breached")
+    await dispatch_many(session, appended)
+    return len(appended) - breached, breached
