@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, select
+from sqlalchemy import Select, and_, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -629,35 +629,62 @@ async def _skip(
     )
 
 
-async def _surveyed_recently(
-    session: AsyncSession, invitation: SurveyInvitation, now: datetime
-) -> datetime | None:
-    if invitation.throttle_days <= 0:
-        return None
-    # one sender at a time per customer, so two workers cannot both find the window free
-    await session.execute(
-        select(
-            func.pg_advisory_xact_lock(
-                func.hashtextextended(f"survey-customer\n{invitation.customer_id}", 0)
-            )
-        )
-    )
-    last: datetime | None = await session.scalar(
-        select(func.max(SurveyInvitation.sent_at)).where(
-            SurveyInvitation.customer_id == invitation.customer_id,
+_LOCK_CUSTOMERS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('survey-customer' || chr(10) || c, 0)) "
+    "FROM unnest(CAST(:customers AS text[])) AS c"
+)
+
+
+async def _last_surveyed(
+    session: AsyncSession, customer_ids: list[int], *, since: datetime
+) -> dict[int, datetime]:
+    """When each customer was last sent a survey after ``since``. One sender at a time per
+    customer (a lock held to the transaction's end, taken in id order), so two workers
+    cannot both find the throttle window free."""
+    if not customer_ids:
+        return {}
+    ordered = sorted(set(customer_ids))
+    await session.execute(_LOCK_CUSTOMERS, {"customers": [str(c) for c in ordered]})
+    rows = await session.execute(
+        select(SurveyInvitation.customer_id, func.max(SurveyInvitation.sent_at))
+        .where(
+            SurveyInvitation.customer_id.in_(ordered),
             SurveyInvitation.status == "sent",
-            SurveyInvitation.id != invitation.id,
-            SurveyInvitation.sent_at > now - timedelta(days=invitation.throttle_days),
+            SurveyInvitation.sent_at > since,
         )
+        .group_by(SurveyInvitation.customer_id)
     )
-    return last
+    return {int(customer): last for customer, last in rows.all() if last is not None}
+
+
+def _rounds(
+    due: list[SurveyInvitation], tickets: dict[int, Ticket]
+) -> list[list[SurveyInvitation]]:
+    """The due invitations in order, cut into rounds in which no ticket and no customer
+    comes twice (a customer's later invitation sees the earlier one's outcome)."""
+    rounds: list[list[SurveyInvitation]] = []
+    last_round: dict[tuple[str, int], int] = {}
+    for invitation in due:
+        ticket = tickets.get(invitation.ticket_id)
+        keys = [("t", invitation.ticket_id)]
+        if ticket is not None:
+            keys.append(("c", ticket.requester_id))
+        index = max((last_round.get(k, -1) for k in keys), default=-1) + 1
+        while len(rounds) <= index:
+            rounds.append([])
+        rounds[index].append(invitation)
+        for key in keys:
+            last_round[key] = index
+    return rounds
 
 
 async def send_due(
     session: AsyncSession, mailer: Mailer, *, now: datetime | None = None, limit: int = 200
 ) -> tuple[int, int]:
     """Queue the mail of each due invitation (or skip it, with the reason in the event
-    log); returns (sent, skipped). Rows are locked (SKIP LOCKED): workers share the work."""
+    log); returns (sent, skipped). Rows are locked (SKIP LOCKED): workers share the work.
+    The invitations go in rounds (each ticket and customer once per round), each round's
+    mail and events written together."""
     at = now or clock.now()
     due = list(
         (
@@ -670,52 +697,130 @@ async def send_due(
             )
         ).all()
     )
+    if not due:
+        return 0, 0
+    found = await session.scalars(select(Ticket).where(Ticket.id.in_({i.ticket_id for i in due})))
+    tickets_ = {ticket.id: ticket for ticket in found}
+    surveys_ = {
+        survey.id: survey
+        for survey in await session.scalars(
+            select(Survey).where(Survey.id.in_({i.survey_id for i in due}))
+        )
+    }
+    throttled = [i for i in due if i.throttle_days > 0 and i.ticket_id in tickets_]
+    last_sent = await _last_surveyed(
+        session,
+        [tickets_[i.ticket_id].requester_id for i in throttled],
+        since=at - timedelta(days=max((i.throttle_days for i in throttled), default=0)),
+    )
     sent = skipped = 0
-    for invitation in due:
-        survey = await session.get(Survey, invitation.survey_id)
-        ticket = await session.get(Ticket, invitation.ticket_id)
-        if survey is None or ticket is None:
-            continue
-        reason, detail = "", ""
-        if not survey.enabled:
-            reason = "survey disabled"
-        elif ticket.merged_into_id is not None:
-            reason, detail = "merged", f"merged into #{ticket.merged_into_id}"
-        elif ticket.status not in ("solved", "closed"):
-            reason, detail = "reopened", f"the ticket is {ticket.status}"
-        else:
-            invitation.customer_id = ticket.requester_id  # a requester moved by a merge
-            last = await _surveyed_recently(session, invitation, at)
-            if last is not None:
-                reason = "throttled"
-                detail = (
-                    f"customer {invitation.customer_id} was surveyed on {last:%Y-%m-%d %H:%M} "
-                    f"UTC, within {invitation.throttle_days} days"
+    for round_ in _rounds(due, tickets_):
+        skips: list[tuple[SurveyInvitation, str, str]] = []
+        sends: list[tuple[SurveyInvitation, Survey, Ticket]] = []
+        mails: list[outbox.Mail] = []
+        for invitation in round_:
+            survey = surveys_.get(invitation.survey_id)
+            ticket = tickets_.get(invitation.ticket_id)
+            if survey is None or ticket is None:
+                continue
+            reason, detail = "", ""
+            if not survey.enabled:
+                reason = "survey disabled"
+            elif ticket.merged_into_id is not None:
+                reason, detail = "merged", f"merged into #{ticket.merged_into_id}"
+            elif ticket.status not in ("solved", "closed"):
+                reason, detail = "reopened", f"the ticket is {ticket.status}"
+            else:
+                invitation.customer_id = ticket.requester_id  # a requester moved by a merge
+                last = last_sent.get(invitation.customer_id)
+                window = at - timedelta(days=invitation.throttle_days)
+                if invitation.throttle_days > 0 and last is not None and last > window:
+                    reason = "throttled"
+                    detail = (
+                        f"customer {invitation.customer_id} was surveyed on "
+                        f"{last:%Y-%m-%d %H:%M} UTC, within {invitation.throttle_days} days"
+                    )
+            if reason:
+                skips.append((invitation, reason, detail))
+                continue
+            token = make_token(mailer.keyring, invitation, sent=at)
+            sends.append((invitation, survey, ticket))
+            mails.append(
+                outbox.Mail(
+                    ticket=ticket,
+                    kind="survey",
+                    body=mail_body(survey, ticket, mailer.base_url, token),
+                    sender=mailer.sender,
+                    at=clock.now(),
+                    note={"invitation_id": invitation.id, "survey_id": survey.id},
+                    subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
                 )
-        if reason:
-            await _skip(session, invitation, reason, detail)
-            skipped += 1
-            continue
-        token = make_token(mailer.keyring, invitation, sent=at)
-        row = await outbox.queue(
+            )
+        await _skip_many(session, skips)
+        rows = await outbox.queue_many(session, mails)
+        await _skip_many(
             session,
-            ticket,
-            kind="survey",
-            body=mail_body(survey, ticket, mailer.base_url, token),
-            sender=mailer.sender,
-            note={"invitation_id": invitation.id, "survey_id": survey.id},
-            subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
+            [
+                (invitation, "no e-mail address", "")
+                for (invitation, _, _), row in zip(sends, rows, strict=True)
+                if row is None
+            ],
         )
-        if row is None:
-            await _skip(session, invitation, "no e-mail address")
-            skipped += 1
-            continue
-        invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
-        await _record_sent(
-            session, invitation, survey, ticket_id=ticket.id, via="email", outbound_id=row.id
-        )
-        sent += 1
+        recorded = []
+        for (invitation, survey, ticket), row in zip(sends, rows, strict=True):
+            if row is None:
+                continue
+            invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
+            last_sent[invitation.customer_id] = at
+            recorded.append(
+                NewEvent(
+                    "survey.sent",
+                    "ticket",
+                    ticket.id,
+                    SURVEYOR,
+                    clock.now(),
+                    {
+                        "invitation_id": invitation.id,
+                        "survey_id": survey.id,
+                        "kind": survey.kind,
+                        "customer_id": invitation.customer_id,
+                        "outbound_id": row.id,
+                        "via": "email",
+                    },
+                )
+            )
+        await session.flush()
+        await record_many(session, recorded)
+        sent += len(recorded)
+        skipped += len(skips) + len(sends) - len(recorded)
     return sent, skipped
+
+
+async def _skip_many(session: AsyncSession, skips: list[tuple[SurveyInvitation, str, str]]) -> None:
+    """``_skip`` for each (invitation, reason, detail), their events recorded together."""
+    for invitation, reason, _ in skips:
+        invitation.status, invitation.skip_reason = "skipped", reason
+    await session.flush()
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "survey.skipped",
+                "ticket",
+                invitation.ticket_id,
+                SURVEYOR,
+                clock.now(),
+                {
+                    "invitation_id": invitation.id,
+                    "survey_id": invitation.survey_id,
+                    "customer_id": invitation.customer_id,
+                    "reason": reason,
+                    "detail": detail,
+                },
+            )
+            for invitation, reason, detail in skips
+        ],
+    )
 
 
 # -- answers --------------------------------------------------------------------------------

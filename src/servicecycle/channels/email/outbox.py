@@ -152,10 +152,12 @@ class Mail:
     at: datetime
     message: Message | None = None
     note: dict[str, Any] | None = None
+    subject: str | None = None
 
 
 async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundMail | None]:
-    """``queue`` for each mail (to the ticket's requester, with the ticket's subject), each
+    """``queue`` for each mail (to the ticket's requester, with the ticket's subject unless
+    the mail has its own), each
     at its own moment: the addresses and the loop check read in one query each, the rows,
     their threads and their events written in one statement each."""
     if not mails:
@@ -215,7 +217,8 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
                 message_row_id=mail.message.id if mail.message else None,
                 kind=mail.kind,
                 to_address=to,
-                subject=(
+                subject=mail.subject
+                or (
                     f"[#{ticket.id}] {ticket.subject}"
                     if mail.kind == "acknowledgement"
                     else f"Re: [#{ticket.id}] {ticket.subject}"
