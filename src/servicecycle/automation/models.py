@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base, Timestamped
+from servicecycle.kit import clock
 
 
 class Rule(Timestamped, Base):
@@ -51,7 +52,7 @@ class RuleFiring(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     ticket_version: Mapped[int] = mapped_column(Integer)
-    fired_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    fired_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (
         Index(

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 
 class InboundMail(Base):
@@ -27,7 +28,7 @@ class InboundMail(Base):
         ForeignKey("messages.id", ondelete="SET NULL")
     )
     size: Mapped[int] = mapped_column(BigInteger)
-    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     # the IMAP mailbox it was taken from (None: posted, forwarded, or the mailbox is gone)
     mailbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailboxes.id", ondelete="SET NULL"), index=True
@@ -82,8 +83,8 @@ class OutboundMail(Base):
     status: Mapped[str] = mapped_column(String(12), server_default="queued")
     attempts: Mapped[int] = mapped_column(server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     sent_at: Mapped[datetime | None]
     claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None]
@@ -145,8 +146,8 @@ class Mailbox(Base):
     received_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     rejected_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     version: Mapped[int] = mapped_column(server_default="1")  # raised by settings changes only
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     # an IDLE watcher's lease (renewed while it holds the connection; past means nobody
     # watches, and the poll job takes the mail) and which process holds it
     watched_until: Mapped[datetime | None]

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 STATES = ("waiting", "active", "ended", "missed")
 LIVE_STATES = ("waiting", "active")
@@ -39,10 +40,10 @@ class ChatSession(Base):
     origin: Mapped[str | None] = mapped_column(String(300))
     # a keyed hash of the visitor's address: limits new chats per address, stores no IP
     client_key: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     taken_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("state IN ('waiting', 'active', 'ended', 'missed')", name="state"),
@@ -66,6 +67,6 @@ class ChatSettings(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     greeting: Mapped[str] = mapped_column(Text)
     offline_text: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

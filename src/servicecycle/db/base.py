@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from servicecycle.kit import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -22,7 +24,10 @@ class Base(DeclarativeBase):
 
 
 class Timestamped:
-    """Adds ``created_at`` / ``updated_at`` kept by the database."""
+    """Adds ``created_at`` / ``updated_at``, set from the service clock (``kit.clock``, which
+    the simulation moves) and by the database for rows written without the ORM."""
 
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=clock.now, server_default=func.now(), onupdate=clock.now
+    )

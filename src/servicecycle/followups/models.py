@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 KINDS = ("check_in", "recovery", "other")
 STATES = ("open", "done", "cancelled")
@@ -45,8 +46,8 @@ class FollowUp(Base):
     # who made it, as the event log names actors: user:<id>, rule:<id>, system:<name>
     created_by_type: Mapped[str] = mapped_column(String(20))
     created_by_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     done_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     # what caused it, e.g. ("survey_response", "42") for a recovery
@@ -91,7 +92,7 @@ class FollowUpSettings(Base):
     recovery_hours: Mapped[int] = mapped_column(Integer, server_default="24")
     # empty: the built-in text (service.DEFAULT_CHECK_IN)
     check_in_template: Mapped[str] = mapped_column(Text, server_default="")
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("id = 1", name="single_row"),

@@ -9,6 +9,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 
 class Notification(Base):
@@ -19,7 +20,7 @@ class Notification(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     read_at: Mapped[datetime | None]
 
     __table_args__ = (

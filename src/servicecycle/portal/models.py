@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 
 class PortalAccount(Base):
@@ -20,7 +21,7 @@ class PortalAccount(Base):
     )
     password_hash: Mapped[str | None] = mapped_column(Text)
     password_set_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
 
 class PortalSession(Base):
@@ -34,7 +35,7 @@ class PortalSession(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10), server_default="web")  # web | api
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     expires_at: Mapped[datetime]
 
     __table_args__ = (
@@ -50,7 +51,7 @@ class UsedLink(Base):
 
     link_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    used_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    used_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     expires_at: Mapped[datetime]  # after this the link is refused anyway; the row can go
 
 
@@ -63,7 +64,7 @@ class ThrottleHit(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(30))
     key: Mapped[str] = mapped_column(String(320))
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (Index("ix_portal_throttle_hits_bucket_key_at", "bucket", "key", "at"),)
 
@@ -76,7 +77,7 @@ class SharedCompany(Base):
     company_id: Mapped[int] = mapped_column(
         ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
     )
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
 
 class PortalUpload(Base):
@@ -89,4 +90,4 @@ class PortalUpload(Base):
         ForeignKey("attachments.id", ondelete="CASCADE"), primary_key=True
     )
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())

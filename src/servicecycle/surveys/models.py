@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base, Timestamped
+from servicecycle.kit import clock
 
 KINDS = ("csat", "nps", "ces", "custom")
 INVITATION_STATES = ("scheduled", "sent", "skipped")
@@ -93,7 +94,7 @@ class SurveyInvitation(Base):
     sent_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(String(200))
     outbound_id: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("status IN ('scheduled', 'sent', 'skipped')", name="status"),

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base
+from servicecycle.kit import clock
 
 STATUSES = ("new", "open", "pending", "on-hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -75,8 +76,8 @@ class Ticket(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(80)), server_default="{}")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     first_reply_at: Mapped[datetime | None]
     solved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -121,7 +122,7 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(20))
     body_html: Mapped[str] = mapped_column(Text)
     body_text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     search: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed("setweight(to_tsvector('english', left(body_text, 100000)), 'B')", persisted=True),
@@ -152,7 +153,7 @@ class CustomField(Base):
     public: Mapped[bool] = mapped_column(Boolean, server_default="false")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     position: Mapped[int] = mapped_column(Integer, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (
@@ -179,7 +180,7 @@ class Attachment(Base):
     inline: Mapped[bool] = mapped_column(Boolean, server_default="false")
     # a mail part's Content-ID without its <>: the message's HTML shows it as <img src="cid:...">
     content_id: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (Index("ix_attachments_message_id", "message_id"),)
 
@@ -204,7 +205,7 @@ class TicketFollower(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    added_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    added_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
 
 LINK_KINDS = ("related", "split_from")
@@ -222,7 +223,7 @@ class TicketLink(Base):
         ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
     )
     kind: Mapped[str] = mapped_column(String(20), server_default="related")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("ticket_id < linked_id", name="ordered"),
@@ -240,7 +241,7 @@ class SavedView(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     filters: Mapped[dict[str, Any]] = mapped_column(JSONB)
     position: Mapped[int] = mapped_column(Integer, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
 
     __table_args__ = (Index("ix_saved_views_owner_id", "owner_id"),)
 

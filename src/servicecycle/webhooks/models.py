@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicecycle.db.base import Base, Timestamped
+from servicecycle.kit import clock
 
 
 class WebhookSubscription(Timestamped, Base):
@@ -41,13 +42,15 @@ class WebhookDelivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(12), server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        default=clock.now, server_default=func.now()
+    )
     last_attempt_at: Mapped[datetime | None]
     response_code: Mapped[int | None] = mapped_column(Integer)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (
@@ -68,4 +71,4 @@ class InboundReference(Base):
     source: Mapped[str] = mapped_column(String(60), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.now())
