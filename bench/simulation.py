@@ -23,7 +23,7 @@ import tempfile
 import time
 import tomllib
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def _scenario(name: str, scale: float, months: int | None = None) -> tuple[Any, 
     return parse_scenario(data), scale
 
 
-async def _replay(url: str, plan: Any, statements: Counter[str]) -> Any:
+async def _replay(
+    url: str, plan: Any, statements: Counter[str], window: timedelta | None = None
+) -> Any:
     # as the driver builds its own engine from a URL, plus a statement counter
     engine = create_async_engine(
         sqlalchemy_url(url),
@@ -67,7 +69,9 @@ async def _replay(url: str, plan: Any, statements: Counter[str]) -> Any:
         statements[args[2].split(None, 1)[0].upper()] += 1
 
     try:
-        return await replay(make_sessionmaker(engine), plan, staff=STAFF, password=DEMO_PASSWORD)
+        return await replay(
+            make_sessionmaker(engine), plan, staff=STAFF, password=DEMO_PASSWORD, wave_every=window
+        )
     finally:
         await engine.dispose()
 
@@ -80,6 +84,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument(
         "--months", type=int, help="only the last N months, at full density (a dense sample)"
+    )
+    parser.add_argument(
+        "--window-hours", type=float, help="the replay's window (default: the driver's, a day)"
     )
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--out", type=Path)
@@ -98,7 +105,8 @@ def main() -> None:
     with embedded_database(folder, exclusive=True) as url:
         upgrade(url)
         cpu, wall = time.process_time(), time.perf_counter()
-        summary = asyncio.run(_replay(url, plan, statements))
+        window = timedelta(hours=args.window_hours) if args.window_hours else None
+        summary = asyncio.run(_replay(url, plan, statements, window))
         replay_cpu, replay_s = time.process_time() - cpu, time.perf_counter() - wall
     load_after = os.getloadavg()
     total = sum(statements.values())
@@ -107,6 +115,7 @@ def main() -> None:
         "scenario": args.scenario,
         "scale": args.scale,
         "months": args.months,
+        "window_hours": args.window_hours,
         "seed": args.seed,
         "end": args.end,
         "tickets": len(plan.tickets),

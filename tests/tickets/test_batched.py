@@ -412,7 +412,7 @@ async def test_a_bad_item_writes_nothing_and_is_named(
     assert (ticket.status, ticket.assignee_id) == ("new", None)
 
 
-async def test_the_sweep_for_a_batch_breaches_at_the_due_time_and_warns_at_the_warning(
+async def test_the_history_sweep_breaches_at_the_due_time_and_warns_at_the_warning(
     db: AsyncSession,
     make_user: Callable[..., Awaitable[Any]],
     make_customer: Callable[..., Awaitable[Any]],
@@ -428,8 +428,8 @@ async def test_the_sweep_for_a_batch_breaches_at_the_due_time_and_warns_at_the_w
         ],
     )
     # first replies are due at 60 minutes, warned 10 minutes before
-    warned, breached = await sla_batch.sweep_tickets(db, {late.id: at(90), soon.id: at(55)})
-    assert (warned, breached) == (1, 1)
+    warned, breached = await sla_batch.sweep_history(db, moments={late.id: at(90), soon.id: at(55)})
+    assert (warned, breached) == (2, 1)  # the late clock was warned before it was due
     rows = {
         (c.ticket_id, c.metric): c
         for c in (await db.scalars(select(SlaClock))).all()
@@ -444,6 +444,7 @@ async def test_the_sweep_for_a_batch_breaches_at_the_due_time_and_warns_at_the_w
         )
     ).all()
     assert [(e.kind, e.subject_id, e.occurred_at) for e in events] == [
+        ("sla.warning", str(late.id), at(50)),
         ("sla.warning", str(soon.id), at(50)),
         ("sla.breached", str(late.id), at(60)),
     ]
@@ -453,4 +454,4 @@ async def test_the_sweep_for_a_batch_breaches_at_the_due_time_and_warns_at_the_w
     assert rows[(late.id, "first_reply")].state == "breached"
     assert rows[(late.id, "first_reply")].stopped_at == at(90)
     # swept once: nothing more to do
-    assert await sla_batch.sweep_tickets(db, {late.id: at(90), soon.id: at(55)}) == (0, 0)
+    assert await sla_batch.sweep_history(db, moments={late.id: at(90), soon.id: at(55)}) == (0, 0)

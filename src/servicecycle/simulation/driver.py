@@ -1,14 +1,17 @@
 """Replay a :class:`~servicecycle.simulation.plan.Plan` through the real services.
 
-The clock (``kit.clock``) is moved to each step's time, so every row, event, SLA clock and
-survey answer is made by the same service call a user's action makes, at the moment the
-plan says. Steps of all tickets are merged in time order (a heap keyed by time, then the
-plan's order, so the same plan replays the same way). The periodic jobs run as the clock
-passes their times: the SLA sweep (before a step, whenever a sweep interval has passed, so a
-late reply meets an already breached clock as it would in production), the survey sender
-(when a solve plus a rule's delay comes due), and the mail outbox (at each simulated
-midnight the day's mail is settled as sent to no one, ``outbox.settle_history``: history is
-not mailed, and no SMTP is spoken for it).
+Every row, event, SLA clock and survey answer is made by the services a user's action goes
+through, at the moment the plan says, in their batched form (``tickets.bulk``): the plan is
+replayed day by day, and a day's items (a ticket's opening or one of its steps) go in
+waves, each ticket's next item in the next wave, one call of a batched service per kind of
+item and wave, each item at its own moment. Steps of all tickets are merged in time order
+(a heap keyed by time, then the plan's order, so the same plan replays the same way). The
+periodic jobs run as if at their times: the SLA sweep as if every minute (before each day
+and, for a wave's tickets, as of each item's moment: warnings and breaches keep their own
+time), the survey sender at each planned run (a solve plus a rule's delay; the items that
+depend on a run wait for it), and the mail outbox at each simulated midnight (the day's
+mail is settled as sent to no one, ``outbox.settle_history``: history is not mailed, and no
+SMTP is spoken for it).
 
 Speed: one session for the whole replay, one transaction per ``commit_every`` steps or per
 simulated day (whichever comes first), on connections that commit without waiting for the
@@ -67,9 +70,9 @@ from servicecycle.tickets.models import Ticket
 SIMULATION = Actor.system("simulation")
 COMMIT_EVERY = 5_000  # steps per transaction (and at least one commit per simulated day)
 SWEEP_EVERY = timedelta(minutes=5)  # the SLA sweep's cadence (production: every minute)
-# the replay's window: its items go through the batched services in waves, the sweep runs
-# at its start (and for a wave's tickets just before it), the survey sender at its end
-WAVE_EVERY = timedelta(hours=1)
+# the replay's window (it never crosses midnight): its items go through the batched services
+# in waves, the sweep runs at its start (and for a wave's tickets just before it)
+WAVE_EVERY = timedelta(days=1)
 SURVEYS_EVERY = timedelta(minutes=15)  # the survey sender's cadence (production: every minute)
 SETUP_BEFORE = timedelta(days=1)  # the desk is set up this long before the plan starts
 HISTORY_NOTE = "simulated history: not mailed"
@@ -103,6 +106,7 @@ class Summary:
     follow_ups: int = 0
     follow_ups_done: int = 0
     sweeps: int = 0
+    waves: int = 0  # calls of the batched services' rounds (see ``_Replay.wave``)
     warned: int = 0
     breached: int = 0
     mails_sent: int = 0
@@ -179,6 +183,7 @@ class _Replay:
         self.survey_delays = sorted({round(s.delay_minutes / 60) for s in plan.surveys})
         self.look_up = False  # whether people may exist already (then found, not made)
         self.jobs: list[datetime] = []  # the survey sender's runs due in the window
+        self.survey_due: dict[int, datetime] = {}  # ticket -> the sender's run it waits for
         self.done = self.total = 0
 
     # -- time and transactions --------------------------------------------------------------
@@ -348,28 +353,26 @@ class _Replay:
 
     # -- the periodic jobs ------------------------------------------------------------------
 
-    def plan_job(self, rank: int, after: datetime, every: timedelta) -> None:
+    def plan_job(self, rank: int, after: datetime, every: timedelta) -> datetime:
         """Run the survey sender at its first time at or after ``after`` (the driver knows
-        when it has work: a solve plus a rule's delay)."""
+        when it has work: a solve plus a rule's delay); returns that time."""
         at = _ceil(after, self.plan.start, every)
         if (at, rank) not in self.planned_jobs:
             self.planned_jobs.add((at, rank))
             heapq.heappush(self.queue, _Item(at, rank, 0, 0))
+        return at
 
     async def sweep_until(self, moment: datetime) -> None:
-        """The SLA sweep at the latest of its times not after ``moment``, before the step at
-        ``moment``: a quiet night is one sweep, not one a minute (breaches keep their own
-        time, ``due_at``, whenever the sweep finds them; warnings carry the sweep's)."""
+        """The SLA sweep as it would have run every minute up to ``moment`` (on the 5-minute
+        grid), before the window that starts there: warnings and breaches keep their own
+        time (``sla.batch.sweep_history``)."""
         if moment >= self.next_sweep:
             at = _floor(moment, self.plan.start, SWEEP_EVERY)
             self.at(at)
-            while True:
-                warned, breached = await sla.sweep(self.session, now=at, batch=5000)
-                self.summary.sweeps += 1
-                self.summary.warned += warned
-                self.summary.breached += breached
-                if warned < 5000 and breached < 5000:
-                    break
+            warned, breached = await sla_batch.sweep_history(self.session, until=at)
+            self.summary.sweeps += 1
+            self.summary.warned += warned
+            self.summary.breached += breached
             self.next_sweep = at + SWEEP_EVERY
 
     async def send_surveys(self, at: datetime) -> None:
@@ -427,9 +430,6 @@ class _Replay:
         """The customer clicks a score in the invitation's mail: the link's token is read
         back as the answer page reads it, and the answer recorded as the page records it."""
         key = (ticket.id, step.kind)
-        if key not in self.sent:  # the sender's runs of this window before the answer
-            await self.run_jobs(until=step.at + timedelta(microseconds=1))
-            self.at(step.at)
         if key not in self.sent:  # due but not yet swept up by the sender's cadence
             await self.send_surveys(step.at)
             self.at(step.at)
@@ -493,9 +493,8 @@ class _Replay:
         in the window is taken from the queue and replayed in waves (each ticket's next
         item, so its own steps keep their order), each wave through the batched services.
         The SLA sweep runs at each window's start, and for the tickets of a wave as of
-        their items' moments just before it (breaches keep their due time); the survey
-        sender's runs due in the window run after its waves, each at its own time (or
-        before an answer that needs them)."""
+        their items' moments just before it; the survey sender's runs go when only items
+        waiting for them are left, and after the window's waves."""
         plan, queue = self.plan, self.queue
         queue += [
             _Item(c.since, CUSTOMER, i, -1)
@@ -516,15 +515,25 @@ class _Replay:
             if self.batch_day is None:
                 self.batch_day = day
             end = min(start + self.wave_every, day + timedelta(days=1))
-            while queue and queue[0].at < end:
+            while True:
                 wave: list[_Item] = []
+                held: list[_Item] = []
                 while queue and queue[0].at < end:
                     item = heapq.heappop(queue)
                     if item.rank == SEND_SURVEYS:
                         self.jobs.append(item.at)
+                    elif self.waits_for_surveys(item):
+                        held.append(item)
                     else:
                         wave.append(item)
-                await self.wave(wave)
+                if wave:
+                    await self.wave(wave)
+                elif held:  # the sender's runs before the first held item, then those items
+                    await self.run_jobs(until=min(h.at for h in held) + timedelta(microseconds=1))
+                else:
+                    break
+                for item in held:
+                    heapq.heappush(queue, item)
             await self.run_jobs(until=end)
         self.summary.steps = self.done
         await self.sweep_until(plan.end)
@@ -538,11 +547,29 @@ class _Replay:
         self.jobs = [at for at in self.jobs if at >= until]
         for at in due:
             await self.send_surveys(at)
+        self.survey_due = {i: at for i, at in self.survey_due.items() if at >= until}
+
+    def waits_for_surveys(self, item: _Item) -> bool:
+        """Whether the item must wait for a survey sender's run planned before it: a step
+        of a ticket whose invitation that run sends (or skips), or an answer to a survey
+        not yet sent. So each run sees the tickets as they were at its time, and answers
+        what it sent, though the window's waves run first."""
+        if item.rank != STEP or item.step < 0:
+            return False
+        due = self.survey_due.get(item.index)
+        if due is not None and due <= item.at:
+            return True
+        step = self.plan.tickets[item.index].steps[item.step]
+        if isinstance(step, SurveyAnswer) and item.index in self.tickets:
+            key = (self.tickets[item.index].id, step.kind)
+            return key not in self.sent and any(at <= item.at for at in self.jobs)
+        return False
 
     async def wave(self, wave: list[_Item]) -> None:
         """One item of each of several tickets (and the rare others), through the batched
         services: openings, assignments, messages and status changes in one call each."""
         steps = [item for item in wave if item.rank == STEP]
+        self.summary.waves += 1
         for item in wave:
             if item.rank == CUSTOMER:
                 self.at(item.at)
@@ -555,7 +582,7 @@ class _Replay:
             for item in steps
             if item.step >= 0 and item.index in self.tickets
         }
-        warned, breached = await sla_batch.sweep_tickets(self.session, moments)
+        warned, breached = await sla_batch.sweep_history(self.session, moments=moments)
         self.summary.warned += warned
         self.summary.breached += breached
         await self.batched(steps)
@@ -629,7 +656,10 @@ class _Replay:
                     statuses.append((item, bulk.NewStatus(ticket, step.status, item.at, actor)))
                 if step.status == "solved":  # the survey rules' invitations fall due later
                     for hours in self.survey_delays:
-                        self.plan_job(SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY)
+                        at = self.plan_job(
+                            SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY
+                        )
+                        self.survey_due[item.index] = min(self.survey_due.get(item.index, at), at)
             else:
                 singles.append(item)
         if opens:

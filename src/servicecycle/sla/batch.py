@@ -115,58 +115,88 @@ async def stop_many(session: AsyncSession, stops: list[tuple[SlaClock, datetime,
     await record_many(session, recorded)
 
 
-_CATCH_UP = text("""
-WITH m AS (
-    SELECT * FROM unnest(:ids, :moments) AS m(ticket_id, at)
+_HISTORY = """
+WITH m AS ({moments}),
+due AS (
+    SELECT c.id,
+           c.due_at <= m.at AS breach,
+           c.warned_at IS NULL AND c.warn_at <= m.at AND c.warn_at < c.due_at AS warn
+    FROM sla_clocks c JOIN m ON c.ticket_id = m.ticket_id
+    WHERE c.state = 'running'
+      AND (c.due_at <= m.at OR (c.warned_at IS NULL AND c.warn_at <= m.at))
+    FOR UPDATE OF c
 ),
 changed AS (
     UPDATE sla_clocks c
-    SET state = CASE WHEN c.due_at <= m.at THEN 'breached' ELSE c.state END,
-        breached_at = CASE WHEN c.due_at <= m.at THEN c.due_at ELSE c.breached_at END,
-        warned_at = CASE WHEN c.due_at <= m.at THEN c.warned_at ELSE c.warn_at END
-    FROM m
-    WHERE c.ticket_id = m.ticket_id AND c.state = 'running'
-      AND (c.due_at <= m.at OR (c.warned_at IS NULL AND c.warn_at <= m.at))
-    RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.state, c.breached_at, c.warned_at
+    SET state = CASE WHEN due.breach THEN 'breached' ELSE c.state END,
+        breached_at = CASE WHEN due.breach THEN c.due_at ELSE c.breached_at END,
+        warned_at = CASE WHEN due.warn THEN c.warn_at ELSE c.warned_at END
+    FROM due
+    WHERE c.id = due.id
+    RETURNING c.id, c.ticket_id, c.metric, c.due_at, c.warn_at, due.breach, due.warn
 )
 INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
-SELECT CASE WHEN state = 'breached' THEN 'sla.breached' ELSE 'sla.warning' END,
-       'ticket', ticket_id::text, 'system', 'sla',
-       jsonb_build_object('metric', metric, 'clock_id', id, 'due_at', due_at),
-       CASE WHEN state = 'breached' THEN due_at ELSE warned_at END
-FROM changed ORDER BY CASE WHEN state = 'breached' THEN due_at ELSE warned_at END, id
+SELECT kind, 'ticket', ticket_id::text, 'system', 'sla',
+       jsonb_build_object('metric', metric, 'clock_id', id, 'due_at', due_at), at
+FROM (
+    SELECT 'sla.warning' AS kind, ticket_id, metric, id, due_at, warn_at AS at
+    FROM changed WHERE warn
+    UNION ALL
+    SELECT 'sla.breached', ticket_id, metric, id, due_at, due_at FROM changed WHERE breach
+) e
+ORDER BY at, id, kind DESC
 RETURNING id, kind, subject_id, occurred_at, data->>'metric', (data->>'clock_id')::bigint,
           data->>'due_at'
-""").bindparams(
+"""
+_FOR_TICKETS = text(
+    _HISTORY.format(moments="SELECT * FROM unnest(:ids, :moments) AS m(ticket_id, at)")
+).bindparams(
     bindparam("ids", type_=ARRAY(BigInteger)),
     bindparam("moments", type_=ARRAY(DateTime(timezone=True))),
 )
+_FOR_ALL = text(
+    _HISTORY.format(
+        moments="SELECT DISTINCT ticket_id, CAST(:until AS timestamptz) AS at "
+        "FROM sla_clocks WHERE state = 'running' "
+        "AND (due_at <= :until OR (warned_at IS NULL AND warn_at <= :until))"
+    )
+)
 
 
-async def sweep_tickets(session: AsyncSession, moments: dict[int, datetime]) -> tuple[int, int]:
-    """The sweep for these tickets only, each as of its own moment: their running clocks
-    due by then are breached (at their due time, as the sweep records it) and those within
-    their warning time warned (at their warning time), before what happens to the ticket
-    at that moment. For a replay that sweeps less often than once a minute, so a reply
-    after the due time still meets a breached clock. Returns (warned, breached)."""
-    if not moments:
-        return 0, 0
+async def sweep_history(
+    session: AsyncSession,
+    *,
+    until: datetime | None = None,
+    moments: dict[int, datetime] | None = None,
+) -> tuple[int, int]:
+    """What a sweep running every minute would have done by ``until`` (every ticket) or by
+    each ticket's own moment (``moments``): each running clock past its warning time is
+    warned at that time, each past its due time breached at its due time (both, for a clock
+    past both). For loading history that sweeps now and then, before what happens to each
+    ticket at its moment: a reply after the due time still meets a breached clock, and
+    warnings and breaches carry their own times. Returns (warned, breached)."""
+    if moments is not None:
+        if not moments:
+            return 0, 0
+        stmt, params = _FOR_TICKETS, {"ids": list(moments), "moments": list(moments.values())}
+    else:
+        stmt, params = _FOR_ALL, {"until": until}
     await session.flush()
-    rows = (
-        await session.execute(_CATCH_UP, {"ids": list(moments), "moments": list(moments.values())})
-    ).all()
+    rows = (await session.execute(stmt, params)).all()
     if not rows:
         return 0, 0
-    changed = {clock_id: (kind, occurred_at) for _, kind, _, occurred_at, _, clock_id, _ in rows}
+    changed: dict[int, list[tuple[str, datetime]]] = {}
+    for _, kind, _, occurred_at, _, clock_id, _ in rows:
+        changed.setdefault(clock_id, []).append((kind, occurred_at))
     for loaded in list(session.identity_map.values()):
         if isinstance(loaded, SlaClock) and loaded.id in changed:
             # changed behind the ORM's back: the loaded row learns it (nothing to write)
-            kind, occurred_at = changed[loaded.id]
-            if kind == "sla.breached":
-                set_committed_value(loaded, "state", "breached")
-                set_committed_value(loaded, "breached_at", loaded.due_at)
-            else:
-                set_committed_value(loaded, "warned_at", occurred_at)
+            for kind, occurred_at in changed[loaded.id]:
+                if kind == "sla.breached":
+                    set_committed_value(loaded, "state", "breached")
+                    set_committed_value(loaded, "breached_at", occurred_at)
+                else:
+                    set_committed_value(loaded, "warned_at", occurred_at)
     appended = [
         Appended(
             event_id,
