@@ -30,6 +30,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+
 WORDS = [
     "order",
     "parcel",
@@ -202,12 +204,13 @@ def bench_parse(mails: list[bytes], rounds: int) -> dict[str, Any]:
     }
 
 
-async def bench_intake(url: str, mails: list[bytes]) -> dict[str, Any]:
+async def bench_intake(url: str, mails: list[bytes], batch: int = 1) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from servicecycle.channels.email import intake
     from servicecycle.channels.models import InboundMail
     from servicecycle.db.engine import make_engine, make_sessionmaker, unit_of_work
+    from servicecycle.events.models import Event
     from servicecycle.tickets.storage import DatabaseStorage
 
     engine = make_engine(url, pool_size=2)
@@ -218,22 +221,53 @@ async def bench_intake(url: str, mails: list[bytes]) -> dict[str, Any]:
     warm = b"From: warm@example.com\r\nSubject: warm\r\nMessage-ID: <warm@x>\r\n\r\nhello\r\n"
     async with unit_of_work(sessions) as session:
         await intake.receive(session, warm, storage=storage, max_file_bytes=20_000_000)
+    statements = [0]
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def count(*args: Any) -> None:
+        statements[0] += 1
+
     cpu, wall = time.process_time(), time.perf_counter()
-    for raw in mails:
-        async with unit_of_work(sessions) as session:
-            outcome = await intake.receive(session, raw, storage=storage, max_file_bytes=20_000_000)
-        outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
+    if batch <= 1:  # one transaction per mail, as the SMTP listener does
+        for raw in mails:
+            async with unit_of_work(sessions) as session:
+                outcome = await intake.receive(
+                    session, raw, storage=storage, max_file_bytes=20_000_000
+                )
+            outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
+    else:  # ``batch`` mails per transaction, as the IMAP poll does
+        from servicecycle.channels.email.batch import receive_many
+
+        for start in range(0, len(mails), batch):
+            async with unit_of_work(sessions) as session:
+                got = await receive_many(
+                    session,
+                    mails[start : start + batch],
+                    storage=storage,
+                    max_file_bytes=20_000_000,
+                )
+            for outcome in got:
+                outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     async with unit_of_work(sessions) as session:
         stored = await session.scalar(select(func.count()).select_from(InboundMail))
+        # what was written, to compare one path with another (the same work, not less)
+        kinds = await session.execute(
+            select(Event.kind, func.count()).group_by(Event.kind).order_by(Event.kind)
+        )
+        events = {kind: n for kind, n in kinds}
     await engine.dispose()
     return {
+        "batch": batch,
         "cpu_s": cpu,
         "wall_s": wall,
+        "cpu_ms_per_mail": round(cpu / len(mails) * 1000, 2),
+        "statements_per_mail": round(statements[0] / len(mails), 2),
         "msgs_per_cpu_s": len(mails) / cpu,
         "msgs_per_wall_s": len(mails) / wall,
         "outcomes": outcomes,
         "stored": stored,
+        "events": events,
     }
 
 
@@ -245,6 +279,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bench-mail-parse"))
     parser.add_argument("--database-url", help="an external, empty database instead")
     parser.add_argument("--skip-intake", action="store_true")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="mails per transaction (batch.receive_many)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/mail_parse.json"))
     args = parser.parse_args()
 
@@ -271,12 +308,12 @@ def main() -> None:
 
         if args.database_url:
             upgrade(args.database_url)
-            result["intake"] = asyncio.run(bench_intake(args.database_url, mails))
+            result["intake"] = asyncio.run(bench_intake(args.database_url, mails, args.batch))
         else:
             shutil.rmtree(args.data_dir, ignore_errors=True)
             with embedded_database(args.data_dir, exclusive=True) as url:
                 upgrade(url)
-                result["intake"] = asyncio.run(bench_intake(url, mails))
+                result["intake"] = asyncio.run(bench_intake(url, mails, args.batch))
             shutil.rmtree(args.data_dir, ignore_errors=True)
         intake = result["intake"]
         print(

@@ -9,7 +9,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers.models import Company, Customer, CustomerIdentity
-from servicecycle.events.service import Actor, record
+from servicecycle.events.service import Actor, NewEvent, record, record_many
+from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 
@@ -159,6 +160,12 @@ async def create_customer(
         notes=notes,
         attributes=attributes or {},
     )
+    return await _insert(session, customer, normalised, actor=actor)
+
+
+async def _insert(
+    session: AsyncSession, customer: Customer, normalised: list[tuple[str, str]], *, actor: Actor
+) -> Customer:
     session.add(customer)
     await session.flush()
     for kind, value in dict.fromkeys(normalised):
@@ -208,7 +215,89 @@ async def find_or_create_by_email(
     existing = await find_by_identity(session, "email", email)
     if existing is not None:
         return existing
-    return await create_customer(session, name=name, emails=[email], actor=actor)
+    return await _create_for_email(session, email=email, name=name, actor=actor)
+
+
+async def _create_for_email(
+    session: AsyncSession, *, email: str, name: str, actor: Actor
+) -> Customer:
+    """``create_customer`` with one e-mail just found unused in this transaction (so not
+    looked up a second time; a concurrent taker still meets the unique index)."""
+    value = normalise_identity("email", email)
+    return await _insert(
+        session, _plain(name.strip() or value.split("@")[0]), [("email", value)], actor=actor
+    )
+
+
+def _plain(name: str) -> Customer:
+    """A customer with nothing but a name (what ``create_customer`` makes of an address)."""
+    return Customer(
+        name=name[:200],
+        company_id=None,
+        tier="standard",
+        segment=None,
+        tags=[],
+        notes="",
+        attributes={},
+    )
+
+
+async def find_many_by_email(session: AsyncSession, emails: list[str]) -> dict[str, Customer]:
+    """The customers owning these e-mails, by normalised address, in one query; unknown
+    addresses (and those that are no e-mail address at all) are absent."""
+    wanted = []
+    for email in emails:
+        try:
+            wanted.append(normalise_identity("email", email))
+        except ValidationFailed:
+            continue
+    wanted = list(dict.fromkeys(wanted))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(CustomerIdentity.value, Customer)
+        .join(Customer, CustomerIdentity.customer_id == Customer.id)
+        .where(CustomerIdentity.kind == "email", CustomerIdentity.value.in_(wanted))
+    )
+    return {value: customer for value, customer in rows}
+
+
+async def create_many_by_email(
+    session: AsyncSession, senders: list[tuple[str, str]], *, actor: Actor
+) -> dict[str, Customer]:
+    """A new customer for each (e-mail, name) whose e-mail the caller found unused in this
+    transaction (``find_many_by_email``): ``find_or_create_by_email``'s new customers, their
+    rows, identities and ``customer.created`` events written in one statement each."""
+    made: dict[str, Customer] = {}
+    for email, name in senders:
+        value = normalise_identity("email", email)
+        if value not in made:
+            made[value] = _plain(name.strip() or value.split("@")[0])
+    if not made:
+        return {}
+    session.add_all(made.values())
+    await session.flush()
+    session.add_all(
+        CustomerIdentity(customer_id=customer.id, kind="email", value=value)
+        for value, customer in made.items()
+    )
+    await session.flush()
+    now = clock.now()
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "customer.created",
+                "customer",
+                customer.id,
+                actor,
+                now,
+                {"name": customer.name, "identities": [value]},
+            )
+            for value, customer in made.items()
+        ],
+    )
+    return made
 
 
 async def update_customer(

@@ -1,0 +1,214 @@
+"""Mail in, many at a time (``batch.receive_many``): the same outcomes as one mail after
+another, one ticket per Message-ID, and a mail the database refuses does not cost the others."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicecycle.channels.email import batch, intake
+from servicecycle.channels.email.batch import FAILED, receive_many
+from servicecycle.channels.models import InboundMail, OutboundMail
+from servicecycle.events.models import Event
+from servicecycle.tickets.models import Attachment, Message, Ticket
+from servicecycle.tickets.storage import DatabaseStorage
+
+STORAGE = DatabaseStorage()
+
+
+def mail(sender: str, subject: str, body: str, *, html: str | None = None, **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "help@desk.example", subject
+    for key, value in headers.items():
+        message[key.replace("_", "-")] = value
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message.as_bytes()
+
+
+@pytest.fixture
+def together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch must be stored together: falling back to one mail at a time fails the test."""
+
+    async def alone(*args: object) -> None:
+        raise AssertionError("the batch fell back to one mail at a time")
+
+    monkeypatch.setattr(batch, "_alone", alone)
+
+
+async def take(db: AsyncSession, raws: list[bytes]) -> list[tuple[str, int | None]]:
+    outcomes = await receive_many(db, raws, storage=STORAGE, max_file_bytes=1_000_000)
+    return [(o.outcome, o.ticket_id) for o in outcomes]
+
+
+async def count(db: AsyncSession, model: type[object], *where: object) -> int:
+    return int(
+        await db.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
+    )
+
+
+async def test_a_batch_threads_dedups_and_refuses_as_one_mail_after_another(
+    db: AsyncSession, together: None
+) -> None:
+    existing = await intake.receive(
+        db,
+        mail("old@example.com", "Older problem", "still broken", Message_ID="<old@example.com>"),
+        storage=STORAGE,
+        max_file_bytes=1_000_000,
+    )
+    raws = [
+        mail("ann@example.com", "Parcel late", "Where is it?", Message_ID="<a1@example.com>"),
+        mail("bob@example.com", "Invoice", "Wrong total", html="<p>Wrong <b>total</b></p>"),
+        # answers the first mail of this very batch
+        mail("ann@example.com", "Re: Parcel late", "Any news?", In_Reply_To="<a1@example.com>"),
+        mail("old@example.com", "Re: Older problem", "hello?", In_Reply_To="<old@example.com>"),
+        b"Subject: no sender\r\n\r\nnobody\r\n",
+        mail("robot@example.com", "Out of office", "away", Auto_Submitted="auto-replied"),
+        # the same Message-ID as the first: stored once
+        mail("ann@example.com", "Parcel late", "Where is it?", Message_ID="<a1@example.com>"),
+        mail("old@example.com", "Re: Older problem", "and again", In_Reply_To="<old@example.com>"),
+    ]
+
+    got = await take(db, raws)
+
+    first = got[0][1]
+    assert [o for o, _ in got] == [
+        "ticket",
+        "ticket",
+        "reply",
+        "reply",
+        "rejected",
+        "ignored",
+        "duplicate",
+        "reply",
+    ]
+    assert got[2][1] == first and got[6][1] == first
+    assert got[3][1] == got[7][1] == existing.ticket_id
+    assert await count(db, Ticket, Ticket.subject == "Parcel late") == 1
+    assert await count(db, Message, Message.ticket_id == existing.ticket_id) == 3
+    assert await count(db, Message, Message.ticket_id == first) == 2
+    html = await db.scalar(select(Message.body_html).where(Message.ticket_id == got[1][1]))
+    assert html is not None and "<b>total</b>" in html
+    # each new ticket acknowledged once, the replies not
+    assert (
+        await count(
+            db,
+            OutboundMail,
+            OutboundMail.kind == "acknowledgement",
+            OutboundMail.ticket_id == first,
+        )
+        == 1
+    )
+    logged = (
+        await db.scalars(
+            select(InboundMail.outcome).where(InboundMail.id > 0).order_by(InboundMail.id)
+        )
+    ).all()
+    assert sorted(logged) == sorted(["ticket"] + [o for o, _ in got if o != "duplicate"])
+    events = (await db.scalars(select(Event.kind).where(Event.kind.like("mail.%")))).all()
+    assert events.count("mail.reply") == 3 and events.count("mail.rejected") == 1
+
+
+async def test_the_same_message_id_twice_in_one_batch_makes_one_ticket(
+    db: AsyncSession, together: None
+) -> None:
+    raw = mail("dup@example.com", "Twice", "sent twice", Message_ID="<twice@example.com>")
+
+    got = await take(db, [raw, raw, raw])
+
+    assert [o for o, _ in got] == ["ticket", "duplicate", "duplicate"]
+    assert len({t for _, t in got}) == 1
+    assert await count(db, Ticket, Ticket.subject == "Twice") == 1
+    assert await count(db, InboundMail, InboundMail.message_id == "<twice@example.com>") == 1
+
+
+async def test_a_new_sender_writing_twice_in_a_batch_is_one_customer(
+    db: AsyncSession, together: None
+) -> None:
+    got = await take(
+        db,
+        [
+            mail("Cleo New <cleo@example.com>", "First", "one"),
+            mail("cleo@example.com", "Second", "two"),
+        ],
+    )
+    assert [o for o, _ in got] == ["ticket", "ticket"]
+    requesters = (
+        await db.scalars(select(Ticket.requester_id).where(Ticket.id.in_([t for _, t in got])))
+    ).all()
+    assert len(set(requesters)) == 1
+
+
+async def test_a_mail_the_database_refuses_fails_alone_and_the_others_are_stored(
+    db: AsyncSession,
+) -> None:
+    await db.execute(
+        text(
+            """CREATE FUNCTION test_refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+              RETURN NEW;
+            END $$"""
+        )
+    )
+    await db.execute(
+        text(
+            """CREATE TRIGGER refuse_broken BEFORE INSERT ON inbound_mails
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_broken()"""
+        )
+    )
+    raws = [
+        mail("g1@example.com", "Good one", "fine", Message_ID="<g1@example.com>"),
+        mail("x@example.com", "Break me", "hostile", Message_ID="<x@example.com>"),
+        mail("g2@example.com", "Good two", "fine", Message_ID="<g2@example.com>"),
+    ]
+
+    outcomes = await receive_many(db, raws, storage=STORAGE, max_file_bytes=1_000_000)
+
+    assert [o.outcome for o in outcomes] == ["ticket", FAILED, "ticket"]
+    assert "disk full (test)" in (outcomes[1].reason or "")
+    assert await count(db, Ticket, Ticket.subject.in_(["Good one", "Good two"])) == 2
+    # nothing of the refused mail is kept: no ticket, no customer's ticket, no log row
+    assert await count(db, Ticket, Ticket.subject == "Break me") == 0
+    assert await count(db, InboundMail, InboundMail.message_id == "<x@example.com>") == 0
+
+    await db.execute(text("DROP TRIGGER refuse_broken ON inbound_mails"))
+    again = await receive_many(db, raws, storage=STORAGE, max_file_bytes=1_000_000)
+    assert [o.outcome for o in again] == ["duplicate", "ticket", "duplicate"]
+
+
+async def test_files_of_mails_taken_together_arrive_on_their_messages(
+    db: AsyncSession, together: None
+) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = (
+        "f@example.com",
+        "help@desk.example",
+        "Files",
+    )
+    message.set_content("two files")
+    message.add_attachment(b"hello", maintype="text", subtype="plain", filename="notes.txt")
+    message.add_attachment(
+        b"MZ\x90\x00", maintype="application", subtype="octet-stream", filename="run.exe"
+    )
+
+    got = await take(db, [message.as_bytes(), mail("g@example.com", "Plain", "no files")])
+
+    assert [o for o, _ in got] == ["ticket", "ticket"]
+    first = await db.scalar(select(Message.id).where(Message.ticket_id == got[0][1]))
+    names = (
+        await db.scalars(select(Attachment.filename).where(Attachment.message_id == first))
+    ).all()
+    assert list(names) == ["notes.txt"]
+    refused = (
+        await db.scalars(
+            select(Event.data).where(
+                Event.kind == "attachment.refused", Event.subject_id == str(got[0][1])
+            )
+        )
+    ).all()
+    assert [d["filename"] for d in refused] == ["run.exe"]
