@@ -39,7 +39,6 @@ from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
 from servicecycle.db.engine import make_sessionmaker, sqlalchemy_url
-from servicecycle.events import service as events
 from servicecycle.events.service import Actor
 from servicecycle.followups import service as followups
 from servicecycle.followups.models import OUTCOMES
@@ -377,33 +376,21 @@ class _Replay:
 
     async def send_surveys(self, at: datetime) -> None:
         self.at(at)
-        sent_before = self.summary.surveys_sent
         while True:
-            sent, skipped = await surveys.send_due(self.session, self.mailer, now=at)
-            self.summary.surveys_sent += sent
+            sent, skipped = await surveys.send_due_invitations(self.session, self.mailer, now=at)
+            self.summary.surveys_sent += len(sent)
             self.summary.surveys_skipped += skipped
-            if sent + skipped < 200:
+            # which invitation each mail carried: the customer's link is made from it
+            for invitation in sent:
+                kind = self.survey_kinds.get(invitation.survey_id)
+                if kind is not None and invitation.sent_at is not None:
+                    self.sent[(invitation.ticket_id, kind)] = (
+                        invitation.id,
+                        invitation.customer_id,
+                        invitation.sent_at,
+                    )
+            if len(sent) + skipped < 200:
                 break
-        if self.summary.surveys_sent == sent_before:
-            return
-        # which invitation each mail carried: the customer's link is made from it
-        page = await events.query(
-            self.session,
-            kinds=["survey.sent"],
-            since=at,
-            until=at + timedelta(microseconds=1),
-            limit=self.summary.surveys_sent - sent_before + 1,
-            newest_first=False,
-        )
-        for event in page.items:
-            data = event.data
-            kind = self.survey_kinds.get(int(data["survey_id"]))
-            if kind is not None:
-                self.sent[(int(event.subject_id), kind)] = (
-                    int(data["invitation_id"]),
-                    int(data["customer_id"]),
-                    event.occurred_at,
-                )
 
     async def deliver_mail(self, now: datetime) -> None:
         """Settle the mail history queued up to ``now`` as sent to no one (one statement):

@@ -34,7 +34,7 @@ T = TypeVar("T")
 SYSTEM = Actor.system("sla")
 NAME_MAX = 120
 WARN_MAX = 10_080  # a week
-_built: dict[tuple[int, int], BusinessCalendar] = {}
+_built: dict[tuple[str | None, ...], BusinessCalendar] = {}
 # recording these means policies or calendars changed: each process reloads its copy
 versions.track(
     "sla",
@@ -87,8 +87,15 @@ def build_calendar(
 
 
 def business_calendar(row: Calendar) -> BusinessCalendar:
-    """The row's calendar, built once per version (building is the slow part)."""
-    key = (row.id, row.version)
+    """The row's calendar, built once per content (building is the slow part); the key is
+    the content, not the row's id and version, which another database may also have."""
+    key = (
+        row.zone,
+        repr(row.week),
+        row.holiday_country,
+        row.holiday_region,
+        repr(row.closed_days),
+    )
     if key not in _built:
         _built[key] = build_calendar(
             zone=row.zone,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from servicecycle.auth import service as auth
 from servicecycle.channels.email import outbox
@@ -608,27 +609,6 @@ def mail_body(survey: Survey, ticket: Ticket, base_url: str, token: str) -> str:
     return "\n".join(lines)
 
 
-async def _skip(
-    session: AsyncSession, invitation: SurveyInvitation, reason: str, detail: str = ""
-) -> None:
-    invitation.status, invitation.skip_reason = "skipped", reason
-    await session.flush()
-    await record(
-        session,
-        "survey.skipped",
-        subject_type="ticket",
-        subject_id=invitation.ticket_id,
-        actor=SURVEYOR,
-        data={
-            "invitation_id": invitation.id,
-            "survey_id": invitation.survey_id,
-            "customer_id": invitation.customer_id,
-            "reason": reason,
-            "detail": detail,
-        },
-    )
-
-
 _LOCK_CUSTOMERS = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('survey-customer' || chr(10) || c, 0)) "
     "FROM unnest(CAST(:customers AS text[])) AS c"
@@ -657,34 +637,22 @@ async def _last_surveyed(
     return {int(customer): last for customer, last in rows.all() if last is not None}
 
 
-def _rounds(
-    due: list[SurveyInvitation], tickets: dict[int, Ticket]
-) -> list[list[SurveyInvitation]]:
-    """The due invitations in order, cut into rounds in which no ticket and no customer
-    comes twice (a customer's later invitation sees the earlier one's outcome)."""
-    rounds: list[list[SurveyInvitation]] = []
-    last_round: dict[tuple[str, int], int] = {}
-    for invitation in due:
-        ticket = tickets.get(invitation.ticket_id)
-        keys = [("t", invitation.ticket_id)]
-        if ticket is not None:
-            keys.append(("c", ticket.requester_id))
-        index = max((last_round.get(k, -1) for k in keys), default=-1) + 1
-        while len(rounds) <= index:
-            rounds.append([])
-        rounds[index].append(invitation)
-        for key in keys:
-            last_round[key] = index
-    return rounds
-
-
 async def send_due(
     session: AsyncSession, mailer: Mailer, *, now: datetime | None = None, limit: int = 200
 ) -> tuple[int, int]:
     """Queue the mail of each due invitation (or skip it, with the reason in the event
-    log); returns (sent, skipped). Rows are locked (SKIP LOCKED): workers share the work.
-    The invitations go in rounds (each ticket and customer once per round), each round's
-    mail and events written together."""
+    log); returns (sent, skipped). Rows are locked (SKIP LOCKED): workers share the work."""
+    sent, skipped = await send_due_invitations(session, mailer, now=now, limit=limit)
+    return len(sent), skipped
+
+
+async def send_due_invitations(
+    session: AsyncSession, mailer: Mailer, *, now: datetime | None = None, limit: int = 200
+) -> tuple[list[SurveyInvitation], int]:
+    """``send_due``, returning the invitations sent (and how many were skipped). Each due
+    invitation is decided in order (a customer's later invitation sees the earlier one's
+    outcome), then the mail, the invitations and the events of all are written together,
+    the events in the order one invitation after another would record them."""
     at = now or clock.now()
     due = list(
         (
@@ -698,128 +666,135 @@ async def send_due(
         ).all()
     )
     if not due:
-        return 0, 0
-    found = await session.scalars(select(Ticket).where(Ticket.id.in_({i.ticket_id for i in due})))
-    tickets_ = {ticket.id: ticket for ticket in found}
-    surveys_ = {
-        survey.id: survey
-        for survey in await session.scalars(
-            select(Survey).where(Survey.id.in_({i.survey_id for i in due}))
+        return [], 0
+    tickets_ = await _tickets(session, [i.ticket_id for i in due])
+    known = {s.id: s for s in (await _schedule(session)).surveys}  # the enabled ones
+    missing = {i.survey_id for i in due} - set(known)
+    if missing:
+        known.update(
+            {s.id: s for s in await session.scalars(select(Survey).where(Survey.id.in_(missing)))}
         )
-    }
     throttled = [i for i in due if i.throttle_days > 0 and i.ticket_id in tickets_]
     last_sent = await _last_surveyed(
         session,
         [tickets_[i.ticket_id].requester_id for i in throttled],
         since=at - timedelta(days=max((i.throttle_days for i in throttled), default=0)),
     )
-    sent = skipped = 0
-    for round_ in _rounds(due, tickets_):
-        skips: list[tuple[SurveyInvitation, str, str]] = []
-        sends: list[tuple[SurveyInvitation, Survey, Ticket]] = []
-        mails: list[outbox.Mail] = []
-        for invitation in round_:
-            survey = surveys_.get(invitation.survey_id)
-            ticket = tickets_.get(invitation.ticket_id)
-            if survey is None or ticket is None:
-                continue
-            reason, detail = "", ""
-            if not survey.enabled:
-                reason = "survey disabled"
-            elif ticket.merged_into_id is not None:
-                reason, detail = "merged", f"merged into #{ticket.merged_into_id}"
-            elif ticket.status not in ("solved", "closed"):
-                reason, detail = "reopened", f"the ticket is {ticket.status}"
-            else:
-                invitation.customer_id = ticket.requester_id  # a requester moved by a merge
-                last = last_sent.get(invitation.customer_id)
-                window = at - timedelta(days=invitation.throttle_days)
-                if invitation.throttle_days > 0 and last is not None and last > window:
-                    reason = "throttled"
-                    detail = (
-                        f"customer {invitation.customer_id} was surveyed on "
-                        f"{last:%Y-%m-%d %H:%M} UTC, within {invitation.throttle_days} days"
-                    )
-            if reason:
-                skips.append((invitation, reason, detail))
-                continue
-            token = make_token(mailer.keyring, invitation, sent=at)
-            sends.append((invitation, survey, ticket))
-            mails.append(
-                outbox.Mail(
-                    ticket=ticket,
-                    kind="survey",
-                    body=mail_body(survey, ticket, mailer.base_url, token),
-                    sender=mailer.sender,
-                    at=clock.now(),
-                    note={"invitation_id": invitation.id, "survey_id": survey.id},
-                    subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
+    address = await outbox.addresses(session, [t.requester_id for t in tickets_.values()])
+    # (invitation, skip reason and detail) or (invitation, survey, ticket, its mail's index)
+    decided: list[tuple[SurveyInvitation, str, str] | tuple[SurveyInvitation, Survey, Ticket, int]]
+    decided = []
+    mails: list[outbox.Mail] = []
+    for invitation in due:
+        survey = known.get(invitation.survey_id)
+        ticket = tickets_.get(invitation.ticket_id)
+        if survey is None or ticket is None:
+            continue
+        reason, detail = "", ""
+        if not survey.enabled:
+            reason = "survey disabled"
+        elif ticket.merged_into_id is not None:
+            reason, detail = "merged", f"merged into #{ticket.merged_into_id}"
+        elif ticket.status not in ("solved", "closed"):
+            reason, detail = "reopened", f"the ticket is {ticket.status}"
+        else:
+            invitation.customer_id = ticket.requester_id  # a requester moved by a merge
+            last = last_sent.get(invitation.customer_id)
+            window = at - timedelta(days=invitation.throttle_days)
+            if invitation.throttle_days > 0 and last is not None and last > window:
+                reason = "throttled"
+                detail = (
+                    f"customer {invitation.customer_id} was surveyed on "
+                    f"{last:%Y-%m-%d %H:%M} UTC, within {invitation.throttle_days} days"
                 )
+            elif address.get(ticket.requester_id) is None:
+                reason = "no e-mail address"
+        if reason:
+            decided.append((invitation, reason, detail))
+            continue
+        token = make_token(mailer.keyring, invitation, sent=at)
+        decided.append((invitation, survey, ticket, len(mails)))
+        mails.append(
+            outbox.Mail(
+                ticket=ticket,
+                kind="survey",
+                body=mail_body(survey, ticket, mailer.base_url, token),
+                sender=mailer.sender,
+                at=clock.now(),
+                note={"invitation_id": invitation.id, "survey_id": survey.id},
+                subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
+                to=address[ticket.requester_id],
             )
-        await _skip_many(session, skips)
-        rows = await outbox.queue_many(session, mails)
-        await _skip_many(
-            session,
-            [
-                (invitation, "no e-mail address", "")
-                for (invitation, _, _), row in zip(sends, rows, strict=True)
-                if row is None
-            ],
         )
-        recorded = []
-        for (invitation, survey, ticket), row in zip(sends, rows, strict=True):
-            if row is None:
-                continue
-            invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
-            last_sent[invitation.customer_id] = at
-            recorded.append(
-                NewEvent(
-                    "survey.sent",
-                    "ticket",
-                    ticket.id,
-                    SURVEYOR,
-                    clock.now(),
-                    {
-                        "invitation_id": invitation.id,
-                        "survey_id": survey.id,
-                        "kind": survey.kind,
-                        "customer_id": invitation.customer_id,
-                        "outbound_id": row.id,
-                        "via": "email",
-                    },
-                )
-            )
-        await session.flush()
-        await record_many(session, recorded)
-        sent += len(recorded)
-        skipped += len(skips) + len(sends) - len(recorded)
-    return sent, skipped
-
-
-async def _skip_many(session: AsyncSession, skips: list[tuple[SurveyInvitation, str, str]]) -> None:
-    """``_skip`` for each (invitation, reason, detail), their events recorded together."""
-    for invitation, reason, _ in skips:
-        invitation.status, invitation.skip_reason = "skipped", reason
-    await session.flush()
-    await record_many(
-        session,
-        [
+        last_sent[invitation.customer_id] = at
+    rows, queued = await outbox.queue_rows(session, mails)
+    recorded: list[NewEvent] = []
+    sent: list[SurveyInvitation] = []
+    skipped = 0
+    for entry in decided:
+        if len(entry) == 3:
+            invitation, reason, detail = entry
+            invitation.status, invitation.skip_reason = "skipped", reason
+            recorded.append(_skipped(invitation, reason, detail))
+            skipped += 1
+            continue
+        invitation, survey, ticket, index = entry
+        row, event = rows[index], queued[index]
+        assert row is not None and event is not None  # the address was known
+        invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
+        sent.append(invitation)
+        recorded += [
+            event,
             NewEvent(
-                "survey.skipped",
+                "survey.sent",
                 "ticket",
-                invitation.ticket_id,
+                ticket.id,
                 SURVEYOR,
                 clock.now(),
                 {
                     "invitation_id": invitation.id,
-                    "survey_id": invitation.survey_id,
+                    "survey_id": survey.id,
+                    "kind": survey.kind,
                     "customer_id": invitation.customer_id,
-                    "reason": reason,
-                    "detail": detail,
+                    "outbound_id": row.id,
+                    "via": "email",
                 },
-            )
-            for invitation, reason, detail in skips
-        ],
+            ),
+        ]
+    await session.flush()
+    await record_many(session, recorded)
+    return sent, skipped
+
+
+async def _tickets(session: AsyncSession, ids: list[int]) -> dict[int, Ticket]:
+    """The tickets, from those this session holds, the rest in one query."""
+    found: dict[int, Ticket] = {}
+    for ticket_id in set(ids):
+        held = session.identity_map.get(identity_key(Ticket, ticket_id))
+        if isinstance(held, Ticket):
+            found[ticket_id] = held
+    rest = set(ids) - set(found)
+    if rest:
+        found.update(
+            {t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(rest)))}
+        )
+    return found
+
+
+def _skipped(invitation: SurveyInvitation, reason: str, detail: str) -> NewEvent:
+    return NewEvent(
+        "survey.skipped",
+        "ticket",
+        invitation.ticket_id,
+        SURVEYOR,
+        clock.now(),
+        {
+            "invitation_id": invitation.id,
+            "survey_id": invitation.survey_id,
+            "customer_id": invitation.customer_id,
+            "reason": reason,
+            "detail": detail,
+        },
     )
 
 

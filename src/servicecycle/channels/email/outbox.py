@@ -153,21 +153,36 @@ class Mail:
     message: Message | None = None
     note: dict[str, Any] | None = None
     subject: str | None = None
+    to: str | None = None
 
 
 async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundMail | None]:
-    """``queue`` for each mail (to the ticket's requester, with the ticket's subject unless
-    the mail has its own), each
-    at its own moment: the addresses and the loop check read in one query each, the rows,
-    their threads and their events written in one statement each."""
-    if not mails:
-        return []
-    found = await customers.identities_of(
-        session, list(dict.fromkeys(m.ticket.requester_id for m in mails))
-    )
-    address = {
+    """``queue`` for each mail (to the ticket's requester unless the mail names its ``to``,
+    with the ticket's subject unless it has its own), each at its own moment: the addresses
+    and the loop check read in one query each, the rows, their threads and their events
+    written in one statement each."""
+    rows, events = await queue_rows(session, mails)
+    await record_many(session, [e for e in events if e is not None])
+    return rows
+
+
+async def addresses(session: AsyncSession, customer_ids: list[int]) -> dict[int, str | None]:
+    """Each customer's address for mail from the desk (their first e-mail identity)."""
+    found = await customers.identities_of(session, list(dict.fromkeys(customer_ids)))
+    return {
         cid: next((i.value for i in ids if i.kind == "email"), None) for cid, ids in found.items()
     }
+
+
+async def queue_rows(
+    session: AsyncSession, mails: list[Mail]
+) -> tuple[list[OutboundMail | None], list[NewEvent | None]]:
+    """``queue_many`` without recording: the rows (None: not queued) and each mail's event
+    (``mail.queued``, ``mail.suppressed`` or None), for a caller that records them in order
+    with its own."""
+    if not mails:
+        return [], []
+    address = await addresses(session, [m.ticket.requester_id for m in mails if m.to is None])
     acks = [m for m in mails if m.kind == "acknowledgement"]
     recent: dict[str, list[datetime]] = {}
     if acks:
@@ -175,7 +190,7 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
             select(OutboundMail.to_address, OutboundMail.created_at).where(
                 OutboundMail.kind == "acknowledgement",
                 OutboundMail.to_address.in_(
-                    {a for m in acks if (a := address[m.ticket.requester_id])}
+                    {a for m in acks if (a := m.to or address[m.ticket.requester_id])}
                 ),
                 OutboundMail.created_at >= min(m.at for m in acks) - ACK_WINDOW,
             )
@@ -183,17 +198,18 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
         for ack_to, created in rows.all():
             recent.setdefault(ack_to, []).append(created)
     made: list[OutboundMail | None] = []
-    suppressed: list[NewEvent] = []
+    events: list[NewEvent | None] = []
     for mail in mails:
-        ticket, to = mail.ticket, address[mail.ticket.requester_id]
+        ticket, to = mail.ticket, mail.to or address[mail.ticket.requester_id]
         if to is None:
             made.append(None)
+            events.append(None)
             continue
         if mail.kind == "acknowledgement":
             sent = recent.setdefault(to, [])
             if sum(1 for t in sent if mail.at - ACK_WINDOW <= t) >= ACK_LIMIT:
                 made.append(None)
-                suppressed.append(
+                events.append(
                     NewEvent(
                         "mail.suppressed",
                         "ticket",
@@ -230,6 +246,7 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
                 created_at=mail.at,
             )
         )
+        events.append(None)
     rows_made = [row for row in made if row is not None]
     if rows_made:
         session.add_all(rows_made)
@@ -239,11 +256,9 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
             .values([{"message_id": r.message_id, "ticket_id": r.ticket_id} for r in rows_made])
             .on_conflict_do_nothing()
         )
-    await record_many(session, suppressed)
-    await record_many(
-        session,
-        [
-            NewEvent(
+    for index, (mail, row) in enumerate(zip(mails, made, strict=True)):
+        if row is not None:
+            events[index] = NewEvent(
                 "mail.queued",
                 "ticket",
                 mail.ticket.id,
@@ -256,11 +271,7 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
                     **(mail.note or {}),
                 },
             )
-            for mail, row in zip(mails, made, strict=True)
-            if row is not None
-        ],
-    )
-    return made
+    return made, events
 
 
 async def _looping(session: AsyncSession, to: str) -> bool:
