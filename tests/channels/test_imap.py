@@ -432,3 +432,41 @@ async def test_a_full_mailbox_is_taken_a_batch_per_poll_and_read_mail_after_the_
     titles = await subjects(db)
     assert {"Backlog 0", "Backlog 1", "Backlog 2", "Read after we started"} <= set(titles)
     assert "Read before we started" not in titles
+
+
+async def test_mail_is_stored_in_batches_and_one_bad_mail_costs_its_batch_nothing(
+    sessions: Sessions,
+    settings: Settings,
+    db: AsyncSession,
+    imap_account: ImapAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(imap, "BATCH", 3)  # seven mails: batches of 3, 3 and 1
+    box = await add_mailbox(sessions, settings, imap_account)
+    await poll(sessions, settings, box)
+    uids = [
+        imap_account.append(mail("Batch one", message_id="<bt1@example.com>")),
+        imap_account.append(mail("Batch one", message_id="<bt1@example.com>")),  # again
+        imap_account.append(mail("Break me", message_id="<bt2@example.com>")),
+        imap_account.append(b"Subject: no sender at all\r\n\r\nnothing\r\n"),
+        imap_account.append(mail("Batch two", message_id="<bt3@example.com>")),
+        imap_account.append(mail("Batch three", sender="eve@example.com")),
+    ]
+    broken = uids[2]
+    uids.append(imap_account.append(mail("Batch four", message_id="<bt4@example.com>")))
+    await break_storing(db)
+
+    result = await poll(sessions, settings, box)
+
+    assert result.outcomes == {"ticket": 4, "duplicate": 1, "rejected": 1}
+    assert result.failed == 1 and result.error is None
+    for uid in uids:
+        assert ("\\Seen" in imap_account.flags(uid)) is (uid != broken)
+    titles = await subjects(db)
+    assert titles.count("Batch one") == 1 and "Break me" not in titles
+    assert {"Batch two", "Batch three", "Batch four"} <= set(titles)
+    rows = (
+        await db.scalars(select(InboundMail.mailbox_id).where(InboundMail.subject.like("Batch %")))
+    ).all()
+    assert rows and set(rows) == {box.id}  # each row names the mailbox it came from
+    assert (await stored(sessions, box)).failing == {str(broken): 1}

@@ -307,3 +307,76 @@ async def test_a_bounce_of_the_desks_own_mail_opens_no_ticket(
     assert logged.outcome == "ignored" and logged.ticket_id == ack.ticket_id
     assert logged.reason == "delivery report (bounce)"
     assert await count(db, Ticket) == 1 and await count(db, OutboundMail) == 1  # nothing answered
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(3000):  # a guard against a hang, not a timing
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("it never happened")
+
+
+async def test_mails_arriving_together_are_stored_together_and_only_a_bad_one_gets_451(
+    sessions: Sessions, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from servicecycle.channels.email import batch
+
+    await db.execute(
+        text(
+            """CREATE FUNCTION test_refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+              RETURN NEW;
+            END $$"""
+        )
+    )
+    await db.execute(
+        text(
+            """CREATE TRIGGER refuse_broken BEFORE INSERT ON inbound_mails
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_broken()"""
+        )
+    )
+    together: list[int] = []
+    receive_many = batch.receive_many
+
+    async def counted(session: AsyncSession, raws: list[bytes], **options: Any) -> Any:
+        together.append(len(raws))
+        return await receive_many(session, raws, **options)
+
+    monkeypatch.setattr(batch, "receive_many", counted)
+    raws = [
+        mail("a@example.com", "First", "one", Message_ID="<t1@x>").as_bytes(),
+        mail("b@example.com", "Second", "two", Message_ID="<t2@x>").as_bytes(),
+        mail("b@example.com", "Second", "two", Message_ID="<t2@x>").as_bytes(),
+        mail("c@example.com", "Break me", "three", Message_ID="<t3@x>").as_bytes(),
+        mail("d@example.com", "Fourth", "four", Message_ID="<t4@x>").as_bytes(),
+    ]
+    async with running(sessions) as listener:
+        # the first mail's transaction waits until the others are waiting behind it
+        receive = intake.receive
+        held = asyncio.Event()
+
+        async def slow(session: AsyncSession, raw: bytes, **options: Any) -> Any:
+            if not held.is_set():
+                await until(lambda: len(listener.handler._waiting) == len(raws) - 1)
+                held.set()
+            return await receive(session, raw, **options)
+
+        monkeypatch.setattr(intake, "receive", slow)
+        first = asyncio.create_task(send(listener, raws[0], sender="a@example.com"))
+        await until(lambda: listener.handler.busy > 0)
+        results = await asyncio.gather(
+            *(send(listener, raw) for raw in raws[1:]), return_exceptions=True
+        )
+        await first
+
+    assert together == [4]  # the four that waited, in one transaction
+    refused = results[2]
+    assert isinstance(refused, smtplib.SMTPDataError) and refused.smtp_code == 451
+    assert [r for i, r in enumerate(results) if i != 2] == [None, None, None]  # 250 each
+    assert await count(db, Ticket, Ticket.subject.in_(["First", "Second", "Fourth"])) == 3
+    assert await count(db, Ticket, Ticket.subject == "Break me") == 0
+    assert await count(db, InboundMail, InboundMail.message_id == "<t2@x>") == 1

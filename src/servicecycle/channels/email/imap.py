@@ -1,10 +1,12 @@
 """Mail in by IMAP: poll a mailbox and hand each new mail to the intake.
 
-Order of work, per mail: fetch it without changing its flags (``BODY.PEEK[]``), store it
-(``intake.receive``) and advance the mailbox's last UID in one transaction, commit, and only
-then mark it ``\\Seen``. Nothing is ever deleted or moved on the server. A mail whose storing
-fails stays unread and is retried by the next poll; one that cannot be parsed is recorded as
-rejected by the intake and marked read like any other stored mail.
+Order of work, a batch of mails at a time (up to ``BATCH`` mails or ``BATCH_BYTES``): fetch
+them without changing their flags (``BODY.PEEK[]``), store them (``batch.receive_many``) and
+advance the mailbox's last UID in one transaction, commit, and only then mark them
+``\\Seen``. Nothing is ever deleted or moved on the server. A mail whose storing fails is
+rolled back alone (the others of its batch are stored), stays unread and is retried by the
+next poll; one that cannot be parsed is recorded as rejected by the intake and marked read
+like any other stored mail.
 
 The standard library's ``imaplib`` does the protocol; each blocking call runs in a thread.
 """
@@ -25,7 +27,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicecycle.channels import mailboxes
-from servicecycle.channels.email import intake
+from servicecycle.channels.email import batch
 from servicecycle.channels.mailboxes import Login
 from servicecycle.config import Settings
 from servicecycle.kit import clock
@@ -38,6 +40,8 @@ log = structlog.get_logger(__name__)
 TIMEOUT_SECONDS = 30.0
 LEASE = timedelta(minutes=10)  # renewed with every stored mail
 MAX_PER_POLL = 200  # the rest waits for the next poll, so one poll never runs for hours
+BATCH = 25  # mails stored per transaction: a commit and the per-transaction reads shared
+BATCH_BYTES = 8 * 1024 * 1024  # fewer when they are large, to bound what is held in memory
 _T = TypeVar("_T")
 _UID = re.compile(rb"UID (\d+)")
 
@@ -144,10 +148,13 @@ class Connection:
                     return bytes(part[1])
         return None
 
-    async def mark_seen(self, uid: int) -> None:
-        status, data = await self._call(self._imap.uid, "STORE", str(uid), "+FLAGS", r"(\Seen)")
+    async def mark_seen(self, *uids: int) -> None:
+        if not uids:
+            return
+        which = ",".join(str(uid) for uid in uids)
+        status, data = await self._call(self._imap.uid, "STORE", which, "+FLAGS", r"(\Seen)")
         if status != "OK":
-            raise ImapError(f"Marking mail UID {uid} read failed: {_text(data)}")
+            raise ImapError(f"Marking mail UID {which} read failed: {_text(data)}")
 
     async def close(self) -> None:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
@@ -258,8 +265,13 @@ async def _poll(
         new = await connection.uids_after(max(last_seen, unread_until or 0))
         work = sorted({int(uid) for uid in failing} | set(old) | set(new))
         result.more = len(work) > limit
+        fetched: list[tuple[int, bytes | None]] = []
         for uid in work[:limit]:
-            await _take(factory, connection, uid, result, storage, max_file_bytes)
+            fetched.append((uid, await connection.fetch(uid)))
+            if len(fetched) >= BATCH or sum(len(r or b"") for _, r in fetched) >= BATCH_BYTES:
+                await _take(factory, connection, fetched, result, storage, max_file_bytes)
+                fetched = []
+        await _take(factory, connection, fetched, result, storage, max_file_bytes)
     finally:
         await connection.close()
 
@@ -267,43 +279,51 @@ async def _poll(
 async def _take(
     factory: async_sessionmaker[AsyncSession],
     connection: Connection,
-    uid: int,
+    fetched: list[tuple[int, bytes | None]],
     result: PollResult,
     storage: Storage,
     max_file_bytes: int,
 ) -> None:
-    raw = await connection.fetch(uid)
-    outcome: str | None = None
-    error: str | None = None
-    async with factory() as session, session.begin():
-        if raw is None:
-            outcome = "gone"  # deleted on the server since the search: nothing to take
-        else:
-            try:
-                async with session.begin_nested():
-                    got = await intake.receive(
-                        session, raw, storage=storage, max_file_bytes=max_file_bytes
-                    )
-                outcome = got.outcome
-            except Exception as exc:  # rolled back alone; the mail stays unread
-                log.warning("imap.store_failed", uid=uid, error=str(exc))
-                error = f"{type(exc).__name__}: {str(exc)[:500]}"
-        stored = await mailboxes.note_mail(
-            session,
-            result.mailbox_id,
-            uid=uid,
-            outcome=outcome if outcome != "gone" else "duplicate",
-            error=error,
-            now=clock.now(),
-            lease=LEASE,
-        )
-    # committed: only now may the server hear that the mail was taken
-    if outcome is None:
-        result.failed += 1
+    """Store fetched mails (UID, raw; None: gone) in one transaction, then mark them read."""
+    if not fetched:
         return
-    result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
-    if stored and raw is not None:
-        await connection.mark_seen(uid)
+    present = [(uid, raw) for uid, raw in fetched if raw is not None]
+    taken: list[tuple[int, str | None, bool]] = []  # uid, outcome (None: failed), mark read
+    async with factory() as session, session.begin():
+        got = await batch.receive_many(
+            session,
+            [raw for _, raw in present],
+            storage=storage,
+            max_file_bytes=max_file_bytes,
+            mailbox_id=result.mailbox_id,
+        )
+        outcomes = {uid: o for (uid, _), o in zip(present, got, strict=True)}
+        for uid, raw in fetched:
+            error: str | None = None
+            if raw is None:
+                outcome: str | None = "gone"  # deleted on the server since the search
+            elif outcomes[uid].outcome == batch.FAILED:  # rolled back alone; stays unread
+                outcome, error = None, outcomes[uid].reason
+                log.warning("imap.store_failed", uid=uid, error=error)
+            else:
+                outcome = outcomes[uid].outcome
+            stored = await mailboxes.note_mail(
+                session,
+                result.mailbox_id,
+                uid=uid,
+                outcome=outcome if outcome != "gone" else "duplicate",
+                error=error,
+                now=clock.now(),
+                lease=LEASE,
+            )
+            taken.append((uid, outcome, stored and raw is not None))
+    # committed: only now may the server hear that the mails were taken
+    for _, outcome, _ in taken:
+        if outcome is None:
+            result.failed += 1
+        else:
+            result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
+    await connection.mark_seen(*(uid for uid, _, seen in taken if seen))
 
 
 async def poll_configured(

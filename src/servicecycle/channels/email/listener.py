@@ -1,10 +1,13 @@
 """Mail in by SMTP: the desk as the last hop of a mail's journey.
 
-An MX record or a forwarding rule hands mail to this listener. Each mail is stored through
-:func:`intake.receive` in a transaction of its own, and the server answers ``250`` only once
-that transaction is committed; any failure is a ``451`` so the sending server keeps the mail
-and tries again later. Nothing is accepted that is not stored, and a mail sent twice (after
-a lost ``250``) is stored once, by its Message-ID.
+An MX record or a forwarding rule hands mail to this listener. Mails are stored one
+transaction at a time: a mail that arrives while another is being stored waits for it, and
+all that waited then go into the next transaction together (``batch.receive_many``, up to
+``BATCH``; a lone mail through :func:`intake.receive`). The server answers ``250`` only once
+the mail's transaction is committed; any failure is a ``451`` so the sending server keeps the
+mail and tries again later (a mail that fails in a batch is rolled back alone: the others
+are stored and answered ``250``). Nothing is accepted that is not stored, and a mail sent
+twice (after a lost ``250``) is stored once, by its Message-ID.
 
 Mail larger than the intake limit is refused with ``552`` (announced in EHLO as ``SIZE``);
 recipients outside ``smtp_listen_domains`` (when set) with ``550``.
@@ -30,13 +33,14 @@ import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicecycle.channels.email import intake
+from servicecycle.channels.email import batch, intake
 from servicecycle.config import Settings
 from servicecycle.db.engine import unit_of_work
 from servicecycle.tickets.storage import Storage
 
 log = structlog.get_logger(__name__)
 IDENT = "Servicecycle"
+BATCH = 25  # mails stored in one transaction at most
 
 
 def accepts(address: str, allowed: tuple[str, ...]) -> bool:
@@ -113,6 +117,8 @@ class DeskHandler:
         self.busy = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._waiting: list[tuple[bytes, asyncio.Future[intake.Outcome]]] = []
+        self._storer: asyncio.Task[None] | None = None
 
     async def handle_RCPT(
         self,
@@ -137,13 +143,9 @@ class DeskHandler:
         self.busy += 1
         self.idle.clear()
         try:
-            async with unit_of_work(self.sessions) as db:
-                outcome = await intake.receive(
-                    db,
-                    raw,
-                    storage=self.storage,
-                    max_file_bytes=self.max_file_bytes,
-                )
+            outcome = await self._store(raw)
+            if outcome.outcome == batch.FAILED:
+                raise RuntimeError(outcome.reason)
         except Exception:  # the mail is not stored: the sender must keep it and try again
             log.exception("mail.listener.store_failed", size=len(raw), sender=envelope.mail_from)
             return "451 4.3.0 The mail could not be stored just now; please try again later"
@@ -159,6 +161,50 @@ class DeskHandler:
         )
         where = f" #{outcome.ticket_id}" if outcome.ticket_id else ""
         return f"250 2.0.0 OK: {outcome.outcome}{where}"
+
+    async def _store(self, raw: bytes) -> intake.Outcome:
+        """The mail's outcome once its transaction is committed (with those that waited
+        beside it); raises if that transaction failed."""
+        stored: asyncio.Future[intake.Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((raw, stored))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.create_task(self._store_waiting())
+        return await stored
+
+    async def _store_waiting(self) -> None:
+        while self._waiting:
+            taken, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
+            try:
+                async with unit_of_work(self.sessions) as db:
+                    if len(taken) == 1:
+                        outcomes = [
+                            await intake.receive(
+                                db,
+                                taken[0][0],
+                                storage=self.storage,
+                                max_file_bytes=self.max_file_bytes,
+                            )
+                        ]
+                    else:
+                        outcomes = await batch.receive_many(
+                            db,
+                            [raw for raw, _ in taken],
+                            storage=self.storage,
+                            max_file_bytes=self.max_file_bytes,
+                        )
+            except Exception as exc:  # nothing of this transaction is kept
+                for _, stored in taken:
+                    if not stored.done():
+                        stored.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (the loop is ending): none of them is stored
+                for _, stored in taken:
+                    if not stored.done():
+                        stored.cancel()
+                raise
+            for (_, stored), outcome in zip(taken, outcomes, strict=True):
+                if not stored.done():  # its sender may have gone meanwhile
+                    stored.set_result(outcome)
 
 
 @dataclass
