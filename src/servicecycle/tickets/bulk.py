@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from servicecycle.customers.models import Customer
 from servicecycle.events.service import Actor, NewEvent, record_many
@@ -141,9 +142,52 @@ def _distinct(tickets: list[Ticket]) -> None:
         seen.add(ticket.id)
 
 
-def _touch_at(session: AsyncSession, ticket: Ticket, at: datetime) -> None:
-    service.touch(session, ticket)
-    ticket.updated_at = at
+_TICKETS = cast(Table, Ticket.__table__)
+# what the batched path changes on a ticket, written for many tickets in one executemany
+_CHANGED = (
+    "status",
+    "updated_at",
+    "solved_at",
+    "closed_at",
+    "first_reply_at",
+    "assignee_id",
+    "team_id",
+)
+_WRITE = (
+    update(_TICKETS)
+    .where(_TICKETS.c.id == bindparam("b_id"), _TICKETS.c.version == bindparam("b_version"))
+    .values({name: bindparam(name) for name in (*_CHANGED, "version")})
+)
+
+
+async def _write(
+    session: AsyncSession, changes: list[tuple[Ticket, datetime, dict[str, Any]]]
+) -> None:
+    """Each (ticket, moment, changed values) as ``touch`` and the attribute changes of the
+    single services leave it (``updated_at`` the moment, the version up once per
+    transaction), written in one statement for all; the loaded tickets learn the values as
+    written (no second write at the next flush). A ticket changed by someone else since it
+    was read is refused, as the ORM's version check refuses it."""
+    if not changes:
+        return
+    await session.flush()  # what is pending on these tickets goes first
+    bumped: set[tuple[int, int]] = session.info.setdefault("tickets_bumped", set())
+    rows = []
+    for ticket, at, values in changes:
+        key = (id(session.get_transaction()), ticket.id)
+        version = ticket.version
+        if key not in bumped:
+            bumped.add(key)
+            version += 1
+        row = {name: getattr(ticket, name) for name in _CHANGED}
+        row.update(values, updated_at=at)
+        rows.append({**row, "version": version, "b_id": ticket.id, "b_version": ticket.version})
+    result = await session.execute(_WRITE, rows)
+    if result.rowcount != len(rows):  # type: ignore[attr-defined]
+        raise Conflict("A ticket was changed by someone else; nothing was written")
+    for (ticket, _, _), row in zip(changes, rows, strict=True):
+        for name in (*_CHANGED, "version"):
+            set_committed_value(ticket, name, row[name])
 
 
 async def create_tickets(
@@ -279,31 +323,45 @@ async def set_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
     await _apply_statuses(session, items)
 
 
-async def _apply_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
+async def _apply_statuses(
+    session: AsyncSession,
+    items: list[NewStatus],
+    also: dict[int, dict[str, Any]] | None = None,
+    touched: list[Ticket] | None = None,
+) -> None:
+    """Each status change written and recorded; ``also``: more values for some tickets,
+    written with them; ``touched``: tickets written (at their item's moment) even if their
+    status stays."""
+    also = also or {}
+    touching = {t.id for t in touched or []}
+    writes: list[tuple[Ticket, datetime, dict[str, Any]]] = []
     changes = []
     for item in items:
         ticket = item.ticket
-        if item.status == ticket.status:
-            continue
-        before = ticket.status
-        ticket.status = item.status
-        _touch_at(session, ticket, item.at)
-        if item.status == "solved":
-            ticket.solved_at = item.at
-        elif item.status == "closed":
-            ticket.closed_at = item.at
-        elif before == "solved":
-            ticket.solved_at = None
-        changes.append(
-            NewEvent(
-                "status.changed",
-                "ticket",
-                ticket.id,
-                item.actor,
-                item.at,
-                {"from": before, "to": item.status},
+        values = dict(also.get(ticket.id, {}))
+        if item.status != ticket.status:
+            before = ticket.status
+            values["status"] = item.status
+            if item.status == "solved":
+                values["solved_at"] = item.at
+            elif item.status == "closed":
+                values["closed_at"] = item.at
+            elif before == "solved":
+                values["solved_at"] = None
+            changes.append(
+                NewEvent(
+                    "status.changed",
+                    "ticket",
+                    ticket.id,
+                    item.actor,
+                    item.at,
+                    {"from": before, "to": item.status},
+                )
             )
-        )
+        elif ticket.id not in touching:
+            continue
+        writes.append((ticket, item.at, values))
+    await _write(session, writes)
     await record_many(session, changes)
 
 
@@ -317,13 +375,13 @@ async def assign_many(session: AsyncSession, items: list[NewAssignment]) -> None
         except ServiceError as exc:
             raise _named(index, f"ticket {item.ticket.id}", exc) from exc
     changes = []
+    writes: list[tuple[Ticket, datetime, dict[str, Any]]] = []
     for item in items:
         ticket = item.ticket
         if (item.assignee_id, item.team_id) == (ticket.assignee_id, ticket.team_id):
             continue
         before = {"assignee_id": ticket.assignee_id, "team_id": ticket.team_id}
-        ticket.assignee_id, ticket.team_id = item.assignee_id, item.team_id
-        _touch_at(session, ticket, item.at)
+        writes.append((ticket, item.at, {"assignee_id": item.assignee_id, "team_id": item.team_id}))
         changes.append(
             NewEvent(
                 "assigned",
@@ -334,6 +392,7 @@ async def assign_many(session: AsyncSession, items: list[NewAssignment]) -> None
                 {"assignee_id": item.assignee_id, "team_id": item.team_id, "before": before},
             )
         )
+    await _write(session, writes)
     await record_many(session, changes)
 
 
@@ -398,11 +457,10 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
             for item, m in zip(items, messages, strict=True)
         ],
     )
-    for item in items:
-        if item.author_type == "agent" and item.public and item.ticket.first_reply_at is None:
-            item.ticket.first_reply_at = item.at
-    await _apply_statuses(session, statuses)
-    for item in items:
-        _touch_at(session, item.ticket, item.at)
-    await session.flush()
+    first = {
+        item.ticket.id: {"first_reply_at": item.at}
+        for item in items
+        if item.author_type == "agent" and item.public and item.ticket.first_reply_at is None
+    }
+    await _apply_statuses(session, statuses, first, [item.ticket for item in items])
     return messages
