@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.channels.email import batch, intake
 from servicecycle.channels.email.batch import FAILED, receive_many
 from servicecycle.channels.models import InboundMail, OutboundMail
+from servicecycle.customers import service as customers
 from servicecycle.events.models import Event
 from servicecycle.tickets.models import Attachment, Message, Ticket
 from servicecycle.tickets.storage import DatabaseStorage
@@ -111,6 +112,11 @@ async def test_a_batch_threads_dedups_and_refuses_as_one_mail_after_another(
     assert sorted(logged) == sorted(["ticket"] + [o for o, _ in got if o != "duplicate"])
     events = (await db.scalars(select(Event.kind).where(Event.kind.like("mail.%")))).all()
     assert events.count("mail.reply") == 3 and events.count("mail.rejected") == 1
+    # senders became customers once each; the robot did not
+    people = await customers.find_many_by_email(
+        db, ["ann@example.com", "bob@example.com", "robot@example.com"]
+    )
+    assert sorted(people) == ["ann@example.com", "bob@example.com"]
 
 
 async def test_the_same_message_id_twice_in_one_batch_makes_one_ticket(

@@ -164,6 +164,7 @@ async def _take_wave(
     news: list[_Mail] = []
     replies: list[tuple[_Mail, Ticket, Customer]] = []
     alone: list[_Mail] = []
+    unknown: list[tuple[str, str]] = []  # senders the desk does not know yet: new customers
     entries: dict[int, Entry] = {}
     for item in wave:
         mail, ticket = item.mail, targets[item.index]
@@ -172,8 +173,11 @@ async def _take_wave(
             session, ticket, mail.sender, customer
         ):
             alone.append(item)  # a stranger: ignored, or a new ticket linked to that one
+            if mail.automatic is not None:
+                continue  # ignored: a robot is no customer
         elif ticket is None and mail.automatic is not None:
             entries[item.index] = _entry(item, "ignored", mailbox_id, reason=mail.automatic)
+            continue  # a robot is no customer
         elif mail.html is not None:
             alone.append(item)  # tickets.bulk takes plain text only
         elif ticket is None:
@@ -182,7 +186,8 @@ async def _take_wave(
             replies.append((item, ticket, customer))
         else:
             alone.append(item)  # a follow-up of a closed ticket; a reply on another channel
-    unknown = [(m.mail.sender, m.mail.sender_name) for m in news if m.mail.sender not in people]
+        if mail.sender not in people:  # each mail from here on is kept as the sender's
+            unknown.append((mail.sender, mail.sender_name))
     if unknown:
         people |= await customers.create_many_by_email(session, unknown, actor=MAILER)
     if news:

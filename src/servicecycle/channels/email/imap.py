@@ -40,7 +40,7 @@ log = structlog.get_logger(__name__)
 TIMEOUT_SECONDS = 30.0
 LEASE = timedelta(minutes=10)  # renewed with every stored mail
 MAX_PER_POLL = 200  # the rest waits for the next poll, so one poll never runs for hours
-BATCH = 25  # mails stored per transaction: a commit and the per-transaction reads shared
+BATCH = 50  # mails stored per transaction: a commit and the per-transaction reads shared
 BATCH_BYTES = 8 * 1024 * 1024  # fewer when they are large, to bound what is held in memory
 _T = TypeVar("_T")
 _UID = re.compile(rb"UID (\d+)")
