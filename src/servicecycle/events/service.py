@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy import Table, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.events import versions
@@ -35,8 +36,17 @@ class Actor:
 SYSTEM = Actor.system()
 _EVENTS = cast(Table, Event.__table__)
 _APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
-# many rows in one INSERT; their ids come back in the order given
-_APPEND_MANY = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+# many rows in one INSERT of one text whatever their number (so the driver parses it once
+# and the server can prepare it); the sequence numbers the rows in the arrays' order
+_APPEND_MANY = text("""
+INSERT INTO events (kind, subject_type, subject_id, actor_type, actor_id, data, occurred_at)
+SELECT k, st, si, at, ai, CAST(d AS jsonb), o
+FROM unnest(CAST(:kinds AS text[]), CAST(:subject_types AS text[]),
+            CAST(:subject_ids AS text[]), CAST(:actor_types AS text[]),
+            CAST(:actor_ids AS text[]), CAST(:datas AS text[]),
+            CAST(:occurred AS timestamptz[])) AS u(k, st, si, at, ai, d, o)
+RETURNING id
+""")
 
 
 async def record(
@@ -100,7 +110,16 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> list[App
         for e in events
     ]
     await session.flush()  # the changes the events tell of go first
-    ids = (await session.execute(_APPEND_MANY, values)).scalars().all()
+    columns = {
+        "kinds": [v["kind"] for v in values],
+        "subject_types": [v["subject_type"] for v in values],
+        "subject_ids": [v["subject_id"] for v in values],
+        "actor_types": [v["actor_type"] for v in values],
+        "actor_ids": [v["actor_id"] for v in values],
+        "datas": [json.dumps(v["data"]) for v in values],
+        "occurred": [v["occurred_at"] for v in values],
+    }
+    ids = sorted((await session.execute(_APPEND_MANY, columns)).scalars().all())
     appended = [Appended(id=i, **v) for i, v in zip(ids, values, strict=True)]
     for domain in dict.fromkeys(d for e in events if (d := versions.domain_of(e.kind))):
         await versions.bump(session, domain)
