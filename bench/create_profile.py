@@ -11,6 +11,7 @@ No HTTP server and no network: the figures are the Python work of the server pro
     .venv/bin/python bench/create_profile.py --admin-url ... --profile api --top 40
 
 ``--statements`` prints every SQL statement of one created ticket, in order.
+``--mail-batch 25`` also measures new mails 25 per transaction (``batch.receive_many``).
 """
 
 from __future__ import annotations
@@ -174,7 +175,13 @@ def _mail(n: int) -> bytes:
 
 
 async def run(
-    url: str, n: int, profile: str | None, top: int, statements: bool, handlers: bool
+    url: str,
+    n: int,
+    profile: str | None,
+    top: int,
+    statements: bool,
+    handlers: bool,
+    mail_batch: int = 1,
 ) -> dict[str, Any]:
     from servicecycle.app import create_app
     from servicecycle.channels.email import intake
@@ -239,6 +246,37 @@ async def run(
             out["mail"]["handler_cpu_ms_per_ticket"] = {
                 k: round(v / n * 1000, 2) for k, v in spent.most_common()
             }
+        if mail_batch > 1:  # the same mails, ``mail_batch`` per transaction (the IMAP poll)
+            from servicecycle.channels.email.batch import receive_many
+
+            async def receive_batch(i: int) -> None:
+                first = 400_000 + i * mail_batch
+                async with unit_of_work(runtime.sessions) as session:
+                    got = await receive_many(
+                        session,
+                        [_mail(first + k) for k in range(mail_batch)],
+                        storage=storage,
+                        max_file_bytes=10_000_000,
+                    )
+                assert {o.outcome for o in got} == {"ticket"}, got
+
+            if statements:
+                counted.log = []
+                await receive_batch(10_000)
+                print("\n".join(f"{k + 1:3} {s}" for k, s in enumerate(counted.log)))
+                counted.log = None
+            batches = max(n // mail_batch, 1)
+            measured = await _measure(batches, receive_batch, counted, profile == "mail-batch", top)
+            per = batches * mail_batch
+            out["mail_batch"] = {
+                "batch": mail_batch,
+                "n": per,
+                "statements_per_ticket": round(measured["statements_per_ticket"] / mail_batch, 2),
+                "cpu_ms_per_ticket": round(measured["cpu_ms_per_ticket"] / mail_batch, 2),
+                "per_cpu_s": round(measured["per_cpu_s"] * mail_batch, 1),
+                "wall_ms_per_ticket": round(measured["wall_ms_per_ticket"] / mail_batch, 2),
+                "profiled": measured["profiled"],
+            }
     return out
 
 
@@ -271,7 +309,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--admin-url", required=True, help="a PostgreSQL to make a database on")
     parser.add_argument("-n", type=int, default=300, help="tickets per path")
-    parser.add_argument("--profile", choices=["api", "mail"])
+    parser.add_argument("--profile", choices=["api", "mail", "mail-batch"])
+    parser.add_argument(
+        "--mail-batch",
+        type=int,
+        default=1,
+        help="also mails N per transaction (batch.receive_many), as the IMAP poll takes them",
+    )
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--statements", action="store_true")
     parser.add_argument("--handlers", action="store_true", help="CPU per event subscriber")
@@ -294,7 +338,15 @@ def main() -> None:
         upgrade(url)
         load = os.getloadavg()
         result = asyncio.run(
-            run(url, args.n, args.profile, args.top, args.statements, args.handlers)
+            run(
+                url,
+                args.n,
+                args.profile,
+                args.top,
+                args.statements,
+                args.handlers,
+                args.mail_batch,
+            )
         )
         result["loadavg"] = [load, os.getloadavg()]
     finally:

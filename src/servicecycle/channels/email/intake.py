@@ -333,7 +333,7 @@ async def log_many(session: AsyncSession, entries: list[Entry]) -> list[Outcome]
         if row["message_id"] and row["ticket_id"] is not None
     ]
     if threads:
-        await session.execute(insert(_THREADS).on_conflict_do_nothing(), threads)
+        await session.execute(insert(_THREADS).values(threads).on_conflict_do_nothing())
     await record_many(
         session,
         [
