@@ -218,3 +218,55 @@ async def test_files_of_mails_taken_together_arrive_on_their_messages(
         )
     ).all()
     assert [d["filename"] for d in refused] == ["run.exe"]
+
+
+def corpus(tag: str) -> list[bytes]:
+    """Forty mails of every kind, their addresses and Message-IDs marked with ``tag``: new
+    requests (plain, HTML), replies by In-Reply-To and References (also to mails of the same
+    batch, and two to one ticket in a row), a stranger's answer, robots, repeats."""
+    out: list[bytes] = []
+    senders: list[str] = []
+    for n in range(40):
+        sender = f"p{n % 7}-{tag}@example.com"
+        kind = n % 8
+        headers: dict[str, str] = {"Message_ID": f"<{tag}-{n}@example.com>"}
+        if kind in (2, 3, 7) and n >= 8:
+            headers["In_Reply_To"] = f"<{tag}-{n - 8 + (kind == 7)}@example.com>"
+            headers["References"] = f"<{tag}-{n - 16}@example.com> <{tag}-{n - 8}@example.com>"
+            sender = senders[n - 8 + (kind == 7)]  # the same person answers
+            if kind == 3 and n % 3 == 0:
+                sender = f"stranger-{tag}@example.com"
+        senders.append(sender)
+        if kind == 4:
+            headers["Auto_Submitted"] = "auto-replied"
+        if kind == 5 and n >= 16:
+            headers["Message_ID"] = f"<{tag}-{n - 16}@example.com>"  # a repeat
+        html = "<p>Hello <b>desk</b></p>" if kind in (1, 6) else None
+        out.append(mail(sender, f"Subject {n}", f"Body {n}", html=html, **headers))
+    return out
+
+
+def shape(outcomes: list[tuple[str, int | None]]) -> list[tuple[str, int | None]]:
+    """Outcomes with ticket ids replaced by the order each ticket first appeared in."""
+    seen: dict[int, int] = {}
+    return [(o, None if t is None else seen.setdefault(t, len(seen))) for o, t in outcomes]
+
+
+async def test_a_batch_gives_every_mail_the_outcome_it_has_alone(
+    db: AsyncSession, together: None
+) -> None:
+    alone = []
+    for raw in corpus("one"):
+        got = await intake.receive(db, raw, storage=STORAGE, max_file_bytes=1_000_000)
+        alone.append((got.outcome, got.ticket_id))
+    mails = corpus("many")
+
+    together = await take(db, mails[:17]) + await take(db, mails[17:])
+
+    assert shape(together) == shape(alone), alone
+    assert {o for o, _ in alone} >= {"ticket", "reply", "ignored", "duplicate"}
+    for (_, mine), (_, theirs) in zip(together, alone, strict=True):
+        if mine is not None and theirs is not None:
+            assert await count(db, Message, Message.ticket_id == mine) == await count(
+                db, Message, Message.ticket_id == theirs
+            )
