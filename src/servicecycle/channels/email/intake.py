@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Result, Table, literal, select, union_all
+from sqlalchemy import CompoundSelect, Result, Select, Table, bindparam, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -187,16 +187,7 @@ async def lookup(session: AsyncSession, mails: list[ParsedMail]) -> Found:
     answers = list(dict.fromkeys(i for m in mails for i in m.thread_ids))
     if not ids and not answers:
         return Found({}, {})
-    rows: Result[Any] = await session.execute(
-        union_all(
-            select(literal(True), InboundMail.message_id, InboundMail.ticket_id).where(
-                InboundMail.message_id.in_(ids)
-            ),
-            select(literal(False), MailThread.message_id, MailThread.ticket_id).where(
-                MailThread.message_id.in_(answers)
-            ),
-        )
-    )
+    rows: Result[Any] = await session.execute(_LOOKUP, {"ids": ids, "answers": answers})
     seen: dict[str, int | None] = {}
     threads: dict[str, int] = {}
     for row in rows:
@@ -292,23 +283,7 @@ async def log(session: AsyncSession, entry: Entry) -> Outcome:
     """Write one mail's ``inbound_mails`` row, its thread (when it went to a ticket) and its
     ``mail.*`` event: the row and the thread in one statement."""
     row = _row(entry)
-    written = (
-        insert(_INBOUND)
-        .values(row)
-        .returning(_INBOUND.c.id, _INBOUND.c.message_id, _INBOUND.c.ticket_id)
-        .cte()
-    )
-    threaded = (
-        insert(_THREADS)
-        .from_select(
-            ["message_id", "ticket_id"],
-            select(written.c.message_id, written.c.ticket_id).where(
-                written.c.message_id.is_not(None), written.c.ticket_id.is_not(None)
-            ),
-        )
-        .on_conflict_do_nothing()
-    )
-    row_id: int = (await session.execute(select(written.c.id).add_cte(threaded.cte()))).scalar_one()
+    row_id: int = (await session.execute(_LOG_ONE, row)).scalar_one()
     await record(
         session,
         f"mail.{entry.outcome}",
@@ -357,6 +332,51 @@ _INBOUND = cast(Table, InboundMail.__table__)
 _THREADS = cast(Table, MailThread.__table__)
 # many rows in one INSERT; their ids come back in the order given
 _LOG_MANY = insert(_INBOUND).returning(_INBOUND.c.id, sort_by_parameter_order=True)
+_COLUMNS = (
+    "message_id",
+    "sender",
+    "subject",
+    "outcome",
+    "reason",
+    "ticket_id",
+    "message_row_id",
+    "size",
+    "received_at",
+    "mailbox_id",
+)
+
+
+def _log_one() -> Select[Any]:
+    """One row and its thread (when it went to a ticket) in one statement, built once."""
+    written = (
+        insert(_INBOUND)
+        .values({name: bindparam(name, type_=_INBOUND.c[name].type) for name in _COLUMNS})
+        .returning(_INBOUND.c.id, _INBOUND.c.message_id, _INBOUND.c.ticket_id)
+        .cte()
+    )
+    threaded = (
+        insert(_THREADS)
+        .from_select(
+            ["message_id", "ticket_id"],
+            select(written.c.message_id, written.c.ticket_id).where(
+                written.c.message_id.is_not(None), written.c.ticket_id.is_not(None)
+            ),
+        )
+        .on_conflict_do_nothing()
+    )
+    return select(written.c.id).add_cte(threaded.cte())
+
+
+_LOG_ONE = _log_one()
+# the duplicate check and the thread lookups, built once
+_LOOKUP: CompoundSelect[Any] = union_all(
+    select(literal(True), InboundMail.message_id, InboundMail.ticket_id).where(
+        InboundMail.message_id.in_(bindparam("ids", expanding=True))
+    ),
+    select(literal(False), MailThread.message_id, MailThread.ticket_id).where(
+        MailThread.message_id.in_(bindparam("answers", expanding=True))
+    ),
+)
 
 
 def _row(entry: Entry) -> dict[str, Any]:
