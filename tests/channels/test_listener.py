@@ -361,7 +361,7 @@ async def test_mails_arriving_together_are_stored_together_and_only_a_bad_one_ge
 
         async def slow(session: AsyncSession, raw: bytes, **options: Any) -> Any:
             if not held.is_set():
-                await until(lambda: len(listener.handler._waiting) == len(raws) - 1)
+                await until(lambda: listener.handler.waiting == len(raws) - 1)
                 held.set()
             return await receive(session, raw, **options)
 

@@ -162,6 +162,11 @@ class DeskHandler:
         where = f" #{outcome.ticket_id}" if outcome.ticket_id else ""
         return f"250 2.0.0 OK: {outcome.outcome}{where}"
 
+    @property
+    def waiting(self) -> int:
+        """Mails received and waiting for the transaction in progress to end."""
+        return len(self._waiting)
+
     async def _store(self, raw: bytes) -> intake.Outcome:
         """The mail's outcome once its transaction is committed (with those that waited
         beside it); raises if that transaction failed."""
