@@ -187,6 +187,57 @@ async def test_a_mail_the_database_refuses_fails_alone_and_the_others_are_stored
     assert [o.outcome for o in again] == ["duplicate", "ticket", "duplicate"]
 
 
+async def test_a_reply_in_a_batch_that_falls_back_is_stored_on_its_ticket(
+    db: AsyncSession,
+) -> None:
+    """The batch wrote the reply's ticket change before another mail failed: after the
+    rollback the reply is stored alone against the ticket as it really is."""
+    first = await intake.receive(
+        db,
+        mail("ann@example.com", "Parcel", "where is it?", Message_ID="<p1@example.com>"),
+        storage=STORAGE,
+        max_file_bytes=1_000_000,
+    )
+    await db.flush()
+    before = await db.scalar(select(Ticket.version).where(Ticket.id == first.ticket_id))
+    await db.execute(
+        text(
+            """CREATE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+              RETURN NEW;
+            END $$"""
+        )
+    )
+    await db.execute(
+        text(
+            """CREATE TRIGGER refuse_late BEFORE INSERT ON inbound_mails
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_late()"""
+        )
+    )
+    raws = [
+        mail(
+            "ann@example.com",
+            "Re: Parcel",
+            "any news?",
+            In_Reply_To="<p1@example.com>",
+            Message_ID="<p2@example.com>",
+        ),
+        mail("x@example.com", "Break me", "hostile", Message_ID="<x2@example.com>"),
+    ]
+
+    outcomes = await receive_many(db, raws, storage=STORAGE, max_file_bytes=1_000_000)
+
+    assert [(o.outcome, o.ticket_id) for o in outcomes] == [
+        ("reply", first.ticket_id),
+        (FAILED, None),
+    ]
+    assert await count(db, Message, Message.ticket_id == first.ticket_id) == 2
+    after = await db.scalar(select(Ticket.version).where(Ticket.id == first.ticket_id))
+    assert after == (before or 0) + 1
+    await db.execute(text("DROP TRIGGER refuse_late ON inbound_mails"))
+
+
 async def test_files_of_mails_taken_together_arrive_on_their_messages(
     db: AsyncSession, together: None
 ) -> None:

@@ -465,6 +465,13 @@ def touch(session: AsyncSession, ticket: Ticket) -> None:
         ticket.version = ticket.version + 1
 
 
+def forget_rolled_back(session: AsyncSession) -> None:
+    """After a savepoint was rolled back: loaded rows are read again, and the version bumps
+    it made are forgotten (a ticket changed again in this transaction is bumped anew)."""
+    session.expire_all()
+    session.info.pop("tickets_bumped", None)
+
+
 def _check_version(ticket: Ticket, expected_version: int | None) -> None:
     if expected_version is not None and ticket.version != expected_version:
         raise PreconditionFailed(

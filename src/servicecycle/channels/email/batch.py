@@ -35,6 +35,7 @@ from servicecycle.customers.models import Customer
 from servicecycle.events.service import Actor
 from servicecycle.kit import clock
 from servicecycle.tickets import bulk
+from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
 from servicecycle.tickets.storage import Storage
 
@@ -67,6 +68,7 @@ async def receive_many(
                 return await _together(session, raws, storage, max_file_bytes, mailbox_id)
         except Exception as exc:  # rolled back whole: take them one at a time
             log.warning("mail.batch_fell_back", mails=len(raws), error=str(exc)[:300])
+            tickets.forget_rolled_back(session)
     return [await _alone(session, raw, storage, max_file_bytes, mailbox_id) for raw in raws]
 
 
@@ -84,6 +86,7 @@ async def _alone(
             )
     except Exception as exc:  # rolled back alone; the others go on
         log.warning("mail.store_failed", size=len(raw), error=str(exc)[:300])
+        tickets.forget_rolled_back(session)
         return Outcome(FAILED, None, f"{type(exc).__name__}: {str(exc)[:500]}")
 
 
