@@ -238,6 +238,22 @@ async def test_a_reply_in_a_batch_that_falls_back_is_stored_on_its_ticket(
     await db.execute(text("DROP TRIGGER refuse_late ON inbound_mails"))
 
 
+async def test_a_mail_with_nul_characters_is_stored_with_them_removed(db: AsyncSession) -> None:
+    nul = (
+        b"From: eve@example.com\r\nTo: help@desk.example\r\n"
+        b"Subject: =?utf-8?q?bad=00subject?=\r\nMessage-ID: <nul@example.com>\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>hi\x00 there</p>\r\n"
+    )
+    outcomes = await receive_many(
+        db,
+        [nul, mail("g@example.com", "Good", "fine", Message_ID="<g9@example.com>")],
+        storage=STORAGE,
+        max_file_bytes=1_000_000,
+    )
+    assert [o.outcome for o in outcomes] == ["ticket", "ticket"]
+    assert await count(db, Ticket, Ticket.subject == "badsubject") == 1
+
+
 async def test_files_of_mails_taken_together_arrive_on_their_messages(
     db: AsyncSession, together: None
 ) -> None:

@@ -120,6 +120,10 @@ HOSTILE = {
         + b"--m--\r\n"
     ),
     "no subject, no message id": b"From: x@example.com\r\n\r\nbody only\r\n",
+    "NUL characters": (
+        b"From: =?utf-8?q?Ev=00e?= <x@example.com>\r\nSubject: =?utf-8?q?bad=00subject?=\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>hi\x00 there</p>\r\n"
+    ),
 }
 
 
@@ -137,6 +141,14 @@ def test_the_worst_cases_say_what_they_skipped() -> None:
     assert parse(HOSTILE["no subject, no message id"]).subject == "(no subject)"
     latin = parse(HOSTILE["no charset, 8-bit body"])
     assert latin.text == "naïve body é" and any("read as cp1252" in p for p in latin.problems)
+
+
+def test_nul_characters_are_removed_and_noted() -> None:
+    parsed = parse(HOSTILE["NUL characters"])
+    assert (parsed.subject, parsed.sender_name) == ("badsubject", "Eve")
+    assert "\x00" not in (parsed.html or "") + parsed.text
+    assert "hi there" in parsed.text
+    assert any("NUL characters removed" in p for p in parsed.problems)
 
 
 def test_mail_without_a_sender_is_refused_with_a_reason() -> None:

@@ -96,7 +96,15 @@ def _words(value: Any, problems: list[str], name: str) -> str:
     )
     if any("\udc80" <= c <= "\udcff" for c in text):  # 8-bit bytes kept as surrogates
         text = _bytes_text(text.encode("ascii", "surrogateescape"), None)
-    return text
+    return _without_nul(text, problems, f"the {name} header")
+
+
+def _without_nul(text: str, problems: list[str], where: str) -> str:
+    """The text without NUL characters, which no database text can hold (and no mail means)."""
+    if "\x00" not in text:
+        return text
+    problems.append(f"NUL characters removed from {where}")
+    return text.replace("\x00", "")
 
 
 def _raw(message: Message, name: str) -> str:
@@ -105,11 +113,11 @@ def _raw(message: Message, name: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return value.replace("\x00", "")
     # the compat policy wraps a header with 8-bit bytes: those bytes, read as text
     return "".join(
         _bytes_text(c, None) if isinstance(c, bytes) else c for c, _ in decode_header(value)
-    )
+    ).replace("\x00", "")
 
 
 def _header(message: Message, name: str, problems: list[str]) -> str:
@@ -138,10 +146,10 @@ def _decode(part: Message, problems: list[str]) -> str:
             text = payload.decode(candidate)
             if candidate != charset:
                 problems.append(f"body was not {charset}; read as {candidate}")
-            return text
+            return _without_nul(text, problems, "the body")
         except (LookupError, UnicodeDecodeError):
             continue
-    return payload.decode("utf-8", errors="replace")
+    return _without_nul(payload.decode("utf-8", errors="replace"), problems, "the body")
 
 
 def _automatic(message: Message, sender: str, subject: str) -> str | None:
