@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.automation import service as automation
 from servicecycle.channels.email import batch, intake
 from servicecycle.channels.email.batch import FAILED, receive_many
 from servicecycle.channels.models import InboundMail, OutboundMail
 from servicecycle.customers import service as customers
 from servicecycle.events.models import Event
+from servicecycle.events.service import Actor
 from servicecycle.tickets.models import Attachment, Message, Ticket
 from servicecycle.tickets.storage import DatabaseStorage
 
@@ -252,6 +254,48 @@ async def test_a_mail_with_nul_characters_is_stored_with_them_removed(db: AsyncS
     )
     assert [o.outcome for o in outcomes] == ["ticket", "ticket"]
     assert await count(db, Ticket, Ticket.subject == "badsubject") == 1
+
+
+async def test_a_rule_on_a_reply_moves_the_ticket_as_it_does_for_one_mail(
+    db: AsyncSession, together: None
+) -> None:
+    """The status a reply leads to is decided after its message.added subscribers, as
+    add_message decides it: a rule that opens the ticket is not undone by the batch."""
+    first = await intake.receive(
+        db,
+        mail("ann@example.com", "Parcel", "where is it?", Message_ID="<r1@example.com>"),
+        storage=STORAGE,
+        max_file_bytes=1_000_000,
+    )
+    await automation.create_rule(
+        db,
+        name="Open on any message",
+        kind="trigger",
+        events=["message.added"],
+        conditions=[],
+        actions=[{"type": "set_status", "value": "open"}],
+        actor=Actor.system("test"),
+    )
+    raws = [
+        mail(
+            "ann@example.com",
+            "Re: Parcel",
+            "news?",
+            In_Reply_To="<r1@example.com>",
+            Message_ID="<r2@example.com>",
+        ),
+        mail("zed@example.com", "Other", "hello", Message_ID="<z1@example.com>"),
+    ]
+    assert [o for o, _ in await take(db, raws)] == ["reply", "ticket"]
+    assert await db.scalar(select(Ticket.status).where(Ticket.id == first.ticket_id)) == "open"
+    changes = (
+        await db.scalars(
+            select(Event.data)
+            .where(Event.subject_id == str(first.ticket_id), Event.kind == "status.changed")
+            .order_by(Event.id)
+        )
+    ).all()
+    assert [(c["from"], c["to"]) for c in changes] == [("new", "open")]
 
 
 async def test_files_of_mails_taken_together_arrive_on_their_messages(

@@ -402,7 +402,6 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
     reply if none came before."""
     _distinct([item.ticket for item in items])
     bodies = []
-    statuses = []
     for index, item in enumerate(items):
         ticket = item.ticket
         try:
@@ -419,14 +418,8 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
             bodies.append(service._body(item.body_text, None))
         except ServiceError as exc:
             raise _named(index, f"ticket {ticket.id}", exc) from exc
-        if item.author_type == "customer":
-            following = status_after_customer_reply(ticket.status)
-        elif item.author_type == "agent" and item.public:
-            following = status_after_agent_reply(ticket.status, item.status)
-        else:
-            following = item.status or ticket.status
-        statuses.append(NewStatus(ticket, following, item.at, item.actor))
-    await _check_statuses(session, statuses)
+    # refused before anything is written, as far as the tickets' statuses now tell
+    await _check_statuses(session, [_following(item) for item in items])
     messages = [
         Message(
             ticket_id=item.ticket.id,
@@ -457,6 +450,10 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
             for item, m in zip(items, messages, strict=True)
         ],
     )
+    # the status each reply leads to, from the status the ticket has after its
+    # message.added subscribers (a rule may have moved it), as add_message decides it
+    statuses = [_following(item) for item in items]
+    await _check_statuses(session, statuses)
     first = {
         item.ticket.id: {"first_reply_at": item.at}
         for item in items
@@ -464,3 +461,15 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
     }
     await _apply_statuses(session, statuses, first, [item.ticket for item in items])
     return messages
+
+
+def _following(item: NewMessage) -> NewStatus:
+    """The status ``item``'s message leads its ticket to (``add_message``'s rule)."""
+    ticket = item.ticket
+    if item.author_type == "customer":
+        following = status_after_customer_reply(ticket.status)
+    elif item.author_type == "agent" and item.public:
+        following = status_after_agent_reply(ticket.status, item.status)
+    else:
+        following = item.status or ticket.status
+    return NewStatus(ticket, following, item.at, item.actor)
