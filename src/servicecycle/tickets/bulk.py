@@ -171,14 +171,9 @@ async def _write(
     if not changes:
         return
     await session.flush()  # what is pending on these tickets goes first
-    bumped: set[tuple[int, int]] = session.info.setdefault("tickets_bumped", set())
     rows = []
     for ticket, at, values in changes:
-        key = (id(session.get_transaction()), ticket.id)
-        version = ticket.version
-        if key not in bumped:
-            bumped.add(key)
-            version += 1
+        version = ticket.version + 1 if service.first_change(session, ticket.id) else ticket.version
         row = {name: getattr(ticket, name) for name in _CHANGED}
         row.update(values, updated_at=at)
         rows.append({**row, "version": version, "b_id": ticket.id, "b_version": ticket.version})

@@ -458,11 +458,23 @@ def touch(session: AsyncSession, ticket: Ticket) -> None:
     """Mark a change: ``updated_at`` now, and the version up by one per transaction, however
     many steps the change takes (so a client's If-Match counts whole updates)."""
     ticket.updated_at = clock.now()
-    bumped: set[tuple[int, int]] = session.info.setdefault("tickets_bumped", set())
-    key = (id(session.get_transaction()), ticket.id)
-    if key not in bumped:
-        bumped.add(key)
+    if first_change(session, ticket.id):
         ticket.version = ticket.version + 1
+
+
+def first_change(session: AsyncSession, ticket_id: int) -> bool:
+    """Is this the ticket's first change in this transaction (its version goes up once)?"""
+    transaction = session.sync_session.get_transaction()
+    seen = session.info.get("tickets_bumped")
+    # the transaction itself, not its id: held here, it cannot be freed and its id reused
+    if seen is None or seen[0] is not transaction:
+        seen = (transaction, set())
+        session.info["tickets_bumped"] = seen
+    changed: set[int] = seen[1]
+    if ticket_id in changed:
+        return False
+    changed.add(ticket_id)
+    return True
 
 
 def forget_rolled_back(session: AsyncSession) -> None:
