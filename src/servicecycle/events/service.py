@@ -44,7 +44,8 @@ SELECT k, st, si, at, ai, CAST(d AS jsonb), o
 FROM unnest(CAST(:kinds AS text[]), CAST(:subject_types AS text[]),
             CAST(:subject_ids AS text[]), CAST(:actor_types AS text[]),
             CAST(:actor_ids AS text[]), CAST(:datas AS text[]),
-            CAST(:occurred AS timestamptz[])) AS u(k, st, si, at, ai, d, o)
+            CAST(:occurred AS timestamptz[])) WITH ORDINALITY AS u(k, st, si, at, ai, d, o, n)
+ORDER BY n
 RETURNING id
 """)
 
@@ -119,6 +120,8 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> list[App
         "datas": [json.dumps(v["data"]) for v in values],
         "occurred": [v["occurred_at"] for v in values],
     }
+    # the rows are numbered in the given order (ORDER BY the array position), so the
+    # sorted ids are the events' in that order
     ids = sorted((await session.execute(_APPEND_MANY, columns)).scalars().all())
     appended = [Appended(id=i, **v) for i, v in zip(ids, values, strict=True)]
     for domain in dict.fromkeys(d for e in events if (d := versions.domain_of(e.kind))):
