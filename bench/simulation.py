@@ -1,13 +1,17 @@
 """Time a simulated business loaded into a fresh embedded database: generation, then the replay
-through the services (and, of it, settling the historic mail into the null sink).
+through the services (and, of it, settling the historic mail as sent to no one).
 
     .venv/bin/python bench/simulation.py                         # the demo: online_shop, 6 months
     .venv/bin/python bench/simulation.py --scenario year_50k     # 12 months, about 50,000 tickets
+    .venv/bin/python bench/simulation.py --months 1              # the demo's last month, dense
     .venv/bin/python bench/simulation.py --scale 0.02 --out bench/results/simulation-6m-2pct.json
 
-``--scale`` shrinks the scenario's expected tickets and customers (same months, same shape),
-for a sample when the whole run would take too long; the JSON says so, and gives the time per
-replayed item (a ticket's opening or one of its steps), which is what scales. The database is
+``--months N`` keeps the scenario's last N months at its own density: a sample whose batches
+are as large as the whole run's, so its time per item is the whole run's. ``--scale`` shrinks
+the scenario's expected tickets and customers (same months, same shape): a sparse sample,
+whose batches hold an item or two. The JSON says which, and gives the time per replayed item
+(a ticket's opening or one of its steps) and the whole run's time scaled from the sample.
+``--window-hours`` sets the replay's window (default: the driver's, a day). The database is
 a new embedded PostgreSQL in a temporary folder (``--data-dir`` to keep it), migrated first.
 """
 
