@@ -243,43 +243,40 @@ async def create_tickets(
     created = service._created(session)
     for ticket, message in zip(made, messages, strict=True):
         created[ticket.id] = message
-    await record_many(
-        session,
-        [
-            NewEvent(
-                "ticket.created",
-                "ticket",
-                ticket.id,
-                item.actor,
-                item.at,
-                {
-                    "subject": ticket.subject,
-                    "channel": item.channel,
-                    "priority": item.priority,
-                    "requester_id": item.requester.id,
-                    "assignee_id": None,
-                    "team_id": None,
-                    "tags": ticket.tags,
-                    "custom": {},
-                },
-            )
-            for ticket, item in zip(made, items, strict=True)
-        ],
-    )
-    await record_many(
-        session,
-        [
-            NewEvent(
-                "message.added",
-                "ticket",
-                ticket.id,
-                item.actor,
-                item.at,
-                {"message_id": message.id, "public": True, "author_type": "customer"},
-            )
-            for ticket, message, item in zip(made, messages, items, strict=True)
-        ],
-    )
+    # all rows in one statement, as create_ticket writes its two; subscribers hear every
+    # ticket.created, then every message.added
+    created_events = [
+        NewEvent(
+            "ticket.created",
+            "ticket",
+            ticket.id,
+            item.actor,
+            item.at,
+            {
+                "subject": ticket.subject,
+                "channel": item.channel,
+                "priority": item.priority,
+                "requester_id": item.requester.id,
+                "assignee_id": None,
+                "team_id": None,
+                "tags": ticket.tags,
+                "custom": {},
+            },
+        )
+        for ticket, item in zip(made, items, strict=True)
+    ]
+    added_events = [
+        NewEvent(
+            "message.added",
+            "ticket",
+            ticket.id,
+            item.actor,
+            item.at,
+            {"message_id": message.id, "public": True, "author_type": "customer"},
+        )
+        for ticket, message, item in zip(made, messages, items, strict=True)
+    ]
+    await record_many(session, created_events + added_events)
     return list(zip(made, messages, strict=True))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.auth import service as auth
 from servicecycle.auth.models import Role
 from servicecycle.customers.models import Customer
-from servicecycle.events.service import Actor, record
+from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
@@ -216,32 +216,36 @@ async def create_ticket(
     session.add(message)
     await session.flush()
     _created(session)[ticket.id] = message
-    await record(
+    # both rows in one statement; subscribers hear ticket.created, then message.added
+    await record_many(
         session,
-        "ticket.created",
-        subject_type="ticket",
-        subject_id=ticket.id,
-        actor=actor,
-        occurred_at=now,
-        data={
-            "subject": subject,
-            "channel": channel,
-            "priority": priority,
-            "requester_id": requester.id,
-            "assignee_id": assignee_id,
-            "team_id": team_id,
-            "tags": ticket.tags,
-            "custom": values,
-        },
-    )
-    await record(
-        session,
-        "message.added",
-        subject_type="ticket",
-        subject_id=ticket.id,
-        actor=actor,
-        occurred_at=now,
-        data={"message_id": message.id, "public": True, "author_type": author},
+        [
+            NewEvent(
+                "ticket.created",
+                "ticket",
+                ticket.id,
+                actor,
+                now,
+                {
+                    "subject": subject,
+                    "channel": channel,
+                    "priority": priority,
+                    "requester_id": requester.id,
+                    "assignee_id": assignee_id,
+                    "team_id": team_id,
+                    "tags": ticket.tags,
+                    "custom": values,
+                },
+            ),
+            NewEvent(
+                "message.added",
+                "ticket",
+                ticket.id,
+                actor,
+                now,
+                {"message_id": message.id, "public": True, "author_type": author},
+            ),
+        ],
     )
     return ticket, message
 
