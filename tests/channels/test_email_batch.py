@@ -54,6 +54,25 @@ async def count(db: AsyncSession, model: type[object], *where: object) -> int:
     )
 
 
+async def refuse_break_me(db: AsyncSession) -> None:
+    """The database refuses to log a mail whose subject is 'Break me' (as a full disk would)."""
+    await db.execute(
+        text(
+            """CREATE FUNCTION test_refuse_break_me() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+              RETURN NEW;
+            END $$"""
+        )
+    )
+    await db.execute(
+        text(
+            """CREATE TRIGGER refuse_break_me BEFORE INSERT ON inbound_mails
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_break_me()"""
+        )
+    )
+
+
 async def test_a_batch_threads_dedups_and_refuses_as_one_mail_after_another(
     db: AsyncSession, together: None
 ) -> None:
@@ -154,21 +173,7 @@ async def test_a_new_sender_writing_twice_in_a_batch_is_one_customer(
 async def test_a_mail_the_database_refuses_fails_alone_and_the_others_are_stored(
     db: AsyncSession,
 ) -> None:
-    await db.execute(
-        text(
-            """CREATE FUNCTION test_refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
-              RETURN NEW;
-            END $$"""
-        )
-    )
-    await db.execute(
-        text(
-            """CREATE TRIGGER refuse_broken BEFORE INSERT ON inbound_mails
-            FOR EACH ROW EXECUTE FUNCTION test_refuse_broken()"""
-        )
-    )
+    await refuse_break_me(db)
     raws = [
         mail("g1@example.com", "Good one", "fine", Message_ID="<g1@example.com>"),
         mail("x@example.com", "Break me", "hostile", Message_ID="<x@example.com>"),
@@ -184,7 +189,7 @@ async def test_a_mail_the_database_refuses_fails_alone_and_the_others_are_stored
     assert await count(db, Ticket, Ticket.subject == "Break me") == 0
     assert await count(db, InboundMail, InboundMail.message_id == "<x@example.com>") == 0
 
-    await db.execute(text("DROP TRIGGER refuse_broken ON inbound_mails"))
+    await db.execute(text("DROP TRIGGER refuse_break_me ON inbound_mails"))
     again = await receive_many(db, raws, storage=STORAGE, max_file_bytes=1_000_000)
     assert [o.outcome for o in again] == ["duplicate", "ticket", "duplicate"]
 
@@ -202,21 +207,7 @@ async def test_a_reply_in_a_batch_that_falls_back_is_stored_on_its_ticket(
     )
     await db.flush()
     before = await db.scalar(select(Ticket.version).where(Ticket.id == first.ticket_id))
-    await db.execute(
-        text(
-            """CREATE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
-              RETURN NEW;
-            END $$"""
-        )
-    )
-    await db.execute(
-        text(
-            """CREATE TRIGGER refuse_late BEFORE INSERT ON inbound_mails
-            FOR EACH ROW EXECUTE FUNCTION test_refuse_late()"""
-        )
-    )
+    await refuse_break_me(db)
     raws = [
         mail(
             "ann@example.com",
@@ -237,7 +228,6 @@ async def test_a_reply_in_a_batch_that_falls_back_is_stored_on_its_ticket(
     assert await count(db, Message, Message.ticket_id == first.ticket_id) == 2
     after = await db.scalar(select(Ticket.version).where(Ticket.id == first.ticket_id))
     assert after == (before or 0) + 1
-    await db.execute(text("DROP TRIGGER refuse_late ON inbound_mails"))
 
 
 async def test_a_mail_with_nul_characters_is_stored_with_them_removed(db: AsyncSession) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import BigInteger, DateTime
 
-from servicecycle.events.bus import Appended, dispatch_many
+from servicecycle.events.bus import dispatch_many
 from servicecycle.events.service import NewEvent, record_many
 from servicecycle.sla import service
 from servicecycle.sla.models import SlaClock, SlaPolicy
@@ -197,19 +197,7 @@ async def sweep_history(
                     set_committed_value(loaded, "breached_at", occurred_at)
                 else:
                     set_committed_value(loaded, "warned_at", occurred_at)
-    appended = [
-        Appended(
-            event_id,
-            kind,
-            "ticket",
-            subject_id,
-            "system",
-            "sla",
-            {"metric": metric, "clock_id": clock_id, "due_at": due_at},
-            occurred_at,
-        )
-        for event_id, kind, subject_id, occurred_at, metric, clock_id, due_at in rows
-    ]
+    appended = service.swept_events(rows)
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     await dispatch_many(session, appended)
     return len(appended) - breached, breached

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -812,6 +812,24 @@ RETURNING id, kind, subject_id, occurred_at,
 """)
 
 
+def swept_events(rows: Sequence[Any]) -> list[Appended]:
+    """The warnings and breaches a sweep statement appended (its RETURNING rows: id, kind,
+    ticket id, moment, metric, clock id, due time), as the bus hands them to subscribers."""
+    return [
+        Appended(
+            event_id,
+            kind,
+            "ticket",
+            subject_id,
+            "system",
+            "sla",
+            {"metric": metric, "clock_id": clock_id, "due_at": due_at},
+            occurred_at,
+        )
+        for event_id, kind, subject_id, occurred_at, metric, clock_id, due_at in rows
+    ]
+
+
 async def sweep(
     session: AsyncSession, *, now: datetime | None = None, batch: int = 1000
 ) -> tuple[int, int]:
@@ -832,19 +850,7 @@ async def sweep(
     for loaded in list(session.identity_map.values()):
         if isinstance(loaded, SlaClock):  # changed behind the ORM's back: reload when next read
             session.expire(loaded)
-    appended = [
-        Appended(
-            event_id,
-            kind,
-            "ticket",
-            subject_id,
-            "system",
-            "sla",
-            {"metric": metric, "clock_id": clock_id, "due_at": due_at},
-            occurred_at,
-        )
-        for event_id, kind, subject_id, occurred_at, metric, clock_id, due_at in rows
-    ]
+    appended = swept_events(rows)
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     warned = len(appended) - breached
     await dispatch_many(session, appended)
