@@ -342,7 +342,7 @@ def corpus(tag: str) -> list[bytes]:
             headers["Auto_Submitted"] = "auto-replied"
         if kind == 5 and n >= 16:
             headers["Message_ID"] = f"<{tag}-{n - 16}@example.com>"  # a repeat
-        html = "<p>Hello <b>desk</b></p>" if kind in (1, 6) else None
+        html = f"<p>Hello <b>desk</b> {n}<script>x()</script></p>" if n % 3 == 1 else None
         out.append(mail(sender, f"Subject {n}", f"Body {n}", html=html, **headers))
     return out
 
@@ -368,6 +368,16 @@ async def test_a_batch_gives_every_mail_the_outcome_it_has_alone(
     assert {o for o, _ in alone} >= {"ticket", "reply", "ignored", "duplicate"}
     for (_, mine), (_, theirs) in zip(together, alone, strict=True):
         if mine is not None and theirs is not None:
-            assert await count(db, Message, Message.ticket_id == mine) == await count(
-                db, Message, Message.ticket_id == theirs
-            )
+            assert await thread(db, mine) == await thread(db, theirs)
+
+
+async def thread(db: AsyncSession, ticket_id: int) -> list[tuple[str, str, str, str]]:
+    """A ticket's messages as stored (the tag in addresses and ids aside)."""
+    rows = (
+        await db.execute(
+            select(Message.body_html, Message.body_text, Message.channel, Message.author_type)
+            .where(Message.ticket_id == ticket_id)
+            .order_by(Message.id)
+        )
+    ).all()
+    return [(h, t, c, a) for h, t, c, a in rows]

@@ -80,12 +80,13 @@ class NewTicket:
     subject: str
     requester: Customer
     channel: str
-    body_text: str
+    body_text: str | None
     at: datetime
     actor: Actor
     priority: str = "normal"
     type: str | None = None
     tags: tuple[str, ...] = ()
+    body_html: str | None = None  # sanitised here, as create_ticket does
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,14 @@ class NewMessage:
     ticket: Ticket
     public: bool
     author_type: str
-    body_text: str
+    body_text: str | None
     at: datetime
     actor: Actor
     author_user_id: int | None = None
     author_customer_id: int | None = None
     status: str | None = None
+    body_html: str | None = None  # sanitised here, as add_message does
+    channel: str | None = None  # the ticket's, unless the message came another way
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ async def create_tickets(
             subject = service.clean_subject(item.subject)
             service._check_choice("channel", item.channel, CHANNELS)
             service._check_choice("priority", item.priority, PRIORITIES)
-            safe, plain = service._body(item.body_text, None)
+            safe, plain = service._body(item.body_text, item.body_html)
             if item.requester.merged_into_id is not None:
                 raise ValidationFailed(
                     "This customer was merged", fields={"requester_id": "merged away"}
@@ -407,7 +410,7 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
                 raise ValidationFailed(
                     "Customers cannot write internal notes", fields={"public": "must be true"}
                 )
-            bodies.append(service._body(item.body_text, None))
+            bodies.append(service._body(item.body_text, item.body_html))
         except ServiceError as exc:
             raise _named(index, f"ticket {ticket.id}", exc) from exc
     # refused before anything is written, as far as the tickets' statuses now tell
@@ -419,7 +422,7 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
             author_type=item.author_type,
             author_user_id=item.author_user_id,
             author_customer_id=item.author_customer_id,
-            channel=item.ticket.channel,
+            channel=item.channel or item.ticket.channel,
             body_html=safe,
             body_text=plain,
             created_at=item.at,

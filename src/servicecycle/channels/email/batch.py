@@ -9,10 +9,11 @@ the caller's transaction, with the outcome ``receive`` would have given each in 
   number the desk does not know yet (it may be one the wave opens). The next wave starts
   there, after the one before it is written, so threading and the duplicate check see it.
 - In a wave, the duplicate check and thread lookups are one query, the senders one query
-  (new customers one statement each for rows, identities and events), plain-text mail from
-  the customer goes through ``tickets.bulk`` (a new ticket, or a reply on an e-mail ticket),
-  anything else (HTML, a stranger's or a follow-up's linked ticket) through ``intake.store``
-  as alone; the ``inbound_mails`` rows, threads and ``mail.*`` events are one statement each.
+  (new customers one statement each for rows, identities and events), mail from the
+  customer goes through ``tickets.bulk`` (a new ticket, or a reply on an open ticket, plain
+  text or HTML), anything else (a stranger's or a follow-up's linked ticket) through
+  ``intake.store`` as alone; the ``inbound_mails`` rows, threads and ``mail.*`` events are
+  one statement each.
 - The whole batch runs under one savepoint. If anything in it fails (a mail the database
   refuses, a Message-ID another process stored meanwhile), the savepoint is rolled back and
   the mails are taken one at a time, each under its own savepoint: a bad mail never loses or
@@ -181,14 +182,12 @@ async def _take_wave(
         elif ticket is None and mail.automatic is not None:
             entries[item.index] = _entry(item, "ignored", mailbox_id, reason=mail.automatic)
             continue  # a robot is no customer
-        elif mail.html is not None:
-            alone.append(item)  # tickets.bulk takes plain text only
         elif ticket is None:
             news.append(item)
-        elif ticket.status != "closed" and ticket.channel == "email" and customer is not None:
+        elif ticket.status != "closed" and customer is not None:
             replies.append((item, ticket, customer))
         else:
-            alone.append(item)  # a follow-up of a closed ticket; a reply on another channel
+            alone.append(item)  # a follow-up of a closed ticket
         if mail.sender not in people:  # each mail from here on is kept as the sender's
             unknown.append((mail.sender, mail.sender_name))
     if unknown:
@@ -201,7 +200,8 @@ async def _take_wave(
                     subject=m.mail.subject,
                     requester=people[m.mail.sender],
                     channel="email",
-                    body_text=m.mail.text or "(empty message)",
+                    body_text=_text(m.mail),
+                    body_html=m.mail.html,
                     at=m.arrived,
                     actor=Actor("customer", str(people[m.mail.sender].id)),
                 )
@@ -218,7 +218,9 @@ async def _take_wave(
                     ticket=ticket,
                     public=True,
                     author_type="customer",
-                    body_text=m.mail.text or "(empty message)",
+                    body_text=_text(m.mail),
+                    body_html=m.mail.html,
+                    channel="email",
                     at=m.arrived,
                     actor=Actor("customer", str(customer.id)),
                     author_customer_id=customer.id,
@@ -251,6 +253,13 @@ async def _take_wave(
     logged = await intake.log_many(session, [entries[i] for i in order])
     outcomes.update(zip(order, logged, strict=True))
     return outcomes
+
+
+def _text(mail: ParsedMail) -> str | None:
+    """The plain body the one-mail intake stores: none beside HTML (the text is made from
+    it), and a placeholder for a mail with no body at all."""
+    text = mail.text if mail.html is None else None
+    return text or (None if mail.html else "(empty message)")
 
 
 def _entry(
