@@ -15,7 +15,6 @@ from servicecycle.events.bus import dispatch_many
 from servicecycle.events.service import NewEvent, record_many
 from servicecycle.sla import service
 from servicecycle.sla.models import SlaClock, SlaPolicy
-from servicecycle.sla.rules import due_from
 
 # (ticket id, policy, metrics, moment, paused)
 Start = tuple[int, SlaPolicy, list[str], datetime, bool]
@@ -42,44 +41,16 @@ async def start_for(session: AsyncSession, starts: list[Start]) -> dict[int, lis
     """``start_many`` for each ticket, stored in one statement; returns the started clocks."""
     made: dict[int, list[SlaClock]] = {}
     for ticket_id, policy, metrics, at, _ in starts:
-        for metric in metrics:
-            target = policy.targets.get(metric)
-            if target is None:
-                continue
-            add, _measure = await service._time(session, policy, target["business"])
-            row = SlaClock(
-                ticket_id=ticket_id,
-                policy_id=policy.id,
-                metric=metric,
-                state="running",
-                target_minutes=target["minutes"],
-                business=target["business"],
-                started_at=at,
-                running_since=at,
-                used_minutes=0.0,
-            )
-            due = due_from(
-                at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add
-            )
-            row.due_at, row.warn_at = due.due_at, due.warn_at
-            made.setdefault(ticket_id, []).append(row)
+        rows = await service.new_clocks(session, ticket_id, policy, metrics, at=at)
+        if rows:
+            made.setdefault(ticket_id, []).extend(rows)
     if not made:
         return made
     session.add_all([row for rows in made.values() for row in rows])
     await session.flush()
-    started, fresh = service._started(session), service._fresh(session)
     for ticket_id, _policy, _, at, paused in starts:
-        rows = made.get(ticket_id, [])
-        if not rows:
-            continue
-        started.add(ticket_id)
-        kept = fresh.get(ticket_id)
-        if kept is not None:
-            kept.extend(rows)
-        service._touch(session, ticket_id)
-        if paused:
-            for row in rows:
-                await service.pause(session, row, at=at)
+        if made.get(ticket_id):
+            await service.note_started(session, ticket_id, made[ticket_id], at=at, paused=paused)
     return made
 
 

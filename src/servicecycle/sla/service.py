@@ -666,6 +666,19 @@ async def start_many(
     paused: bool = False,
 ) -> list[SlaClock]:
     """Start those of ``metrics`` the policy has targets for (stored in one statement)."""
+    rows = await new_clocks(session, ticket_id, policy, metrics, at=at)
+    if not rows:
+        return rows
+    session.add_all(rows)
+    await session.flush()
+    await note_started(session, ticket_id, rows, at=at, paused=paused)
+    return rows
+
+
+async def new_clocks(
+    session: AsyncSession, ticket_id: int, policy: SlaPolicy, metrics: list[str], *, at: datetime
+) -> list[SlaClock]:
+    """Unsaved running clocks for those of ``metrics`` the policy has targets for."""
     rows = []
     for metric in metrics:
         target = policy.targets.get(metric)
@@ -686,10 +699,14 @@ async def start_many(
         due = due_from(at, target=row.target_minutes, used=0.0, warn=policy.warn_minutes, add=add)
         row.due_at, row.warn_at = due.due_at, due.warn_at
         rows.append(row)
-    if not rows:
-        return rows
-    session.add_all(rows)
-    await session.flush()
+    return rows
+
+
+async def note_started(
+    session: AsyncSession, ticket_id: int, rows: list[SlaClock], *, at: datetime, paused: bool
+) -> None:
+    """After ``rows`` (the ticket's newly started clocks) are flushed: this transaction knows
+    them, and they are paused at once if the ticket waits."""
     _started(session).add(ticket_id)
     kept = _fresh(session).get(ticket_id)
     if kept is not None:
@@ -698,7 +715,6 @@ async def start_many(
     if paused:
         for row in rows:
             await pause(session, row, at=at)
-    return rows
 
 
 async def pause(session: AsyncSession, row: SlaClock, *, at: datetime) -> None:
