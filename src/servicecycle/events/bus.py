@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -133,25 +134,26 @@ async def dispatch_batch(session: AsyncSession, events: list[Appended]) -> None:
                 for event in run:
                     await _run(session, handler, event)
                 continue
-            depth = session.info.get("event_depth", 0)
-            if depth >= MAX_DEPTH:
-                raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {kind}")
-            session.info["event_depth"] = depth + 1
-            try:
+            with _deeper(session, kind):
                 await twin(session, run)
-            finally:
-                session.info["event_depth"] = depth
+
+
+@contextmanager
+def _deeper(session: AsyncSession, kind: str) -> Iterator[None]:
+    """One level deeper in a chain of reactions; a chain deeper than MAX_DEPTH is a bug."""
+    depth = session.info.get("event_depth", 0)
+    if depth >= MAX_DEPTH:
+        raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {kind}")
+    session.info["event_depth"] = depth + 1
+    try:
+        yield
+    finally:
+        session.info["event_depth"] = depth
 
 
 async def _run(session: AsyncSession, handler: Handler, event: Event | Appended) -> None:
-    depth = session.info.get("event_depth", 0)
-    if depth >= MAX_DEPTH:
-        raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {event.kind}")
-    session.info["event_depth"] = depth + 1
-    try:
+    with _deeper(session, event.kind):
         await handler(session, event)  # type: ignore[arg-type]  # same fields as Event
-    finally:
-        session.info["event_depth"] = depth
 
 
 async def dispatch(session: AsyncSession, event: Event | Appended) -> None:
@@ -160,12 +162,6 @@ async def dispatch(session: AsyncSession, event: Event | Appended) -> None:
     handlers = _for(event.kind)
     if not handlers:
         return
-    depth = session.info.get("event_depth", 0)
-    if depth >= MAX_DEPTH:
-        raise RuntimeError(f"event chain deeper than {MAX_DEPTH} at {event.kind}")
-    session.info["event_depth"] = depth + 1
-    try:
+    with _deeper(session, event.kind):
         for handler in handlers:
             await handler(session, event)  # type: ignore[arg-type]  # same fields as Event
-    finally:
-        session.info["event_depth"] = depth
