@@ -76,9 +76,9 @@ async def test_an_admin_creates_reads_changes_and_deletes_a_mailbox(
     assert missing.status_code == 404
     kinds = (
         await db.scalars(
-            select(Event.kind).where(
-                Event.subject_type == "mailbox", Event.subject_id == str(made["id"])
-            )
+            select(Event.kind)
+            .where(Event.subject_type == "mailbox", Event.subject_id == str(made["id"]))
+            .order_by(Event.id)
         )
     ).all()
     assert list(kinds) == ["mailbox.created", "mailbox.updated", "mailbox.deleted"]
