@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import platform
@@ -94,6 +95,9 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the replay (CPU time) to this file"
+    )
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -110,7 +114,12 @@ def main() -> None:
         upgrade(url)
         cpu, wall = time.process_time(), time.perf_counter()
         window = timedelta(hours=args.window_hours) if args.window_hours else None
-        summary = asyncio.run(_replay(url, plan, statements, window))
+        if args.profile:
+            profiler = cProfile.Profile(time.process_time)
+            summary = profiler.runcall(asyncio.run, _replay(url, plan, statements, window))
+            profiler.dump_stats(args.profile)
+        else:
+            summary = asyncio.run(_replay(url, plan, statements, window))
         replay_cpu, replay_s = time.process_time() - cpu, time.perf_counter() - wall
     load_after = os.getloadavg()
     total = sum(statements.values())

@@ -227,3 +227,100 @@ async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
     assert 'href="/follow-ups/4"' in text
     assert "answered the NPS survey: <strong>3</strong> (unhappy)" in text
     assert "<b>no such user</b>" not in page.text and "&lt;b&gt;no such user" in page.text
+
+
+async def test_a_batch_makes_what_one_at_a_time_makes(db: AsyncSession) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from servicecycle.customers.models import Customer, CustomerIdentity
+
+    company = await customers.create_company(
+        db, name="Batch & Co", domain="batch.example", tier="gold", actor=ACTOR
+    )
+    at = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    made = await customers.create_customers(
+        db,
+        [
+            customers.NewCustomer(
+                name=" Ada ",
+                emails=["Ada@Batch.example"],
+                company_id=company.id,
+                tier="gold",
+                at=at,
+            ),
+            customers.NewCustomer(
+                name="", emails=["bob@batch.example"], phones=["+1 555 0100"], tags=["VIP", "vip"]
+            ),
+        ],
+        actor=ACTOR,
+    )
+    single = await customers.create_customer(
+        db,
+        name="Ada",
+        emails=["ada2@batch.example"],
+        company_id=company.id,
+        tier="gold",
+        actor=ACTOR,
+    )
+    ada, bob = made
+    assert (ada.name, ada.company_id, ada.tier, ada.created_at) == ("Ada", company.id, "gold", at)
+    assert (bob.name, bob.tags, bob.tier) == ("bob", ["vip"], "standard")
+    assert (single.name, single.company_id, single.tier) == ("Ada", company.id, "gold")
+    rows = (
+        await db.execute(
+            select(CustomerIdentity.customer_id, CustomerIdentity.kind, CustomerIdentity.value)
+            .where(CustomerIdentity.customer_id.in_([ada.id, bob.id]))
+            .order_by(CustomerIdentity.id)
+        )
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (ada.id, "email", "ada@batch.example"),
+        (bob.id, "email", "bob@batch.example"),
+        (bob.id, "phone", "+15550100"),
+    ]
+    for person, identities in (
+        (ada, ["ada@batch.example"]),
+        (bob, ["bob@batch.example", "+15550100"]),
+    ):
+        (created,) = (await events.query(db, subject_type="customer", subject_id=person.id)).items
+        assert created.kind == "customer.created"
+        assert created.data == {"name": person.name, "identities": identities}
+    (ada_event,) = (await events.query(db, subject_type="customer", subject_id=ada.id)).items
+    assert ada_event.occurred_at == at
+    assert await db.scalar(select(Customer.id).where(Customer.name == "bob")) == bob.id
+
+
+@pytest.mark.parametrize(
+    ("second", "error", "field"),
+    [
+        (customers.NewCustomer(name="X", emails=["not an address"]), ValidationFailed, "email"),
+        (customers.NewCustomer(name="X", emails=["first@refuse.example"]), Conflict, "emails"),
+        (customers.NewCustomer(name="X", emails=["held@refuse.example"]), Conflict, "emails"),
+        (customers.NewCustomer(name="X", company_id=987654321), ValidationFailed, "company_id"),
+        (customers.NewCustomer(name="  "), ValidationFailed, "name"),
+    ],
+)
+async def test_a_batch_with_a_bad_item_names_it_and_writes_nothing(
+    db: AsyncSession, second: customers.NewCustomer, error: type[Exception], field: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from servicecycle.customers.models import Customer
+
+    held = await customers.create_customer(
+        db, name="Holder", emails=["held@refuse.example"], actor=ACTOR
+    )
+    before = await db.scalar(select(func.count()).select_from(Customer))
+    batch = [customers.NewCustomer(name="First", emails=["first@refuse.example"]), second]
+    with pytest.raises(error) as caught:
+        await customers.create_customers(db, batch, actor=ACTOR)
+    exc = caught.value
+    assert isinstance(exc, ValidationFailed | Conflict)
+    assert exc.extra["item"] == 1
+    assert exc.message.startswith(f"Item 1 (customer {second.name!r}): ")
+    assert field in exc.fields and exc.message.endswith("Nothing was written.")
+    if "held@" in str(second.emails):
+        assert exc.extra["customer_id"] == held.id
+    assert await db.scalar(select(func.count()).select_from(Customer)) == before

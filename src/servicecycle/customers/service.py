@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.customers.models import Company, Customer, CustomerIdentity
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    ValidationFailed,
+)
 from servicecycle.kit.pagination import Page, decode_id_cursor, encode_cursor
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -127,6 +136,23 @@ async def find_by_identity(session: AsyncSession, kind: str, value: str) -> Cust
     return customer
 
 
+@dataclass(frozen=True)
+class NewCustomer:
+    """A customer to add (``create_customers``), with their identities."""
+
+    name: str
+    emails: Sequence[str] = ()
+    phones: Sequence[str] = ()
+    external_ids: Sequence[str] = ()
+    company_id: int | None = None
+    tier: str = "standard"
+    segment: str | None = None
+    tags: Sequence[str] = ()
+    notes: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # when they were added (default: now)
+
+
 async def create_customer(
     session: AsyncSession,
     *,
@@ -143,69 +169,165 @@ async def create_customer(
     actor: Actor,
 ) -> Customer:
     """Add a customer with their identities; an identity already in use is a 409 naming it."""
-    wanted = [("email", v) for v in emails or []] + [("phone", v) for v in phones or []]
-    wanted += [("external", v) for v in external_ids or []]
-    normalised = [(kind, normalise_identity(kind, value)) for kind, value in wanted]
-    name = name.strip() or next((v.split("@")[0] for k, v in normalised if k == "email"), "")
-    if not name:
-        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
-    await _check_company(session, company_id)
-    await _refuse_taken(session, normalised)
-    customer = Customer(
-        name=name[:200],
+    new = NewCustomer(
+        name=name,
+        emails=emails or (),
+        phones=phones or (),
+        external_ids=external_ids or (),
         company_id=company_id,
-        tier=tier or "standard",
+        tier=tier,
         segment=segment,
-        tags=_clean_tags(tags or []),
+        tags=tags or (),
         notes=notes,
         attributes=attributes or {},
     )
-    return await _insert(session, customer, normalised, actor=actor)
-
-
-async def _insert(
-    session: AsyncSession, customer: Customer, normalised: list[tuple[str, str]], *, actor: Actor
-) -> Customer:
-    session.add(customer)
-    await session.flush()
-    for kind, value in dict.fromkeys(normalised):
-        session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
-    await session.flush()
-    await record(
-        session,
-        "customer.created",
-        subject_type="customer",
-        subject_id=customer.id,
-        actor=actor,
-        data={"name": customer.name, "identities": [v for _, v in normalised]},
-    )
+    try:
+        (customer,) = await create_customers(session, [new], actor=actor)
+    except ServiceError as exc:  # one customer: the error as it was, not as an item's
+        raise _unnamed(exc) from None
     return customer
 
 
-async def _refuse_taken(session: AsyncSession, identities: list[tuple[str, str]]) -> None:
-    if not identities:
-        return
-    taken = (
-        await session.execute(
-            select(
-                CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
-            ).where(
-                or_(
-                    *(
-                        (CustomerIdentity.kind == kind) & (CustomerIdentity.value == value)
-                        for kind, value in identities
-                    )
+async def create_customers(
+    session: AsyncSession, items: Sequence[NewCustomer], *, actor: Actor
+) -> list[Customer]:
+    """``create_customer`` for each item, in order, in a statement or two each for the
+    checks, the rows, their identities and the ``customer.created`` events. Everything is
+    checked first: an invalid item, an unknown company or an identity already in use (also
+    by an earlier item) refuses the whole batch, naming the item, and writes nothing."""
+    cleaned: list[tuple[Customer, list[tuple[str, str]]]] = []
+    for index, item in enumerate(items):
+        try:
+            customer, identities = _new_row(item)
+        except ServiceError as exc:
+            raise exc.at_item(index, f"customer {item.name[:40]!r}") from exc
+        cleaned.append((customer, identities))
+    companies = {item.company_id for item in items if item.company_id is not None}
+    if companies:
+        known = set(await session.scalars(select(Company.id).where(Company.id.in_(companies))))
+        for index, item in enumerate(items):
+            if item.company_id is not None and item.company_id not in known:
+                raise ValidationFailed(
+                    "No such company", fields={"company_id": "unknown company"}
+                ).at_item(index, f"customer {item.name[:40]!r}")
+    owner: dict[tuple[str, str], int] = {}
+    for index, (_, identities) in enumerate(cleaned):
+        for identity in identities:
+            earlier = owner.setdefault(identity, index)
+            if earlier != index:
+                raise _taken(identity, f"item {earlier} of this batch").at_item(
+                    index, f"customer {items[index].name[:40]!r}"
                 )
+    taken = await _taken_identities(session, list(owner))
+    if taken:
+        first = min(taken, key=lambda identity: owner[identity])
+        index = owner[first]
+        conflict = _taken(first, f"customer {taken[first]}", customer_id=taken[first])
+        raise conflict.at_item(index, f"customer {items[index].name[:40]!r}")
+    now = clock.now()
+    await _insert(
+        session,
+        [
+            (customer, identities, item.at or now)
+            for (customer, identities), item in zip(cleaned, items, strict=True)
+        ],
+        actor=actor,
+    )
+    return [customer for customer, _ in cleaned]
+
+
+async def _insert(
+    session: AsyncSession,
+    made: list[tuple[Customer, list[tuple[str, str]], datetime]],
+    *,
+    actor: Actor,
+) -> None:
+    """Write checked new customers (row, normalised identities, when): the rows, then the
+    identities, then the ``customer.created`` events, a statement each."""
+    for customer, _, at in made:
+        customer.created_at = customer.updated_at = at
+    session.add_all(customer for customer, _, _ in made)
+    await session.flush()
+    session.add_all(
+        CustomerIdentity(customer_id=customer.id, kind=kind, value=value)
+        for customer, identities, _ in made
+        for kind, value in identities
+    )
+    await session.flush()
+    await record_many(
+        session,
+        [
+            NewEvent(
+                "customer.created",
+                "customer",
+                customer.id,
+                actor,
+                at,
+                {"name": customer.name, "identities": [v for _, v in identities]},
             )
+            for customer, identities, at in made
+        ],
+    )
+
+
+def _new_row(item: NewCustomer) -> tuple[Customer, list[tuple[str, str]]]:
+    """The customer's row (not added) and their normalised identities, once each."""
+    wanted = [("email", v) for v in item.emails] + [("phone", v) for v in item.phones]
+    wanted += [("external", v) for v in item.external_ids]
+    normalised = list(dict.fromkeys((kind, normalise_identity(kind, v)) for kind, v in wanted))
+    name = item.name.strip() or next((v.split("@")[0] for k, v in normalised if k == "email"), "")
+    if not name:
+        raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
+    customer = Customer(
+        name=name[:200],
+        company_id=item.company_id,
+        tier=item.tier or "standard",
+        segment=item.segment,
+        tags=_clean_tags(list(item.tags)),
+        notes=item.notes,
+        attributes=dict(item.attributes),
+    )
+    return customer, normalised
+
+
+def _unnamed(exc: ServiceError) -> ServiceError:
+    """A batch of one's error without the item's naming (``ServiceError.at_item``)."""
+    exc.message = exc.message.split("): ", 1)[-1].removesuffix(". Nothing was written.")
+    exc.extra.pop("item", None)
+    return exc
+
+
+_FIELDS = {"email": "emails", "phone": "phones", "external": "external_ids"}
+
+
+def _taken(identity: tuple[str, str], owner: str, customer_id: int | None = None) -> Conflict:
+    kind, value = identity
+    return Conflict(
+        f"{value} already belongs to {owner}",
+        fields={_FIELDS[kind]: f"{value} is taken"},
+        extra={"customer_id": customer_id} if customer_id is not None else {},
+    )
+
+
+async def _taken_identities(
+    session: AsyncSession, identities: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Which of these identities belong to a customer already, and to whom (one query)."""
+    if not identities:
+        return {}
+    rows = await session.execute(
+        select(CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id).where(
+            tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(identities)
         )
-    ).first()
-    if taken is not None:
-        field = {"email": "emails", "phone": "phones", "external": "external_ids"}[taken[0]]
-        raise Conflict(
-            f"{taken[1]} already belongs to customer {taken[2]}",
-            fields={field: f"{taken[1]} is taken"},
-            extra={"customer_id": taken[2]},
-        )
+    )
+    return {(kind, value): int(customer_id) for kind, value, customer_id in rows}
+
+
+async def _refuse_taken(session: AsyncSession, identities: list[tuple[str, str]]) -> None:
+    taken = await _taken_identities(session, identities)
+    first = next((identity for identity in identities if identity in taken), None)
+    if first is not None:
+        raise _taken(first, f"customer {taken[first]}", customer_id=taken[first])
 
 
 async def find_or_create_by_email(
@@ -224,9 +346,9 @@ async def _create_for_email(
     """``create_customer`` with one e-mail just found unused in this transaction (so not
     looked up a second time; a concurrent taker still meets the unique index)."""
     value = normalise_identity("email", email)
-    return await _insert(
-        session, _plain(name.strip() or value.split("@")[0]), [("email", value)], actor=actor
-    )
+    customer = _plain(name.strip() or value.split("@")[0])
+    await _insert(session, [(customer, [("email", value)], clock.now())], actor=actor)
+    return customer
 
 
 def _plain(name: str) -> Customer:
@@ -275,27 +397,11 @@ async def create_many_by_email(
             made[value] = _plain(name.strip() or value.split("@")[0])
     if not made:
         return {}
-    session.add_all(made.values())
-    await session.flush()
-    session.add_all(
-        CustomerIdentity(customer_id=customer.id, kind="email", value=value)
-        for value, customer in made.items()
-    )
-    await session.flush()
     now = clock.now()
-    await record_many(
+    await _insert(
         session,
-        [
-            NewEvent(
-                "customer.created",
-                "customer",
-                customer.id,
-                actor,
-                now,
-                {"name": customer.name, "identities": [value]},
-            )
-            for value, customer in made.items()
-        ],
+        [(customer, [("email", value)], now) for value, customer in made.items()],
+        actor=actor,
     )
     return made
 

@@ -81,7 +81,8 @@ async def cached(
     """This process's copy of ``load``'s result if it is current, else a new copy. The copy
     is shared by concurrent requests: treat it as read-only (ORM rows in it are detached)."""
     version = await current(session, domain)
-    key = (session.get_bind().engine.url, domain, what)
+    url = session.get_bind().engine.url  # which database (hashing a URL renders it: slow)
+    key = ((url.host, url.port, url.database, url.username), domain, what)
     hit = _copies.get(key)
     if hit is not None and hit[0] == version:
         value: T = hit[1]

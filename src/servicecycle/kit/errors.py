@@ -23,6 +23,13 @@ class ServiceError(Exception):
         self.fields = fields or {}
         self.extra = extra or {}
 
+    def at_item(self, index: int, what: str) -> ServiceError:
+        """This error, said of a batch's item ``index`` (``what`` names it): the batch
+        services refuse the whole batch with it."""
+        self.message = f"Item {index} ({what}): {self.message}. Nothing was written."
+        self.extra = {**self.extra, "item": index}
+        return self
+
 
 class NotFound(ServiceError):
     status_code = 404
