@@ -182,7 +182,8 @@ class _Replay:
         self.survey_delays = sorted({round(s.delay_minutes / 60) for s in plan.surveys})
         self.look_up = False  # whether people may exist already (then found, not made)
         self.jobs: list[datetime] = []  # the survey sender's runs due in the window
-        self.survey_due: dict[int, datetime] = {}  # ticket -> the sender's run it waits for
+        # ticket -> the sender's runs it waits for
+        self.survey_due: dict[int, set[datetime]] = {}
         self.done = self.total = 0
 
     # -- time and transactions --------------------------------------------------------------
@@ -394,10 +395,13 @@ class _Replay:
             self.summary.breached += breached
             self.next_sweep = at + SWEEP_EVERY
 
-    async def send_surveys(self, at: datetime) -> None:
-        self.at(at)
+    async def send_surveys(self, runs: list[datetime]) -> None:
+        """The sender's runs at these times, in one call (and more only for its limit):
+        each invitation is sent at the first run at or after its due time, as if the sender
+        had run at each of them (``surveys.send_due_invitations``'s ``runs``)."""
+        self.at(max(runs))
         while True:
-            sent, skipped = await surveys.send_due_invitations(self.session, self.mailer, now=at)
+            sent, skipped = await surveys.send_due_invitations(self.session, self.mailer, runs=runs)
             self.summary.surveys_sent += len(sent)
             self.summary.surveys_skipped += skipped
             # which invitation each mail carried: the customer's link is made from it
@@ -438,7 +442,7 @@ class _Replay:
         back as the answer page reads it, and the answer recorded as the page records it."""
         key = (ticket.id, step.kind)
         if key not in self.sent:  # due but not yet swept up by the sender's cadence
-            await self.send_surveys(step.at)
+            await self.send_surveys([step.at])
             self.at(step.at)
         invitation = self.sent.get(key)
         if invitation is None:
@@ -549,12 +553,18 @@ class _Replay:
             self.progress(self.done, self.total)
 
     async def run_jobs(self, *, until: datetime) -> None:
-        """The survey sender's runs planned before ``until``, in time order."""
+        """The survey sender's runs planned before ``until``, in one call: no step comes
+        between them (the steps that must see a run's outcome wait for it,
+        ``waits_for_surveys``), so each run sees the tickets as they were at its time."""
         due = sorted(at for at in self.jobs if at < until)
         self.jobs = [at for at in self.jobs if at >= until]
-        for at in due:
-            await self.send_surveys(at)
-        self.survey_due = {i: at for i, at in self.survey_due.items() if at >= until}
+        if due:
+            await self.send_surveys(due)
+        self.survey_due = {
+            i: later
+            for i, runs in self.survey_due.items()
+            if (later := {at for at in runs if at >= until})
+        }
 
     def waits_for_surveys(self, item: _Item) -> bool:
         """Whether the item must wait for a survey sender's run planned before it: a step
@@ -563,8 +573,7 @@ class _Replay:
         what it sent, though the window's waves run first."""
         if item.rank != STEP or item.step < 0:
             return False
-        due = self.survey_due.get(item.index)
-        if due is not None and due <= item.at:
+        if any(at <= item.at for at in self.survey_due.get(item.index, ())):
             return True
         step = self.plan.tickets[item.index].steps[item.step]
         if isinstance(step, SurveyAnswer) and item.index in self.tickets:
@@ -667,7 +676,7 @@ class _Replay:
                         at = self.plan_job(
                             SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY
                         )
-                        self.survey_due[item.index] = min(self.survey_due.get(item.index, at), at)
+                        self.survey_due.setdefault(item.index, set()).add(at)
             else:
                 singles.append(item)
         if opens:

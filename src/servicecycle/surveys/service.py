@@ -8,7 +8,8 @@ score in the mail -> ``survey.answered`` (a second click updates the same answer
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -647,13 +648,40 @@ async def send_due(
 
 
 async def send_due_invitations(
-    session: AsyncSession, mailer: Mailer, *, now: datetime | None = None, limit: int = 200
+    session: AsyncSession,
+    mailer: Mailer,
+    *,
+    now: datetime | None = None,
+    limit: int = 200,
+    runs: Sequence[datetime] | None = None,
 ) -> tuple[list[SurveyInvitation], int]:
     """``send_due``, returning the invitations sent (and how many were skipped). Each due
     invitation is decided in order (a customer's later invitation sees the earlier one's
     outcome), then the mail, the invitations and the events of all are written together,
-    the events in the order one invitation after another would record them."""
-    at = now or clock.now()
+    the events in the order one invitation after another would record them.
+
+    ``runs`` (instead of ``now``; for replayed history): what the sender would have done
+    had it run at each of these times in turn, in one call. Each invitation due by the
+    last run is sent (or skipped) at the first run at or after its due time: its
+    ``sent_at``, its link's expiry, its mail's time, its event's time and its throttle
+    window are that run's. Nothing else changes between the runs, so it is the same as one
+    call per run (``limit`` counts the invitations of all the runs)."""
+    if runs is not None:
+        if now is not None or not runs:
+            raise ValueError("give either now or some runs")
+        runs = sorted(runs)
+    at = runs[-1] if runs is not None else now or clock.now()
+
+    def run_of(invitation: SurveyInvitation) -> datetime:
+        """When the invitation is sent (or skipped)."""
+        if runs is None:
+            return at
+        return runs[bisect_left(runs, invitation.due_at)]
+
+    def stamp(invitation: SurveyInvitation) -> datetime:
+        """Its events' (and mail's) time: now, or its run's time."""
+        return clock.now() if runs is None else run_of(invitation)
+
     due = list(
         (
             await session.scalars(
@@ -678,7 +706,10 @@ async def send_due_invitations(
     last_sent = await _last_surveyed(
         session,
         [tickets_[i.ticket_id].requester_id for i in throttled],
-        since=at - timedelta(days=max((i.throttle_days for i in throttled), default=0)),
+        since=min(
+            (run_of(i) - timedelta(days=i.throttle_days) for i in throttled),
+            default=at,
+        ),
     )
     address = await outbox.addresses(session, [t.requester_id for t in tickets_.values()])
     # (invitation, skip reason and detail) or (invitation, survey, ticket, its mail's index)
@@ -690,7 +721,7 @@ async def send_due_invitations(
         ticket = tickets_.get(invitation.ticket_id)
         if survey is None or ticket is None:
             continue
-        reason, detail = "", ""
+        reason, detail, sent_at = "", "", run_of(invitation)
         if not survey.enabled:
             reason = "survey disabled"
         elif ticket.merged_into_id is not None:
@@ -700,7 +731,7 @@ async def send_due_invitations(
         else:
             invitation.customer_id = ticket.requester_id  # a requester moved by a merge
             last = last_sent.get(invitation.customer_id)
-            window = at - timedelta(days=invitation.throttle_days)
+            window = sent_at - timedelta(days=invitation.throttle_days)
             if invitation.throttle_days > 0 and last is not None and last > window:
                 reason = "throttled"
                 detail = (
@@ -712,7 +743,7 @@ async def send_due_invitations(
         if reason:
             decided.append((invitation, reason, detail))
             continue
-        token = make_token(mailer.keyring, invitation, sent=at)
+        token = make_token(mailer.keyring, invitation, sent=sent_at)
         decided.append((invitation, survey, ticket, len(mails)))
         mails.append(
             outbox.Mail(
@@ -720,13 +751,13 @@ async def send_due_invitations(
                 kind="survey",
                 body=mail_body(survey, ticket, mailer.base_url, token),
                 sender=mailer.sender,
-                at=clock.now(),
+                at=stamp(invitation),
                 note={"invitation_id": invitation.id, "survey_id": survey.id},
                 subject=f"How did we do? [#{ticket.id}] {ticket.subject}"[:400],
                 to=address[ticket.requester_id],
             )
         )
-        last_sent[invitation.customer_id] = at
+        last_sent[invitation.customer_id] = sent_at
     rows, queued = await outbox.queue_rows(session, mails)
     recorded: list[NewEvent] = []
     sent: list[SurveyInvitation] = []
@@ -735,13 +766,14 @@ async def send_due_invitations(
         if len(entry) == 3:
             invitation, reason, detail = entry
             invitation.status, invitation.skip_reason = "skipped", reason
-            recorded.append(_skipped(invitation, reason, detail))
+            recorded.append(_skipped(invitation, reason, detail, stamp(invitation)))
             skipped += 1
             continue
         invitation, survey, ticket, index = entry
         row, event = rows[index], queued[index]
         assert row is not None and event is not None  # the address was known
-        invitation.status, invitation.sent_at, invitation.outbound_id = "sent", at, row.id
+        invitation.status, invitation.sent_at = "sent", run_of(invitation)
+        invitation.outbound_id = row.id
         sent.append(invitation)
         recorded += [
             event,
@@ -750,7 +782,7 @@ async def send_due_invitations(
                 "ticket",
                 ticket.id,
                 SURVEYOR,
-                clock.now(),
+                stamp(invitation),
                 {
                     "invitation_id": invitation.id,
                     "survey_id": survey.id,
@@ -781,13 +813,13 @@ async def _tickets(session: AsyncSession, ids: list[int]) -> dict[int, Ticket]:
     return found
 
 
-def _skipped(invitation: SurveyInvitation, reason: str, detail: str) -> NewEvent:
+def _skipped(invitation: SurveyInvitation, reason: str, detail: str, at: datetime) -> NewEvent:
     return NewEvent(
         "survey.skipped",
         "ticket",
         invitation.ticket_id,
         SURVEYOR,
-        clock.now(),
+        at,
         {
             "invitation_id": invitation.id,
             "survey_id": invitation.survey_id,
