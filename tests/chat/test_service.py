@@ -118,3 +118,61 @@ async def test_new_chats_are_limited_per_visitor_and_per_address(
         await start("yet-another-token", key)
     moment[0] = T0 + timedelta(hours=1, seconds=1)  # an hour later they may again
     await start("yet-another-token", key)
+
+
+async def test_a_batch_mails_replies_to_missed_chats_as_the_single_service_does(
+    db: AsyncSession, make_user: object, moment: list[datetime]
+) -> None:
+    from servicecycle.channels.models import OutboundMail
+    from servicecycle.tickets import bulk
+    from servicecycle.tickets import service as tickets
+
+    agent = await make_user("agent")  # type: ignore[operator]
+    chats = [
+        await service.start_chat(
+            db,
+            visitor_id=f"v{n}",
+            name="Una",
+            email=f"una{n}@example.com",
+            text_="Hi?",
+            origin=None,
+        )
+        for n in range(3)
+    ]
+    assert all(chat.state == "missed" for chat in chats)
+    single, *batched = [await tickets.get_ticket(db, chat.ticket_id) for chat in chats]
+    by = Actor.user(agent.id)
+    moment[0] = T0 + timedelta(minutes=30)
+    await tickets.add_message(
+        db, single, public=True, author_type="agent", author_user_id=agent.id,
+        body_text="We can help.", actor=by,
+    )  # fmt: skip
+    await bulk.add_messages(
+        db,
+        [
+            bulk.NewMessage(
+                t, True, "agent", "We can help.", moment[0], by, author_user_id=agent.id
+            )
+            for t in batched
+        ],
+    )
+
+    async def mails(ticket_id: int) -> list[tuple[str, str, datetime, datetime]]:
+        rows = await db.scalars(
+            select(OutboundMail)
+            .where(OutboundMail.ticket_id == ticket_id)
+            .order_by(OutboundMail.id)
+        )
+        return [
+            (m.kind, m.body_text.replace(f"#{ticket_id}", "#T"), m.created_at, m.next_attempt_at)
+            for m in rows
+        ]
+
+    expected = await mails(single.id)
+    assert [m[0] for m in expected] == ["acknowledgement", "reply"]  # the missed chat's, ours
+    for ticket in batched:
+        assert await mails(ticket.id) == expected
+        kinds = await db.scalars(
+            select(Event.kind).where(Event.subject_id == str(ticket.id)).order_by(Event.id)
+        )
+        assert "mail.queued" in list(kinds)

@@ -15,7 +15,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
@@ -187,6 +188,20 @@ async def chat_of_ticket(session: AsyncSession, ticket_id: int) -> ChatSession |
     return await session.scalar(select(ChatSession).where(ChatSession.ticket_id == ticket_id))
 
 
+# one text whatever the number of tickets (an array, not an IN list)
+_CHATS_OF_TICKETS = select(ChatSession).where(
+    ChatSession.ticket_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+)
+
+
+async def chats_of_tickets(session: AsyncSession, ticket_ids: list[int]) -> dict[int, ChatSession]:
+    """``chat_of_ticket`` for many tickets in one query: the tickets that have a chat."""
+    if not ticket_ids:
+        return {}
+    rows = await session.scalars(_CHATS_OF_TICKETS, {"ids": list(ticket_ids)})
+    return {chat.ticket_id: chat for chat in rows}
+
+
 @dataclass(frozen=True)
 class Line:
     """A chat line as both sides see it: sanitised HTML only."""
@@ -338,6 +353,19 @@ async def notify(session: AsyncSession, ticket_id: int, kind: str) -> None:
     """Wake every process's sockets for this chat once the transaction commits."""
     payload = json.dumps({"t": ticket_id, "k": kind})
     await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
+
+
+# the payloads in the array's order, in one statement whatever their number
+_NOTIFY_MANY = text(
+    "SELECT pg_notify(:c, p) FROM unnest(CAST(:ps AS text[])) WITH ORDINALITY AS u(p, n) ORDER BY n"
+)
+
+
+async def notify_many(session: AsyncSession, ticket_ids: list[int], kind: str) -> None:
+    """``notify`` for each ticket, in order, in one statement."""
+    if ticket_ids:
+        payloads = [json.dumps({"t": ticket_id, "k": kind}) for ticket_id in ticket_ids]
+        await session.execute(_NOTIFY_MANY, {"c": NOTIFY_CHANNEL, "ps": payloads})
 
 
 # -- changes --------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicecycle.channels.email import outbox
 from servicecycle.chat import service
 from servicecycle.config import get_settings
-from servicecycle.events.bus import subscribe
+from servicecycle.events.bus import Appended, batch_twin, subscribe
 from servicecycle.events.models import Event
 from servicecycle.kit.errors import NotFound
 from servicecycle.tickets import service as tickets
+from servicecycle.tickets.models import Ticket
 
 OFFLINE_STATES = ("missed", "ended")
 
@@ -47,6 +48,47 @@ async def ring(session: AsyncSession, event: Event) -> None:
         message=message,
         sender=get_settings().mail_from,
     )
+
+
+@batch_twin(ring)
+async def ring_many(session: AsyncSession, events: list[Appended]) -> None:
+    """``ring`` for each event: one doorbell statement for every chat ticket's line, one
+    query for the chats of agents' public replies, their mails queued together."""
+    chats: list[tuple[Ticket, Appended]] = []
+    for event in events:
+        try:
+            ticket = await tickets.get_ticket(session, int(event.subject_id))
+        except (NotFound, ValueError):
+            continue
+        if ticket.channel == "chat":
+            chats.append((ticket, event))
+    await service.notify_many(session, [ticket.id for ticket, _ in chats], "line")
+    replies = [
+        (ticket, event)
+        for ticket, event in chats
+        if event.data.get("public") and event.data.get("author_type") == "agent"
+    ]
+    found = await service.chats_of_tickets(session, [ticket.id for ticket, _ in replies])
+    mails = []
+    for ticket, event in replies:
+        chat = found.get(ticket.id)
+        if chat is None or chat.state not in OFFLINE_STATES:
+            continue
+        try:
+            message = await tickets.get_message(session, int(event.data["message_id"]))
+        except (NotFound, ValueError, KeyError):
+            continue
+        mails.append(
+            outbox.Mail(
+                ticket=ticket,
+                kind="reply",
+                body=message.body_text,
+                sender=get_settings().mail_from,
+                at=event.occurred_at,
+                message=message,
+            )
+        )
+    await outbox.queue_many(session, mails)
 
 
 @subscribe("chat.missed")
