@@ -12,11 +12,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, func, literal_column, select, text
+from sqlalchemy import Select, Table, and_, bindparam, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from servicecycle.auth import service as auth
@@ -793,9 +794,36 @@ async def send_due_invitations(
                 },
             ),
         ]
-    await session.flush()
+    await _write_outcomes(session, [entry[0] for entry in decided])
     await record_many(session, recorded)
     return sent, skipped
+
+
+_INVITATIONS = cast(Table, SurveyInvitation.__table__)
+_OUTCOME = ("status", "skip_reason", "sent_at", "outbound_id", "customer_id")
+_WRITE_OUTCOME = (
+    update(_INVITATIONS)
+    .where(_INVITATIONS.c.id == bindparam("b_id"))
+    .values({name: bindparam(name) for name in _OUTCOME})
+)
+
+
+async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitation]) -> None:
+    """The sender's changes to the invitations (sent or skipped, and a requester moved by a
+    merge) in one statement for all, rather than the unit of work's one per run of equal
+    changes (a sent invitation next to a skipped one is two); the loaded invitations keep
+    the values as written."""
+    if invitations:
+        rows = [
+            {"b_id": invitation.id, **{name: getattr(invitation, name) for name in _OUTCOME}}
+            for invitation in invitations
+        ]
+        with session.no_autoflush:  # not the unit of work's way
+            await session.execute(_WRITE_OUTCOME, rows)
+        for invitation, row in zip(invitations, rows, strict=True):
+            for name in _OUTCOME:
+                set_committed_value(invitation, name, row[name])
+    await session.flush()  # anything else pending, as the flush this replaces did
 
 
 async def _tickets(session: AsyncSession, ids: list[int]) -> dict[int, Ticket]:
