@@ -19,7 +19,7 @@ from servicecycle.auth.models import Role
 from servicecycle.automation.rules import PLACEHOLDERS, fill, unknown_placeholders
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
-from servicecycle.events.service import Actor, record
+from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.followups.models import KINDS, OUTCOMES, STATES, FollowUp, FollowUpSettings
 from servicecycle.kit import clock
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -654,6 +654,162 @@ async def open_recovery(
         due_at=answered_at + timedelta(hours=hours),
         source=("survey_response", response_id),
         actor=actor,
+    )
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A survey answer the follow-ups hear of (``survey.answered``), at ``at``."""
+
+    ticket_id: int
+    response_id: str
+    agent_id: int | None
+    at: datetime
+    summary: str  # e.g. "NPS 3"
+    detractor: bool
+
+
+async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor: Actor) -> None:
+    """For answers about different tickets, what hearing of each in turn does: an unhappy
+    one is ``open_recovery`` (a new recovery, or a note on the ticket's open one), a
+    happier one a note on the open recovery its earlier answer opened. The reads are one
+    query each for all, the new recoveries one insert, and the events are recorded
+    together in the answers' order, each at its answer's moment (which also dates the
+    new recoveries)."""
+    if not answers:
+        return
+    held = {a.ticket_id: await session.get(Ticket, a.ticket_id) for a in answers if a.detractor}
+    sources = (
+        await session.scalars(
+            select(FollowUp).where(
+                FollowUp.source_type == "survey_response",
+                FollowUp.source_id.in_({a.response_id for a in answers}),
+            )
+        )
+    ).all()
+    by_response = {row.source_id: row for row in sources}
+    open_ones: dict[int, FollowUp] = {}
+    if held:
+        for row in await session.scalars(
+            select(FollowUp)
+            .where(
+                FollowUp.ticket_id.in_(list(held)),
+                FollowUp.kind == "recovery",
+                FollowUp.state == "open",
+            )
+            .order_by(FollowUp.id)
+        ):
+            if row.ticket_id is not None:
+                open_ones.setdefault(row.ticket_id, row)
+    hours: int | None = None
+    news: list[tuple[Answered, FollowUp | dict[str, Any], str]] = []  # (answer, row, note)
+    for answer in answers:
+        existing = by_response.get(answer.response_id)
+        if not answer.detractor:
+            if existing is not None and existing.state == "open":
+                news.append(
+                    (
+                        answer,
+                        existing,
+                        f"The customer changed their answer to {answer.summary} "
+                        "(no longer unhappy)",
+                    )
+                )
+            continue
+        ticket = held.get(answer.ticket_id)
+        if ticket is None or existing is not None:
+            continue
+        already = open_ones.get(ticket.id)
+        if already is not None:
+            news.append((answer, already, f"Another unhappy answer: {answer.summary}"))
+            continue
+        owner_id = None
+        for candidate in (ticket.assignee_id, answer.agent_id):
+            if candidate is not None and await _owner_ok(session, candidate):
+                owner_id = candidate
+                break
+        if hours is None:
+            hours = (await read_settings(session)).recovery_hours
+        await customers.get_customer(session, ticket.requester_id)  # as ``create`` checks
+        reason = _reason(
+            f"Unhappy customer: {answer.summary}. Call or write to them and close the loop."
+        )
+        news.append(
+            (
+                answer,
+                {
+                    "customer_id": ticket.requester_id,
+                    "ticket_id": ticket.id,
+                    "owner_id": owner_id,
+                    "kind": "recovery",
+                    "reason": reason,
+                    "due_at": answer.at + timedelta(hours=hours),
+                    "state": "open",
+                    "created_by_type": actor.type,
+                    "created_by_id": actor.id,
+                    "created_at": answer.at,
+                    "updated_at": answer.at,
+                    "source_type": "survey_response",
+                    "source_id": answer.response_id,
+                },
+                "",
+            )
+        )
+    values = [new for _, new, _ in news if isinstance(new, dict)]
+    made: dict[str | None, FollowUp] = {}
+    if values:
+        # ON CONFLICT: two transactions hearing of the same answer at once still open one
+        made = {
+            follow_up.source_id: follow_up
+            for follow_up in await session.scalars(
+                insert(FollowUp)
+                .values(values)
+                .on_conflict_do_nothing(
+                    index_elements=["source_type", "source_id"],
+                    index_where=FollowUp.source_id.is_not(None),
+                )
+                .returning(FollowUp)
+            )
+        }
+    recorded: list[NewEvent] = []
+    for answer, what, text in news:
+        if isinstance(what, FollowUp):
+            recorded.append(_event("follow_up.updated", what, actor, answer.at, {"note": text}))
+            continue
+        follow_up = made.get(answer.response_id)
+        if follow_up is None:  # opened by someone else meanwhile: theirs stands
+            continue
+        recorded.append(
+            _event(
+                "follow_up.created",
+                follow_up,
+                actor,
+                answer.at,
+                {
+                    "customer_id": what["customer_id"],
+                    "ticket_id": what["ticket_id"],
+                    "owner_id": what["owner_id"],
+                    "reason": what["reason"],
+                    "due_at": what["due_at"].isoformat(),
+                    "source": ["survey_response", answer.response_id],
+                },
+            )
+        )
+    await record_many(session, recorded)
+
+
+def _event(
+    kind: str, follow_up: FollowUp, actor: Actor, at: datetime, data: dict[str, Any]
+) -> NewEvent:
+    """What ``_record`` records, at ``at``."""
+    subject_type, subject_id = _subject(follow_up)
+    return NewEvent(
+        kind,
+        subject_type,
+        subject_id,
+        actor,
+        at,
+        {"follow_up_id": follow_up.id, "kind": follow_up.kind, **data},
     )
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicecycle.events.bus import subscribe
+from servicecycle.events.bus import Appended, batch_twin, subscribe
 from servicecycle.events.models import Event
 from servicecycle.events.service import Actor, record
 from servicecycle.followups import service
@@ -53,6 +53,31 @@ async def recover_detractor(session: AsyncSession, event: Event) -> None:
             text=f"The customer changed their answer to {_summary(data)} (no longer unhappy)",
             actor=RECOVERY,
         )
+
+
+@batch_twin(recover_detractor)
+async def recover_detractors(session: AsyncSession, events: list[Appended]) -> None:
+    """``recover_detractor`` for answers about different tickets, in a few statements."""
+    answers = []
+    for event in events:
+        if event.subject_type != "ticket" or not event.subject_id.isdigit():
+            continue
+        data = event.data
+        response_id = data.get("response_id")
+        if response_id is None:
+            continue
+        agent_id = data.get("agent_id")
+        answers.append(
+            service.Answered(
+                ticket_id=int(event.subject_id),
+                response_id=str(response_id),
+                agent_id=agent_id if isinstance(agent_id, int) else None,
+                at=event.occurred_at,
+                summary=_summary(data),
+                detractor=bool(data.get("detractor")),
+            )
+        )
+    await service.hear_answers(session, answers, actor=RECOVERY)
 
 
 @subscribe("follow_up.requested")

@@ -61,7 +61,7 @@ from servicecycle.simulation.plan import (
 from servicecycle.sla import batch as sla_batch
 from servicecycle.sla import service as sla
 from servicecycle.surveys import service as surveys
-from servicecycle.surveys.models import SurveyInvitation
+from servicecycle.surveys.models import SurveyInvitation, SurveyResponse
 from servicecycle.tickets import bulk
 from servicecycle.tickets import service as tickets
 from servicecycle.tickets.models import Ticket
@@ -430,35 +430,49 @@ class _Replay:
 
     async def step(self, index: int, planned: PlanTicket, number: int, step: Step) -> None:
         ticket = self.tickets[index]
-        if isinstance(step, SurveyAnswer):
-            await self.answer(ticket, step)
-        elif isinstance(step, FollowUp):
+        if isinstance(step, FollowUp):
             await self.follow_up(index, number, ticket, step)
         else:  # the others go through the batched services (``batched``)
             raise AssertionError(f"not a single step: {step}")
 
-    async def answer(self, ticket: Ticket, step: SurveyAnswer) -> None:
-        """The customer clicks a score in the invitation's mail: the link's token is read
-        back as the answer page reads it, and the answer recorded as the page records it."""
-        key = (ticket.id, step.kind)
-        if key not in self.sent:  # due but not yet swept up by the sender's cadence
-            await self.send_surveys([step.at])
-            self.at(step.at)
-        invitation = self.sent.get(key)
-        if invitation is None:
-            self.summary.survey_answers_unsent += 1
-            return
-        invitation_id, customer_id, sent_at = invitation
-        token = surveys.make_token(
-            self.mailer.keyring,
-            SurveyInvitation(id=invitation_id, customer_id=customer_id),
-            sent=sent_at,
-        )
-        found, survey = await surveys.resolve_token(self.session, self.mailer.keyring, token)
-        await surveys.answer(
-            self.session, found, survey, score=step.score, comment=step.comment or None
-        )
-        self.summary.survey_answers += 1
+    async def answer(self, items: list[_Item]) -> None:
+        """The customers click a score in their invitations' mail (one item each of
+        different tickets): each link's token is read back as the answer page reads it, and
+        the answers recorded as the page records them, in one ``surveys.answer_many``."""
+        clicks: list[tuple[_Item, surveys.NewAnswer]] = []
+        for item in items:
+            step = self.plan.tickets[item.index].steps[item.step]
+            assert isinstance(step, SurveyAnswer)
+            key = (self.tickets[item.index].id, step.kind)
+            if key not in self.sent:  # due but not yet swept up by the sender's cadence
+                await self.send_surveys([step.at])
+            invitation = self.sent.get(key)
+            if invitation is None:
+                self.summary.survey_answers_unsent += 1
+                continue
+            invitation_id, customer_id, sent_at = invitation
+            token = surveys.make_token(
+                self.mailer.keyring,
+                SurveyInvitation(id=invitation_id, customer_id=customer_id),
+                sent=sent_at,
+            )
+            clicks.append(
+                (
+                    item,
+                    surveys.NewAnswer(
+                        token=token, score=step.score, at=step.at, comment=step.comment or None
+                    ),
+                )
+            )
+        if clicks:
+            self.at(max(item.at for item, _ in clicks))
+            await self.call(self.answer_many, clicks)
+            self.summary.survey_answers += len(clicks)
+
+    async def answer_many(
+        self, session: AsyncSession, items: list[surveys.NewAnswer]
+    ) -> list[SurveyResponse]:
+        return await surveys.answer_many(session, self.mailer.keyring, items)
 
     async def follow_up(self, index: int, number: int, ticket: Ticket, step: FollowUp) -> None:
         """A planned contact; a ``recovery`` is the one the follow-ups domain opened by itself
@@ -633,6 +647,7 @@ class _Replay:
         assigns: list[tuple[_Item, bulk.NewAssignment]] = []
         messages: list[tuple[_Item, bulk.NewMessage]] = []
         statuses: list[tuple[_Item, bulk.NewStatus]] = []
+        answers: list[_Item] = []
         singles: list[_Item] = []
         for item in steps:
             planned = self.plan.tickets[item.index]
@@ -677,6 +692,8 @@ class _Replay:
                             SEND_SURVEYS, step.at + timedelta(hours=hours), SURVEYS_EVERY
                         )
                         self.survey_due.setdefault(item.index, set()).add(at)
+            elif isinstance(step, SurveyAnswer):
+                answers.append(item)
             else:
                 singles.append(item)
         if opens:
@@ -700,6 +717,8 @@ class _Replay:
             self.at(max(item.at for item, _ in statuses))
             await self.call(bulk.set_statuses, statuses)
             self.summary.status_changes += len(statuses)
+        if answers:
+            await self.answer(answers)
         for item in singles:
             self.at(item.at)
             await self.ticket_step(item)
@@ -757,7 +776,7 @@ class _Replay:
             raise Refused(f"{planned.key} step {item.step} ({what}): {message}") from exc
 
     async def ticket_step(self, item: _Item) -> None:
-        """A step with no batched service (survey answers, follow-ups), on its own."""
+        """A step with no batched service (follow-ups), on its own."""
         planned = self.plan.tickets[item.index]
         step = planned.steps[item.step]
         try:

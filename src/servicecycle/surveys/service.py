@@ -26,7 +26,13 @@ from servicecycle.customers import service as customers
 from servicecycle.events import versions
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    ValidationFailed,
+)
 from servicecycle.kit.secrets import BadToken, Keyring
 from servicecycle.surveys import scores
 from servicecycle.surveys.models import (
@@ -913,12 +919,42 @@ async def answer(
     """Record the customer's answer, or update it (one answer per invitation, even with
     two clicks at once). Records ``survey.answered`` when something changed: the same
     score clicked again is no news."""
+    value, text = _checked(survey, score, comment, source)
+    now = clock.now()
+    response, inserted = await _upsert(session, invitation, survey, value, text, source, now)
+    if inserted is None:  # the same answer again (a second click on the same score): no news
+        return response
+    event = _answered(invitation, survey, response, value, inserted, source, now)
+    await record(
+        session,
+        event.kind,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        actor=event.actor,
+        data=event.data,
+    )
+    return response
+
+
+def _checked(
+    survey: Survey, score: Any, comment: str | None, source: str
+) -> tuple[int, str | None]:
+    """The score on the survey's scale and the cleaned comment (None: not given), or 422."""
     value = check_score(survey, score)
     if source not in SOURCES:
         raise ValidationFailed("Unknown source", fields={"source": f"one of {SOURCES}"})
-    text = None if comment is None else _clean_comment(comment)
-    now = clock.now()
-    values: dict[str, Any] = {
+    return value, None if comment is None else _clean_comment(comment)
+
+
+def _response_values(
+    invitation: SurveyInvitation,
+    survey: Survey,
+    value: int,
+    text: str | None,
+    source: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
         "invitation_id": invitation.id,
         "survey_id": survey.id,
         "kind": survey.kind,
@@ -934,6 +970,19 @@ async def answer(
         "answered_at": now,
         "updated_at": now,
     }
+
+
+async def _upsert(
+    session: AsyncSession,
+    invitation: SurveyInvitation,
+    survey: Survey,
+    value: int,
+    text: str | None,
+    source: str,
+    now: datetime,
+) -> tuple[SurveyResponse, bool | None]:
+    """The invitation's answer written: (the response, whether it is new), or (the
+    response as it was, None) when nothing changed."""
     update = {"score": value, "source": source, "updated_at": now}
     if text is not None:
         update["comment"] = text
@@ -943,24 +992,37 @@ async def answer(
     row: Any = (
         await session.execute(
             insert(SurveyResponse)
-            .values(**values)
+            .values(**_response_values(invitation, survey, value, text, source, now))
             .on_conflict_do_update(index_elements=["invitation_id"], set_=update, where=changed)
             .returning(SurveyResponse.id, literal_column("(xmax = 0)").label("inserted"))
         )
     ).one_or_none()
-    if row is None:  # the same answer again (a second click on the same score): no news
+    if row is None:
         same = await response_of(session, invitation.id)
         assert same is not None
-        return same
+        return same, None
     response = await session.get(SurveyResponse, row.id, populate_existing=True)
     assert response is not None
-    await record(
-        session,
+    return response, bool(row.inserted)
+
+
+def _answered(
+    invitation: SurveyInvitation,
+    survey: Survey,
+    response: SurveyResponse,
+    value: int,
+    inserted: bool,
+    source: str,
+    now: datetime,
+) -> NewEvent:
+    """``survey.answered`` on the ticket, by the customer."""
+    return NewEvent(
         "survey.answered",
-        subject_type="ticket",
-        subject_id=invitation.ticket_id,
-        actor=Actor("customer", str(invitation.customer_id)),
-        data={
+        "ticket",
+        invitation.ticket_id,
+        Actor("customer", str(invitation.customer_id)),
+        now,
+        {
             "response_id": response.id,
             "invitation_id": invitation.id,
             "survey_id": survey.id,
@@ -970,12 +1032,120 @@ async def answer(
             "agent_id": invitation.agent_id,
             "team_id": invitation.team_id,
             "detractor": scores.is_detractor(survey.kind, value),
-            "updated": not row.inserted,
+            "updated": not inserted,
             "comment": bool(response.comment),
             "source": source,
         },
     )
-    return response
+
+
+@dataclass(frozen=True)
+class NewAnswer:
+    """A click on a survey link at ``at``: what the answer page does with ``resolve_token``
+    and ``answer`` (``answer_many``)."""
+
+    token: str
+    score: Any
+    at: datetime
+    comment: str | None = None
+    source: str = "email"
+
+
+async def answer_many(
+    session: AsyncSession, keyring: Keyring, items: Sequence[NewAnswer]
+) -> list[SurveyResponse]:
+    """``resolve_token`` and ``answer`` for each item, each at its own moment (its link's
+    expiry, its answer's and its event's time), as one after another would make them, for
+    items about different invitations: every link and score is checked first (a link
+    that ``resolve_token`` refuses, an invitation twice, a score off its scale or a bad
+    comment refuses the whole batch, naming the item, and nothing is written), then the
+    new answers are written in one statement and the ``survey.answered`` events recorded
+    together, in the items' order (subscribers with a batch twin hear them at once). An
+    answer given before is updated as ``answer`` updates it; the same answer again is no
+    news. Returns each item's response."""
+    if not items:
+        return []
+    claims: list[tuple[int, int]] = []  # (invitation, customer) each link was made for
+    for index, item in enumerate(items):
+        try:
+            payload = keyring.unsign(TOKEN_PURPOSE, item.token, now=item.at)
+        except BadToken as exc:
+            raise _bad_link(exc.reason).at_item(index, "survey link") from exc
+        invitation_id, customer_id = payload.get("invitation"), payload.get("customer")
+        if not isinstance(invitation_id, int) or not isinstance(customer_id, int):
+            raise _bad_link("invalid").at_item(index, "survey link")
+        claims.append((invitation_id, customer_id))
+    found = {
+        invitation.id: (invitation, survey)
+        for invitation, survey in (
+            await session.execute(
+                select(SurveyInvitation, Survey)
+                .join(Survey, Survey.id == SurveyInvitation.survey_id)
+                .where(SurveyInvitation.id.in_({i for i, _ in claims}))
+            )
+        ).all()
+    }
+    tickets_ = await _tickets(session, [found[i][0].ticket_id for i, _ in claims if i in found])
+    checked: list[tuple[SurveyInvitation, Survey, int, str | None, NewAnswer]] = []
+    seen: set[int] = set()
+    for index, (item, (invitation_id, customer_id)) in enumerate(zip(items, claims, strict=True)):
+        what = f"invitation {invitation_id}"
+        invitation, survey = found.get(invitation_id, (None, None))
+        if invitation is None or survey is None or invitation.status != "sent":
+            raise _bad_link("invalid").at_item(index, what)
+        ticket = tickets_.get(invitation.ticket_id)
+        if (
+            customer_id != invitation.customer_id
+            or ticket is None
+            or ticket.requester_id != invitation.customer_id
+        ):
+            raise _bad_link("other customer").at_item(index, what)
+        if invitation_id in seen:
+            raise ValidationFailed(
+                "an invitation may be answered once per batch",
+                fields={"items": "one item per invitation"},
+            ).at_item(index, what)
+        seen.add(invitation_id)
+        try:
+            value, text = _checked(survey, item.score, item.comment, item.source)
+        except ServiceError as exc:
+            raise exc.at_item(index, what) from exc
+        checked.append((invitation, survey, value, text, item))
+    made = {
+        response.invitation_id: response
+        for response in await session.scalars(
+            insert(SurveyResponse)
+            .values(
+                [
+                    _response_values(invitation, survey, value, text, item.source, item.at)
+                    for invitation, survey, value, text, item in checked
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["invitation_id"])
+            .returning(SurveyResponse)
+        )
+    }
+    responses: list[SurveyResponse] = []
+    recorded: list[NewEvent] = []
+    for invitation, survey, value, text, item in checked:
+        response = made.get(invitation.id)
+        inserted: bool | None = True
+        if response is None:  # answered before: updated as ``answer`` updates it
+            response, inserted = await _upsert(
+                session, invitation, survey, value, text, item.source, item.at
+            )
+        responses.append(response)
+        if inserted is not None:
+            recorded.append(
+                _answered(invitation, survey, response, value, inserted, item.source, item.at)
+            )
+    await record_many(session, recorded)
+    return responses
+
+
+def _bad_link(reason: str) -> ValidationFailed:
+    """A link ``resolve_token`` refuses (``reason`` as its ``Refused`` says)."""
+    return ValidationFailed(f"The survey link is refused ({reason})", fields={"token": reason})
 
 
 async def rate_in_place(
