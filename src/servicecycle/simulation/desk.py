@@ -213,7 +213,7 @@ class Desk:
     def _arrive(self, at: float, topic_index: int) -> None:
         topic, rng = self.topics[topic_index], self.rng
         person = self.crowd.pick()
-        slots = self.writer.slots()
+        slots = self.writer.slots(self._dt(at).date())
         subject, body = self.writer.ticket(topic.wording, person.name, slots)
         ticket = _Ticket(
             index=len(self.tickets),
@@ -329,7 +329,7 @@ class Desk:
                 ticket.pendings.append((at + 2, math.inf))  # ends when an agent takes it
                 self._push(back, _READY, _Item(ticket, "team", back, agent))
             else:
-                ticket.question = w.question(topic.wording)
+                ticket.question = w.question(topic.wording, ticket.slots)
                 body = w.agent(
                     topic.wording,
                     "ask",
