@@ -26,12 +26,14 @@ from typing import Any
 
 import aiosmtplib
 import structlog
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 
 from servicecycle.channels.models import InboundMail, MailThread, OutboundMail
 from servicecycle.customers import service as customers
+from servicecycle.customers.models import CustomerIdentity
 from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
@@ -166,12 +168,49 @@ async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundM
     return rows
 
 
+# the e-mail identities of many customers, oldest first: one statement text for any number
+_EMAILS = (
+    select(CustomerIdentity.customer_id, CustomerIdentity.value)
+    .where(
+        CustomerIdentity.customer_id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
+        CustomerIdentity.kind == "email",
+    )
+    .order_by(CustomerIdentity.id)
+)
+
+
 async def addresses(session: AsyncSession, customer_ids: list[int]) -> dict[int, str | None]:
-    """Each customer's address for mail from the desk (their first e-mail identity)."""
-    found = await customers.identities_of(session, list(dict.fromkeys(customer_ids)))
-    return {
-        cid: next((i.value for i in ids if i.kind == "email"), None) for cid, ids in found.items()
-    }
+    """Each customer's address for mail from the desk (their first e-mail identity, as
+    ``customers.identities_of`` orders them); plain values, no identity rows loaded."""
+    found: dict[int, str | None] = dict.fromkeys(customer_ids)
+    if found:
+        for customer_id, value in await session.execute(_EMAILS, {"ids": list(found)}):
+            if found[customer_id] is None:
+                found[customer_id] = value
+    return found
+
+
+# many mails and their threads in one statement of one text whatever their number; the
+# rows are numbered in the arrays' order, so the sorted ids are the mails' in that order
+_QUEUE_MANY = text("""
+WITH made AS (
+    INSERT INTO outbound_mails (ticket_id, message_row_id, kind, to_address, subject, body_text,
+                                message_id, reply_to, next_attempt_at, created_at)
+    SELECT t, m, k, a, s, b, mid, r, at, at
+    FROM unnest(CAST(:tickets AS bigint[]), CAST(:messages AS bigint[]), CAST(:kinds AS text[]),
+                CAST(:tos AS text[]), CAST(:subjects AS text[]), CAST(:bodies AS text[]),
+                CAST(:mids AS text[]), CAST(:replies AS text[]), CAST(:ats AS timestamptz[]))
+         WITH ORDINALITY AS u(t, m, k, a, s, b, mid, r, at, n)
+    ORDER BY n
+    RETURNING id, message_id, ticket_id
+),
+threads AS (
+    INSERT INTO mail_threads (message_id, ticket_id)
+    SELECT message_id, ticket_id FROM made
+    ON CONFLICT DO NOTHING
+)
+SELECT id FROM made
+""")
 
 
 async def queue_rows(
@@ -241,21 +280,21 @@ async def queue_rows(
                 ),
                 body_text=mail.body,
                 message_id=f"<{uuid.uuid4().hex}@{domain}>",
+                in_reply_to=None,
+                references="",
                 reply_to=_reply_address(mail.sender, ticket.id),
+                status="queued",
+                attempts=0,
+                last_error=None,
                 next_attempt_at=mail.at,
                 created_at=mail.at,
+                sent_at=None,
+                claim_token=None,
+                claimed_until=None,
             )
         )
         events.append(None)
-    rows_made = [row for row in made if row is not None]
-    if rows_made:
-        session.add_all(rows_made)
-        await session.flush()
-        await session.execute(
-            insert(MailThread)
-            .values([{"message_id": r.message_id, "ticket_id": r.ticket_id} for r in rows_made])
-            .on_conflict_do_nothing()
-        )
+    await _store(session, [row for row in made if row is not None])
     for index, (mail, row) in enumerate(zip(mails, made, strict=True)):
         if row is not None:
             events[index] = NewEvent(
@@ -272,6 +311,30 @@ async def queue_rows(
                 },
             )
     return made, events
+
+
+async def _store(session: AsyncSession, rows: list[OutboundMail]) -> None:
+    """Insert the new rows (every column given) and their threads in one statement, then
+    keep them in the session as loaded rows (nothing left for the unit of work to do)."""
+    if not rows:
+        return
+    await session.flush()  # the tickets and messages they name go first
+    params = {
+        "tickets": [r.ticket_id for r in rows],
+        "messages": [r.message_row_id for r in rows],
+        "kinds": [r.kind for r in rows],
+        "tos": [r.to_address for r in rows],
+        "subjects": [r.subject for r in rows],
+        "bodies": [r.body_text for r in rows],
+        "mids": [r.message_id for r in rows],
+        "replies": [r.reply_to for r in rows],
+        "ats": [r.created_at for r in rows],
+    }
+    ids = sorted((await session.execute(_QUEUE_MANY, params)).scalars().all())
+    for row, row_id in zip(rows, ids, strict=True):
+        row.id = row_id
+        make_transient_to_detached(row)
+        session.add(row)
 
 
 async def _looping(session: AsyncSession, to: str) -> bool:
