@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, TextClause, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from servicecycle.customers.models import Customer
@@ -188,6 +191,67 @@ async def _write(
             set_committed_value(ticket, name, row[name])
 
 
+# Many rows in one INSERT of one text whatever their number (as ``events.record_many``): the
+# driver parses it once, the server can prepare it, and the ORM's unit of work is not asked
+# to sort and batch rows it only has to remember. The rows are numbered in the arrays' order,
+# so the sorted ids returned are the rows' in that order.
+_NEW_TICKETS = text("""
+INSERT INTO tickets (subject, status, priority, type, channel, requester_id, tags, custom,
+                     created_at, updated_at, version)
+SELECT s, 'new', p, ty, ch, r,
+       CAST(ARRAY(SELECT jsonb_array_elements_text(CAST(tg AS jsonb))) AS varchar(80)[]),
+       CAST('{}' AS jsonb), a, a, 1
+FROM unnest(CAST(:subjects AS text[]), CAST(:priorities AS text[]), CAST(:types AS text[]),
+            CAST(:channels AS text[]), CAST(:requesters AS bigint[]), CAST(:tags AS text[]),
+            CAST(:ats AS timestamptz[])) WITH ORDINALITY AS u(s, p, ty, ch, r, tg, a, n)
+ORDER BY n
+RETURNING id
+""")
+_NEW_MESSAGES = text("""
+INSERT INTO messages (ticket_id, public, author_type, author_user_id, author_customer_id,
+                      channel, body_html, body_text, created_at)
+SELECT t, p, a, u, c, ch, h, b, at
+FROM unnest(CAST(:tickets AS bigint[]), CAST(:publics AS boolean[]), CAST(:authors AS text[]),
+            CAST(:users AS bigint[]), CAST(:customers AS bigint[]), CAST(:channels AS text[]),
+            CAST(:htmls AS text[]), CAST(:texts AS text[]), CAST(:ats AS timestamptz[]))
+     WITH ORDINALITY AS u(t, p, a, u, c, ch, h, b, at, n)
+ORDER BY n
+RETURNING id
+""")
+
+
+async def _insert(session: AsyncSession, stmt: TextClause, params: dict[str, Any]) -> list[int]:
+    """The ids of the rows ``stmt`` inserted, in the arrays' order."""
+    return sorted((await session.execute(stmt, params)).scalars().all())
+
+
+def _attach(session: AsyncSession, rows: Sequence[Ticket | Message], ids: list[int]) -> None:
+    """Rows written by SQL, every column given, kept in the session as loaded rows."""
+    for row, row_id in zip(rows, ids, strict=True):
+        row.id = row_id
+        make_transient_to_detached(row)
+        session.add(row)
+
+
+async def _insert_messages(session: AsyncSession, messages: list[Message]) -> None:
+    ids = await _insert(
+        session,
+        _NEW_MESSAGES,
+        {
+            "tickets": [m.ticket_id for m in messages],
+            "publics": [m.public for m in messages],
+            "authors": [m.author_type for m in messages],
+            "users": [m.author_user_id for m in messages],
+            "customers": [m.author_customer_id for m in messages],
+            "channels": [m.channel for m in messages],
+            "htmls": [m.body_html for m in messages],
+            "texts": [m.body_text for m in messages],
+            "ats": [m.created_at for m in messages],
+        },
+    )
+    _attach(session, messages, ids)
+
+
 async def create_tickets(
     session: AsyncSession, items: list[NewTicket]
 ) -> list[tuple[Ticket, Message]]:
@@ -222,11 +286,28 @@ async def create_tickets(
             custom={},
             created_at=item.at,
             updated_at=item.at,
+            first_reply_at=None,
+            solved_at=None,
+            closed_at=None,
+            merged_into_id=None,
+            version=1,
         )
         for item, (subject, _, _, tags) in zip(items, cleaned, strict=True)
     ]
-    session.add_all(made)
-    await session.flush()
+    ids = await _insert(
+        session,
+        _NEW_TICKETS,
+        {
+            "subjects": [t.subject for t in made],
+            "priorities": [t.priority for t in made],
+            "types": [t.type for t in made],
+            "channels": [t.channel for t in made],
+            "requesters": [t.requester_id for t in made],
+            "tags": [json.dumps(t.tags) for t in made],
+            "ats": [t.created_at for t in made],
+        },
+    )
+    _attach(session, made, ids)
     messages = [
         Message(
             ticket_id=ticket.id,
@@ -241,8 +322,7 @@ async def create_tickets(
         )
         for ticket, item, (_, safe, plain, _) in zip(made, items, cleaned, strict=True)
     ]
-    session.add_all(messages)
-    await session.flush()
+    await _insert_messages(session, messages)
     created = service._created(session)
     for ticket, message in zip(made, messages, strict=True):
         created[ticket.id] = message
@@ -429,8 +509,7 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
         )
         for item, (safe, plain) in zip(items, bodies, strict=True)
     ]
-    session.add_all(messages)
-    await session.flush()
+    await _insert_messages(session, messages)
     await record_many(
         session,
         [
