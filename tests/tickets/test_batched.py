@@ -97,6 +97,7 @@ STEPS: list[tuple[float, str]] = [
     (10, "note"),
     (20, "reply"),  # the first reply: open
     (30, "pending"),
+    (60, "reply"),  # a reply while pending: the periodic update starts paused
     (180, "customer"),  # the customer answers: open again, the next reply is owed
     (240, "reply"),
     (241, "solved"),
@@ -341,7 +342,7 @@ async def test_batches_make_the_same_story_as_the_single_services_ticket_by_tick
         assert kind in kinds
     assert "seen" in story["ticket"][1]  # the rule's action
     assert story["deliveries"] and story["invitations"]
-    assert [m[0] for m in story["mails"]] == ["acknowledgement", "reply", "reply"]
+    assert [m[0] for m in story["mails"]] == ["acknowledgement", "reply", "reply", "reply"]
 
 
 async def test_a_bad_item_writes_nothing_and_is_named(

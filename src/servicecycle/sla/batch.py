@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import BigInteger, DateTime
 
@@ -37,21 +38,66 @@ async def clocks_of_tickets(
     return found
 
 
+# many clocks in one INSERT of one text whatever their number; the rows are numbered in the
+# arrays' order, so the sorted ids returned are the clocks' in that order
+_NEW_CLOCKS = text("""
+INSERT INTO sla_clocks (ticket_id, policy_id, metric, state, target_minutes, business,
+                        started_at, running_since, used_minutes, due_at, warn_at)
+SELECT t, p, m, st, tm, b, sa, rs, um, d, w
+FROM unnest(CAST(:tickets AS bigint[]), CAST(:policies AS bigint[]), CAST(:metrics AS text[]),
+            CAST(:states AS text[]), CAST(:targets AS int[]), CAST(:business AS boolean[]),
+            CAST(:started AS timestamptz[]), CAST(:running AS timestamptz[]),
+            CAST(:used AS float8[]), CAST(:due AS timestamptz[]), CAST(:warn AS timestamptz[]))
+     WITH ORDINALITY AS u(t, p, m, st, tm, b, sa, rs, um, d, w, n)
+ORDER BY n
+RETURNING id
+""")
+
+
 async def start_for(session: AsyncSession, starts: list[Start]) -> dict[int, list[SlaClock]]:
-    """``start_many`` for each ticket, stored in one statement; returns the started clocks."""
+    """``start_many`` for each ticket, stored in one statement; returns the started clocks.
+    A clock that ``start_many`` would pause at once (the ticket waits) is stored paused, as
+    the pause leaves it, instead of running and then changed."""
     made: dict[int, list[SlaClock]] = {}
-    for ticket_id, policy, metrics, at, _ in starts:
+    for ticket_id, policy, metrics, at, paused in starts:
         rows = await service.new_clocks(session, ticket_id, policy, metrics, at=at)
+        if paused:
+            for row in rows:
+                await service.pause(session, row, at=at)
         if rows:
             made.setdefault(ticket_id, []).extend(rows)
     if not made:
         return made
-    session.add_all([row for rows in made.values() for row in rows])
-    await session.flush()
-    for ticket_id, _policy, _, at, paused in starts:
+    await _insert(session, [row for rows in made.values() for row in rows])
+    for ticket_id, _policy, _, at, _paused in starts:
         if made.get(ticket_id):
-            await service.note_started(session, ticket_id, made[ticket_id], at=at, paused=paused)
+            await service.note_started(session, ticket_id, made[ticket_id], at=at, paused=False)
     return made
+
+
+async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
+    """Insert the new clocks (every column given) in one statement and keep them in the
+    session as loaded rows: nothing is left for the unit of work to write."""
+    for row in rows:
+        row.warned_at = row.breached_at = row.stopped_at = None
+    params = {
+        "tickets": [r.ticket_id for r in rows],
+        "policies": [r.policy_id for r in rows],
+        "metrics": [r.metric for r in rows],
+        "states": [r.state for r in rows],
+        "targets": [r.target_minutes for r in rows],
+        "business": [r.business for r in rows],
+        "started": [r.started_at for r in rows],
+        "running": [r.running_since for r in rows],
+        "used": [r.used_minutes for r in rows],
+        "due": [r.due_at for r in rows],
+        "warn": [r.warn_at for r in rows],
+    }
+    ids = sorted((await session.execute(_NEW_CLOCKS, params)).scalars().all())
+    for row, row_id in zip(rows, ids, strict=True):
+        row.id = row_id
+        make_transient_to_detached(row)
+        session.add(row)
 
 
 async def stop_many(session: AsyncSession, stops: list[tuple[SlaClock, datetime, bool]]) -> None:
