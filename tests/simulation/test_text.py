@@ -65,6 +65,9 @@ class Talk:
     solve: str
     reopen: str
     again: str
+    follow_ask: str  # after the reopen: about what went wrong
+    follow_answer: str
+    follow_note: str
 
 
 def _talk(writer: Writer, wording: str) -> Talk:
@@ -77,8 +80,28 @@ def _talk(writer: Writer, wording: str) -> Talk:
     wait = writer.agent(wording, "wait", agent=AGENT, customer=CUSTOMER, slots=slots)
     solve = writer.agent(wording, "solve", agent=AGENT, customer=CUSTOMER, slots=slots)
     reopen = writer.customer(wording, "reopen", customer=CUSTOMER, slots=slots)
+    q = writer.question(wording, slots)
+    follow_ask = writer.agent(
+        wording, "ask", agent=AGENT, customer=CUSTOMER, question=q, slots=slots
+    )
+    follow_answer = writer.customer(wording, "answer", customer=CUSTOMER, question=q, slots=slots)
+    follow_note = writer.note(wording, slots)
     again = writer.agent(wording, "solve", agent=AGENT, customer=CUSTOMER, slots=slots)
-    return Talk(slots, subject, body, ask, answer, note, wait, solve, reopen, again)
+    return Talk(
+        slots,
+        subject,
+        body,
+        ask,
+        answer,
+        note,
+        wait,
+        solve,
+        reopen,
+        again,
+        follow_ask,
+        follow_answer,
+        follow_note,
+    )
 
 
 class _Known(dict[str, str]):
@@ -156,6 +179,14 @@ def test_every_part_of_a_conversation_comes_from_one_case(wording: str) -> None:
         # a "we're on it" reply is the case's own or a generic one
         waits = {*cases[cases.index(talk.slots.case)].waits, *text._WAITS}
         assert any(_wrote(t, talk.slots, talk.wait) for t in waits), talk.wait
+        # after the reopen: questions and notes about what went wrong
+        after = text._REOPENED
+        assert any(
+            _wrote(a.text, talk.slots, talk.follow_ask)
+            and any(_said(t, talk.slots, talk.follow_answer) for t in a.answers)
+            for a in after.asks
+        ), (talk.follow_ask, talk.follow_answer)
+        assert any(_wrote(t, talk.slots, talk.follow_note) for t in after.notes)
     assert set(seen) == set(range(len(cases)))  # every case is used
 
 
@@ -225,6 +256,10 @@ def test_a_second_reopen_and_a_repeated_question_still_read_right() -> None:
     assert sorted(questions) == list(range(asks))  # no question twice while others are left
     again = writer.agent("invoice", "ask", agent=AGENT, customer=CUSTOMER, slots=slots)
     assert "Just to double-check: " in again
+    first = writer.customer("invoice", "answer", customer=CUSTOMER, slots=slots)
+    second = writer.customer("invoice", "answer", customer=CUSTOMER, slots=slots)
+    said = [a for a in slots.case.asks[0].answers if _said(a, slots, first)]
+    assert said and _said(said[0], slots, second)  # asked twice, answered the same
     solves, reopens = [], []
     for _ in range(3):
         solves.append(writer.agent("invoice", "solve", agent=AGENT, customer=CUSTOMER, slots=slots))
@@ -249,13 +284,14 @@ def test_the_generated_tickets_keep_to_one_case() -> None:
     wording = {t.name: t.wording for t in scenario.topics}
     plan = generate(scenario, seed=11, end=date(2026, 6, 1))
     assert len(plan.tickets) > 300
+    after = text._REOPENED
     patterns = {
         name: [
             (
                 [_pattern(t) for t in c.subjects],
-                [_pattern(t) for t in (*c.notes, *text._CHASES)],
-                [_pattern(t) for a in c.asks for t in (a.text,)]
-                + [_pattern(t) for t in (*c.waits, *text._WAITS, *text._LAST)]
+                [_pattern(t) for t in (*c.notes, *text._CHASES, *after.notes)],
+                [_pattern(a.text) for a in (*c.asks, *after.asks)]
+                + [_pattern(t) for t in (*c.waits, *after.waits, *text._WAITS, *text._LAST)]
                 + [_pattern(t) for f in c.fixes for t in (f.text, *f.again)],
             )
             for c in cases

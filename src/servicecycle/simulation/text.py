@@ -1636,6 +1636,33 @@ _WAITS = (
     "We're checking this with our partner; I'll come back to you.",
     "I'm looking into this with a colleague and will get back to you shortly.",
 )
+# after a reopen the agent's questions, notes and "we're on it" replies are about what went
+# wrong with the solution, not the case's first questions
+_REOPENED = _case(
+    subjects=(),
+    problems=(),
+    details=(),
+    asks={
+        "Could you tell me exactly what happened, so I can put it right this time?": (
+            "It's as I said, nothing has changed since.",
+            "Nothing more than what I wrote, sorry.",
+        ),
+        "When did you last check, so I can compare it with what we see here?": (
+            "This morning.",
+            "Just now, before writing to you.",
+        ),
+    },
+    notes=(
+        "Customer came back after the fix; checking what went wrong.",
+        "Reopened: asked the team to look at it again.",
+        "Reopened; flagged to the team lead.",
+    ),
+    waits=(
+        "I'm sorry about this; I'm checking what went wrong and will update you shortly.",
+        "I've asked the team to look at it again and will come back to you as soon as I hear.",
+    ),
+    fixes={},
+)
 _CHASES = (  # an internal note when the case's own notes are used up
     "Chased them again; no answer yet.",
     "Still waiting; sent a reminder.",
@@ -1652,6 +1679,7 @@ _LAST = (  # the agent's solution when the case has no fresh one left
     "Sorry for all the back and forth. I've sorted this out myself and added a £10 voucher to "
     "your account for the trouble.",
 )
+_AGAIN = ("Yes, as I said: ", "As I said, ", "Same as before: ")
 _CUSTOMER_LEAD = {
     "answer": ("", "", "Hi,", "Thanks for getting back to me.", "Sure."),
     "reopen": ("", "", "Hi again,", "Hello,", "Sorry, me again."),
@@ -1732,7 +1760,8 @@ class Slots(dict[str, str]):
         self.today = today
         self.case: Case | None = None
         self.fix: Fix | None = None  # the agent's first solution
-        self.asked: list[int] = []  # the asks used, in order
+        self.asked: list[int] = []  # the asks used (since the last reopen), in order
+        self.answers: dict[int, str] = {}  # the customer's answer to each of them
         self.used: set[str] = set()  # the notes, waits and solutions used (not said twice)
         self.last = ""  # what happened last: "", "answer", "wait", "reopen" or "agent"
         self.replies = 0  # the agent's public replies so far
@@ -1842,9 +1871,14 @@ class Writer:
             subject = subject.lower()
         return subject[:200], _casual(rng, body)
 
+    def _now(self, wording: str, slots: Slots) -> Case:
+        """Where the questions, notes and waits come from: the case, or after a reopen what
+        went wrong with its solution."""
+        return self.case(wording, slots) if slots.reopens == 0 else _REOPENED
+
     def question(self, wording: str, slots: Slots) -> int:
         """Which of the case's asks the agent asks next (one not asked yet, if any)."""
-        asks = self.case(wording, slots).asks
+        asks = self._now(wording, slots).asks
         fresh = [i for i in range(len(asks)) if i not in slots.asked] or list(range(len(asks)))
         return fresh[int(self.rng.random() * len(fresh))]
 
@@ -1862,15 +1896,15 @@ class Writer:
         it) or "solve" (the case's solution; after a reopen, one that answers it)."""
         rng = self.rng
         slots = slots if slots is not None else self.slots()
-        case = self.case(wording, slots)
+        case, now = self.case(wording, slots), self._now(wording, slots)
         if stage == "ask":
-            i = question % len(case.asks)
-            middle = case.asks[i].text
+            i = question % len(now.asks)
+            middle = now.asks[i].text
             if i in slots.asked:
                 middle = "Just to double-check: " + middle[0].lower() + middle[1:]
             slots.asked.append(i)
         elif stage == "wait":
-            own = case.waits if case.waits and rng.random() < 0.7 else _WAITS
+            own = now.waits if now.waits and rng.random() < 0.7 else _WAITS
             middle = _fresh(rng, own, slots, _WAITS)
         elif slots.fix is None:
             slots.fix = case.fixes[int(rng.random() * len(case.fixes))]
@@ -1890,7 +1924,7 @@ class Writer:
     def note(self, wording: str, slots: Slots | None = None) -> str:
         """An internal note: what the ticket is waiting on."""
         slots = slots if slots is not None else self.slots()
-        return _fresh(self.rng, self.case(wording, slots).notes, slots, _CHASES).format_map(slots)
+        return _fresh(self.rng, self._now(wording, slots).notes, slots, _CHASES).format_map(slots)
 
     def customer(
         self,
@@ -1905,14 +1939,22 @@ class Writer:
         did not work)."""
         rng = self.rng
         slots = slots if slots is not None else self.slots()
-        case = self.case(wording, slots)
         if stage == "answer":
-            text = _pick(rng, case.asks[question % len(case.asks)].answers)
+            asks = self._now(wording, slots).asks
+            i = question % len(asks)
+            if i in slots.answers:  # asked again: the same answer
+                said = slots.answers[i]
+                text = _pick(rng, _AGAIN) + said[0].lower() + said[1:]
+            else:
+                text = slots.answers[i] = _pick(rng, asks[i].answers)
             slots.last = "answer"
         else:
+            self.case(wording, slots)
             first = slots.fix is not None and slots.reopens == 0
             text = _pick(rng, slots.fix.reopens if first and slots.fix else _STILL)
             slots.reopens += 1
+            slots.asked.clear()  # the questions about what went wrong are new
+            slots.answers.clear()
             slots.last = "reopen"
         lead = _pick(rng, _CUSTOMER_LEAD[stage])
         return _casual(rng, _join(lead, text.format_map(slots), customer.split(" ")[0]))
