@@ -128,3 +128,21 @@ async def test_fields_through_the_api(client: AsyncClient, make_token: MakeToken
     assert retired.status_code == 200 and retired.json()["active"] is False
     listed: list[Any] = (await client.get("/api/v1/custom-fields", headers=agent.headers)).json()
     assert [f["key"] for f in listed] == ["order_number", "reason"]
+
+
+async def test_the_specs_copy_follows_every_change_of_the_fields(db: Any) -> None:
+    from servicecycle.events.service import Actor
+    from servicecycle.tickets import custom_fields
+
+    admin = Actor.system("test")
+    assert "po" not in await custom_fields.specs(db)  # a copy made before the change
+    field = await custom_fields.create_field(
+        db, key="po", label="PO", kind="text", options=[], required=False, public=True, actor=admin
+    )
+    assert (await custom_fields.specs(db))["po"] == FieldSpec("po", "text")
+    await custom_fields.update_field(
+        db, field, expected_version=field.version, changes={"required": True}, actor=admin
+    )
+    assert (await custom_fields.specs(db))["po"].required
+    (await custom_fields.specs(db)).clear()  # each caller gets its own dict
+    assert "po" in await custom_fields.specs(db)

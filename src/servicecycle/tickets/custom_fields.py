@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicecycle.events import versions
 from servicecycle.events.service import Actor, record
 from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from servicecycle.tickets.fields import FieldSpec, check_definition
@@ -22,13 +23,23 @@ async def list_fields(
     return list((await session.scalars(stmt)).all())
 
 
-async def specs(session: AsyncSession) -> dict[str, FieldSpec]:
+# the fields change only through create_field and update_field, whose events draw a new
+# version: every ticket check (a solve, a change of values) reads the process's copy
+versions.track("ticket_fields", "custom_field.created", "custom_field.updated")
+
+
+async def _load_specs(session: AsyncSession) -> dict[str, FieldSpec]:
     return {
         f.key: FieldSpec(
             key=f.key, kind=f.kind, options=tuple(f.options), required=f.required, active=f.active
         )
         for f in await list_fields(session, include_inactive=True)
     }
+
+
+async def specs(session: AsyncSession) -> dict[str, FieldSpec]:
+    """Every field's spec by key (inactive ones too), from the process's current copy."""
+    return dict(await versions.cached(session, "ticket_fields", "specs", _load_specs))
 
 
 async def create_field(
