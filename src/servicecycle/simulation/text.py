@@ -1913,6 +1913,8 @@ class Writer:
             middle = _fresh(rng, slots.fix.again, slots, _LAST)
         hello = _pick(rng, _AGENT_HELLO if slots.replies else _AGENT_HELLO_FIRST)
         lead = _pick(rng, _AGENT_LEAD[slots.last])
+        if middle.startswith(("Sorry", "I'm sorry")):
+            lead = ""  # not sorry twice
         slots.replies += 1
         slots.last = "wait" if stage == "wait" else "agent"
         return _join(
