@@ -469,7 +469,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             details=(
                 "I paid by card.",
                 "The email said it would take 5 days.",
-                "That was {days} days ago.",
+                "I have the proof of postage.",
             ),
             asks={
                 "Could you check your statement for a credit from Northwind around {date}?": (
