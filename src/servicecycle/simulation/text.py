@@ -838,7 +838,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             problems=(
                 "Please change the email address on my account to this one.",
                 "I have a new email address (this one); how do I update my account?",
-                "I can't change my email in the account settings, it gives an error.",
+                "I can't change my email to this one in the account settings, it gives an error.",
             ),
             details=("The old address will stop working soon.",),
             asks={
