@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, String, and_, any_, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
@@ -683,7 +683,8 @@ async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor:
         await session.scalars(
             select(FollowUp).where(
                 FollowUp.source_type == "survey_response",
-                FollowUp.source_id.in_({a.response_id for a in answers}),
+                FollowUp.source_id
+                == any_(literal(sorted({a.response_id for a in answers}), ARRAY(String))),
             )
         )
     ).all()
@@ -693,7 +694,7 @@ async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor:
         for row in await session.scalars(
             select(FollowUp)
             .where(
-                FollowUp.ticket_id.in_(list(held)),
+                FollowUp.ticket_id == any_(literal(sorted(held), ARRAY(BigInteger))),
                 FollowUp.kind == "recovery",
                 FollowUp.state == "open",
             )

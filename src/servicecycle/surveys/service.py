@@ -14,8 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -473,14 +486,15 @@ async def schedule_for_tickets(
     rows = await session.scalars(
         select(SurveyInvitation)
         .where(
-            SurveyInvitation.ticket_id.in_(ids),
+            SurveyInvitation.ticket_id == any_(literal(ids, ARRAY(BigInteger))),
             SurveyInvitation.survey_id.in_([s.id for s in config.surveys]),
         )
         .order_by(SurveyInvitation.id)
         .with_for_update()
     )
     existing = {(row.survey_id, row.ticket_id): row for row in rows}
-    made: list[tuple[SurveyInvitation, Survey, SurveyRule, Ticket, datetime]] = []
+    made: list[tuple[SurveyInvitation | None, Survey, SurveyRule, Ticket, datetime]] = []
+    new_rows: list[dict[str, Any]] = []
     for ticket, at in solved:
         customer = await customers.get_customer(session, ticket.requester_id)
         for survey in config.surveys:
@@ -517,10 +531,10 @@ async def schedule_for_tickets(
                     setattr(invitation, key, value)
                 invitation.status, invitation.skip_reason = "scheduled", None
             else:
-                invitation = SurveyInvitation(survey_id=survey.id, ticket_id=ticket.id, **values)
-                session.add(invitation)
+                new_rows.append({"survey_id": survey.id, "ticket_id": ticket.id, **values})
             made.append((invitation, survey, rule, ticket, at))
     await session.flush()
+    new_ids = iter(await _insert_invitations(session, new_rows))
     now = clock.now()
     await record_many(
         session,
@@ -532,7 +546,7 @@ async def schedule_for_tickets(
                 SURVEYOR,
                 recorded_at(at) if recorded_at is not None else now,
                 {
-                    "invitation_id": invitation.id,
+                    "invitation_id": next(new_ids) if invitation is None else invitation.id,
                     "survey_id": survey.id,
                     "rule_id": rule.id,
                     "kind": survey.kind,
@@ -543,6 +557,50 @@ async def schedule_for_tickets(
         ],
     )
     return len(made)
+
+
+_INVITATION_COLUMNS = (  # a new invitation's columns (the rest: their defaults)
+    "survey_id",
+    "rule_id",
+    "ticket_id",
+    "customer_id",
+    "agent_id",
+    "team_id",
+    "channel",
+    "category",
+    "throttle_days",
+    "solved_at",
+    "due_at",
+    "created_at",
+)
+# one statement text whatever the number of rows (the driver parses it once; a multi-row
+# VALUES is a new text for each number), the ids drawn in the arrays' order
+_INSERT_INVITATIONS = text("""
+INSERT INTO survey_invitations (survey_id, rule_id, ticket_id, customer_id, agent_id, team_id,
+                                channel, category, throttle_days, solved_at, due_at, created_at)
+SELECT s, r, t, c, a, tm, ch, cat, th, so, du, cr
+FROM unnest(CAST(:survey_id AS bigint[]), CAST(:rule_id AS bigint[]),
+            CAST(:ticket_id AS bigint[]), CAST(:customer_id AS bigint[]),
+            CAST(:agent_id AS bigint[]), CAST(:team_id AS bigint[]), CAST(:channel AS text[]),
+            CAST(:category AS text[]), CAST(:throttle_days AS integer[]),
+            CAST(:solved_at AS timestamptz[]), CAST(:due_at AS timestamptz[]),
+            CAST(:created_at AS timestamptz[]))
+     WITH ORDINALITY AS u(s, r, t, c, a, tm, ch, cat, th, so, du, cr, n)
+ORDER BY n
+RETURNING id
+""")
+
+
+async def _insert_invitations(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """New scheduled invitations, made now, in one statement; their ids in order."""
+    if not rows:
+        return []
+    now = clock.now()
+    columns = {
+        name: [row.get(name, now) if name == "created_at" else row[name] for row in rows]
+        for name in _INVITATION_COLUMNS
+    }
+    return sorted((await session.execute(_INSERT_INVITATIONS, columns)).scalars().all())
 
 
 @dataclass(frozen=True)
@@ -636,7 +694,7 @@ async def _last_surveyed(
     rows = await session.execute(
         select(SurveyInvitation.customer_id, func.max(SurveyInvitation.sent_at))
         .where(
-            SurveyInvitation.customer_id.in_(ordered),
+            SurveyInvitation.customer_id == any_(literal(ordered, ARRAY(BigInteger))),
             SurveyInvitation.status == "sent",
             SurveyInvitation.sent_at > since,
         )
@@ -842,7 +900,14 @@ async def _tickets(session: AsyncSession, ids: list[int]) -> dict[int, Ticket]:
     rest = set(ids) - set(found)
     if rest:
         found.update(
-            {t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(rest)))}
+            {
+                t.id: t
+                for t in await session.scalars(
+                    select(Ticket).where(
+                        Ticket.id == any_(literal(sorted(rest), ARRAY(BigInteger)))
+                    )
+                )
+            }
         )
     return found
 
@@ -1081,7 +1146,10 @@ async def answer_many(
             await session.execute(
                 select(SurveyInvitation, Survey)
                 .join(Survey, Survey.id == SurveyInvitation.survey_id)
-                .where(SurveyInvitation.id.in_({i for i, _ in claims}))
+                .where(
+                    SurveyInvitation.id
+                    == any_(literal(sorted({i for i, _ in claims}), ARRAY(BigInteger)))
+                )
             )
         ).all()
     }
