@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import BigInteger, DateTime
 
 from servicecycle.events.bus import dispatch_many
@@ -19,6 +20,14 @@ from servicecycle.sla.models import SlaClock, SlaPolicy
 
 # (ticket id, policy, metrics, moment, paused)
 Start = tuple[int, SlaPolicy, list[str], datetime, bool]
+
+
+# one text whatever the number of tickets (an array, not an IN list)
+_CLOCKS_OF = (
+    select(SlaClock)
+    .where(SlaClock.ticket_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .order_by(SlaClock.id)
+)
 
 
 async def clocks_of_tickets(
@@ -32,8 +41,7 @@ async def clocks_of_tickets(
     if rest:
         for i in rest:
             found[i] = []
-        stmt = select(SlaClock).where(SlaClock.ticket_id.in_(rest)).order_by(SlaClock.id)
-        for row in await session.scalars(stmt):
+        for row in await session.scalars(_CLOCKS_OF, {"ids": rest}):
             found[row.ticket_id].append(row)
     return found
 
@@ -100,8 +108,65 @@ async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
         session.add(row)
 
 
-async def stop_many(session: AsyncSession, stops: list[tuple[SlaClock, datetime, bool]]) -> None:
-    """``stop`` for each (clock, moment, met), their events recorded together."""
+# what ``stop``, ``pause`` and ``resume`` change on a clock, each bit one column
+_WRITTEN = ("state", "running_since", "used_minutes", "stopped_at", "due_at", "warn_at")
+_WRITE_CLOCKS = text("""
+UPDATE sla_clocks c
+SET state = CASE WHEN u.m & 1 <> 0 THEN u.st ELSE c.state END,
+    running_since = CASE WHEN u.m & 2 <> 0 THEN u.rs ELSE c.running_since END,
+    used_minutes = CASE WHEN u.m & 4 <> 0 THEN u.um ELSE c.used_minutes END,
+    stopped_at = CASE WHEN u.m & 8 <> 0 THEN u.sa ELSE c.stopped_at END,
+    due_at = CASE WHEN u.m & 16 <> 0 THEN u.d ELSE c.due_at END,
+    warn_at = CASE WHEN u.m & 32 <> 0 THEN u.w ELSE c.warn_at END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:masks AS int[]), CAST(:states AS text[]),
+            CAST(:running AS timestamptz[]), CAST(:used AS float8[]),
+            CAST(:stopped AS timestamptz[]), CAST(:due AS timestamptz[]),
+            CAST(:warn AS timestamptz[])) AS u(id, m, st, rs, um, sa, d, w)
+WHERE c.id = u.id
+""")
+
+
+async def write_clocks(session: AsyncSession, rows: list[SlaClock]) -> None:
+    """Write the changes made to loaded clocks (the columns the unit of work would write at
+    the next flush, and only those) in one statement of one text, and mark them written.
+    A clock with any other change is left to the unit of work."""
+    written: list[tuple[SlaClock, int, list[str]]] = []
+    for row in dict.fromkeys(rows):
+        state = instance_state(row)
+        changed = list(state.committed_state)
+        if not state.persistent or not changed or not set(changed) <= set(_WRITTEN):
+            continue
+        mask = sum(1 << _WRITTEN.index(key) for key in changed)
+        written.append((row, mask, changed))
+    if not written:
+        return
+    params = {
+        "ids": [row.id for row, _, _ in written],
+        "masks": [mask for _, mask, _ in written],
+        "states": [row.state for row, _, _ in written],
+        "running": [row.running_since for row, _, _ in written],
+        "used": [row.used_minutes for row, _, _ in written],
+        "stopped": [row.stopped_at for row, _, _ in written],
+        "due": [row.due_at for row, _, _ in written],
+        "warn": [row.warn_at for row, _, _ in written],
+    }
+    with session.no_autoflush:  # the unit of work would write these very changes first
+        result = await session.execute(_WRITE_CLOCKS, params)
+    if result.rowcount != len(written):  # type: ignore[attr-defined]
+        raise StaleDataError("An SLA clock was deleted by someone else")
+    for row, _, changed in written:
+        for key in changed:
+            set_committed_value(row, key, getattr(row, key))
+
+
+async def stop_many(
+    session: AsyncSession,
+    stops: list[tuple[SlaClock, datetime, bool]],
+    *,
+    also: list[SlaClock] | None = None,
+) -> None:
+    """``stop`` for each (clock, moment, met), written together with the changes made to
+    the clocks ``also`` names (paused, resumed), their events recorded together."""
     recorded = []
     for row, at, met in stops:
         if row.state in ("met", "cancelled") or row.stopped_at is not None:
@@ -129,6 +194,7 @@ async def stop_many(session: AsyncSession, stops: list[tuple[SlaClock, datetime,
                 },
             )
         )
+    await write_clocks(session, [row for row, _, _ in stops] + (also or []))
     await record_many(session, recorded)
 
 

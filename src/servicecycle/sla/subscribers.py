@@ -334,6 +334,7 @@ async def on_status_many(session: AsyncSession, events: list[Appended]) -> None:
     about = [e for e in events if e.subject_type == "ticket"]
     clocks = await batch.clocks_of_tickets(session, _ticket_ids(about))
     stops: list[tuple[SlaClock, datetime, bool]] = []
+    held: list[SlaClock] = []  # paused or resumed: written with the stopped ones
     starts: list[batch.Start] = []
     for event in about:
         ticket_id = int(event.subject_id)
@@ -353,15 +354,17 @@ async def on_status_many(session: AsyncSession, events: list[Appended]) -> None:
         elif after in policy.pause_statuses:
             for row in live:
                 await sla.pause(session, row, at=at)
+            held += live
         elif before in policy.pause_statuses:
             for row in live:
                 await sla.resume(session, row, at=at)
+            held += live
         if before == "solved" and after not in ("closed",):
             paused = after in policy.pause_statuses
             running = {row.metric for row in live}
             metrics = ["resolution"] + ([PERIODIC] if "next_reply" not in policy.targets else [])
             starts.append((ticket_id, policy, [m for m in metrics if m not in running], at, paused))
-    await batch.stop_many(session, stops)
+    await batch.stop_many(session, stops, also=held)
     await session.flush()
     await batch.start_for(session, starts)
 
