@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicecycle.auth import service as auth
@@ -456,3 +456,29 @@ async def test_the_history_sweep_breaches_at_the_due_time_and_warns_at_the_warni
     assert rows[(late.id, "first_reply")].stopped_at == at(90)
     # swept once: nothing more to do
     assert await sla_batch.sweep_history(db, moments={late.id: at(90), soon.id: at(55)}) == (0, 0)
+
+
+async def test_a_ticket_changed_behind_the_batch_is_refused(
+    db: AsyncSession,
+    make_user: Callable[..., Awaitable[Any]],
+    make_customer: Callable[..., Awaitable[Any]],
+) -> None:
+    await _desk(db, make_user)
+    customer = await make_customer()
+    move(at(0))
+    [(one, _), (two, _)] = await bulk.create_tickets(
+        db,
+        [
+            bulk.NewTicket("One", customer, "phone", "Hello", at(0), ADMIN),
+            bulk.NewTicket("Two", customer, "phone", "Hello", at(0), ADMIN),
+        ],
+    )
+    # another writer moves ticket two on (behind the ORM): its version is not the one loaded
+    await db.execute(
+        text("UPDATE tickets SET version = version + 1 WHERE id = :id"), {"id": two.id}
+    )
+    with pytest.raises(Conflict):
+        await bulk.set_statuses(
+            db,
+            [bulk.NewStatus(one, "open", at(5), ADMIN), bulk.NewStatus(two, "open", at(5), ADMIN)],
+        )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, TextClause, bindparam, select, text, update
+from sqlalchemy import Table, TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -149,7 +149,7 @@ def _distinct(tickets: list[Ticket]) -> None:
 
 
 _TICKETS = cast(Table, Ticket.__table__)
-# what the batched path changes on a ticket, written for many tickets in one executemany
+# what the batched path changes on a ticket, written for many tickets in one statement
 _CHANGED = (
     "status",
     "updated_at",
@@ -159,11 +159,21 @@ _CHANGED = (
     "assignee_id",
     "team_id",
 )
-_WRITE = (
-    update(_TICKETS)
-    .where(_TICKETS.c.id == bindparam("b_id"), _TICKETS.c.version == bindparam("b_version"))
-    .values({name: bindparam(name) for name in (*_CHANGED, "version")})
-)
+# one UPDATE of one text whatever the number of tickets (unnest of arrays), each row only
+# if its version is still the one read
+_WRITE = text("""
+UPDATE tickets t
+SET status = u.status, updated_at = u.updated_at, solved_at = u.solved_at,
+    closed_at = u.closed_at, first_reply_at = u.first_reply_at, assignee_id = u.assignee_id,
+    team_id = u.team_id, version = u.version
+FROM unnest(CAST(:b_id AS bigint[]), CAST(:b_version AS int[]), CAST(:status AS text[]),
+            CAST(:updated_at AS timestamptz[]), CAST(:solved_at AS timestamptz[]),
+            CAST(:closed_at AS timestamptz[]), CAST(:first_reply_at AS timestamptz[]),
+            CAST(:assignee_id AS int[]), CAST(:team_id AS int[]), CAST(:version AS int[]))
+     AS u(id, old, status, updated_at, solved_at, closed_at, first_reply_at, assignee_id,
+          team_id, version)
+WHERE t.id = u.id AND t.version = u.old
+""")
 
 
 async def _write(
@@ -183,7 +193,9 @@ async def _write(
         row = {name: getattr(ticket, name) for name in _CHANGED}
         row.update(values, updated_at=at)
         rows.append({**row, "version": version, "b_id": ticket.id, "b_version": ticket.version})
-    result = await session.execute(_WRITE, rows)
+    columns = {name: [row[name] for row in rows] for name in (*_CHANGED, "version")}
+    columns.update(b_id=[row["b_id"] for row in rows], b_version=[row["b_version"] for row in rows])
+    result = await session.execute(_WRITE, columns)
     if result.rowcount != len(rows):  # type: ignore[attr-defined]
         raise Conflict("A ticket was changed by someone else; nothing was written")
     for (ticket, _, _), row in zip(changes, rows, strict=True):
