@@ -12,21 +12,18 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Select,
-    Table,
     and_,
     any_,
-    bindparam,
     func,
     literal,
     literal_column,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -863,13 +860,18 @@ async def send_due_invitations(
     return sent, skipped
 
 
-_INVITATIONS = cast(Table, SurveyInvitation.__table__)
 _OUTCOME = ("status", "skip_reason", "sent_at", "outbound_id", "customer_id")
-_WRITE_OUTCOME = (
-    update(_INVITATIONS)
-    .where(_INVITATIONS.c.id == bindparam("b_id"))
-    .values({name: bindparam(name) for name in _OUTCOME})
-)
+# one statement (and one text) for any number of invitations
+_WRITE_OUTCOMES = text("""
+UPDATE survey_invitations AS i
+SET status = u.status, skip_reason = u.skip_reason, sent_at = u.sent_at,
+    outbound_id = u.outbound_id, customer_id = u.customer_id
+FROM unnest(CAST(:id AS bigint[]), CAST(:status AS text[]), CAST(:skip_reason AS text[]),
+            CAST(:sent_at AS timestamptz[]), CAST(:outbound_id AS bigint[]),
+            CAST(:customer_id AS bigint[]))
+     AS u(id, status, skip_reason, sent_at, outbound_id, customer_id)
+WHERE i.id = u.id
+""")
 
 
 async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitation]) -> None:
@@ -878,15 +880,15 @@ async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitat
     changes (a sent invitation next to a skipped one is two); the loaded invitations keep
     the values as written."""
     if invitations:
-        rows = [
-            {"b_id": invitation.id, **{name: getattr(invitation, name) for name in _OUTCOME}}
-            for invitation in invitations
-        ]
+        columns = {
+            name: [getattr(invitation, name) for invitation in invitations]
+            for name in ("id", *_OUTCOME)
+        }
         with session.no_autoflush:  # not the unit of work's way
-            await session.execute(_WRITE_OUTCOME, rows)
-        for invitation, row in zip(invitations, rows, strict=True):
+            await session.execute(_WRITE_OUTCOMES, columns)
+        for index, invitation in enumerate(invitations):
             for name in _OUTCOME:
-                set_committed_value(invitation, name, row[name])
+                set_committed_value(invitation, name, columns[name][index])
     await session.flush()  # anything else pending, as the flush this replaces did
 
 
@@ -1179,18 +1181,17 @@ async def answer_many(
         except ServiceError as exc:
             raise exc.at_item(index, what) from exc
         checked.append((invitation, survey, value, text, item))
+    rows = [
+        _response_values(invitation, survey, value, text, item.source, item.at)
+        for invitation, survey, value, text, item in checked
+    ]
     made = {
         response.invitation_id: response
         for response in await session.scalars(
-            insert(SurveyResponse)
-            .values(
-                [
-                    _response_values(invitation, survey, value, text, item.source, item.at)
-                    for invitation, survey, value, text, item in checked
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["invitation_id"])
-            .returning(SurveyResponse)
+            select(SurveyResponse).from_statement(
+                _INSERT_RESPONSES.columns(*SurveyResponse.__table__.columns)
+            ),
+            {name: [row[name] for row in rows] for name in rows[0]},
         )
     }
     responses: list[SurveyResponse] = []
@@ -1209,6 +1210,28 @@ async def answer_many(
             )
     await record_many(session, recorded)
     return responses
+
+
+# one statement text for any number of answers (the driver parses it once; a multi-row
+# VALUES is a new text for each number), the ids drawn in the arrays' order; an invitation
+# answered before is left to ``_upsert``
+_INSERT_RESPONSES = text("""
+INSERT INTO survey_responses (invitation_id, survey_id, kind, score, comment, source, ticket_id,
+                              customer_id, agent_id, team_id, channel, category, answered_at,
+                              updated_at)
+SELECT i, s, k, sc, co, so, t, cu, a, tm, ch, ca, an, up
+FROM unnest(CAST(:invitation_id AS bigint[]), CAST(:survey_id AS bigint[]),
+            CAST(:kind AS text[]), CAST(:score AS integer[]), CAST(:comment AS text[]),
+            CAST(:source AS text[]), CAST(:ticket_id AS bigint[]), CAST(:customer_id AS bigint[]),
+            CAST(:agent_id AS bigint[]), CAST(:team_id AS bigint[]), CAST(:channel AS text[]),
+            CAST(:category AS text[]), CAST(:answered_at AS timestamptz[]),
+            CAST(:updated_at AS timestamptz[]))
+     WITH ORDINALITY AS u(i, s, k, sc, co, so, t, cu, a, tm, ch, ca, an, up, n)
+ORDER BY n
+ON CONFLICT (invitation_id) DO NOTHING
+RETURNING id, invitation_id, survey_id, kind, score, comment, source, ticket_id, customer_id,
+          agent_id, team_id, channel, category, answered_at, updated_at
+""")
 
 
 def _bad_link(reason: str) -> ValidationFailed:
