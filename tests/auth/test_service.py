@@ -44,6 +44,29 @@ async def test_a_new_user_has_an_argon2_hash_and_a_creation_event(db: AsyncSessi
     assert page.items[0].data == {"email": "Kim@Example.com", "role": "agent"}
 
 
+async def test_accounts_given_one_password_hashed_once_each_sign_in_with_it(
+    db: AsyncSession,
+) -> None:
+    shared = auth.hash_once(PASSWORD)
+    for email in ("one@example.com", "two@example.com"):
+        await auth.create_user(
+            db, email=email, name="Shared", role="agent", password=shared, actor=Actor.system()
+        )
+    for email in ("one@example.com", "two@example.com"):
+        found = await auth.authenticate(
+            db, email=email, password=PASSWORD, ip="1.2.3.4", throttle=THROTTLE
+        )
+        assert found is not None and found.email == email
+        assert found.password_hash == shared.value and shared.value.startswith("$argon2id$")
+    wrong = await auth.authenticate(
+        db, email="one@example.com", password=PASSWORD + "x", ip="1.2.3.4", throttle=THROTTLE
+    )
+    assert wrong is None
+    with pytest.raises(ValidationFailed) as caught:
+        auth.hash_once("short")
+    assert "password" in caught.value.fields
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

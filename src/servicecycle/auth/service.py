@@ -26,6 +26,7 @@ from servicecycle.auth.models import (
 )
 from servicecycle.auth.passwords import (
     MIN_PASSWORD_LENGTH,
+    Hashed,
     hash_password,
     hash_token,
     needs_rehash,
@@ -102,21 +103,28 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
     return (await session.scalars(stmt)).one_or_none()
 
 
+def hash_once(password: str) -> Hashed:
+    """``password`` checked and hashed, for ``create_user`` to give several accounts."""
+    _check_password(password)
+    return Hashed(hash_password(password))
+
+
 async def create_user(
     session: AsyncSession,
     *,
     email: str,
     name: str,
     role: str,
-    password: str | None,
+    password: str | Hashed | None,
     actor: Actor,
 ) -> User:
-    """Add a user; a taken e-mail address is a 409 on ``email``."""
+    """Add a user; a taken e-mail address is a 409 on ``email``. ``password`` may be one
+    hashed beforehand (``hash_once``)."""
     email = _check_email(email)
     _check_role(role)
     if not name.strip():
         raise ValidationFailed("Name is required", fields={"name": "must not be empty"})
-    if password is not None:
+    if isinstance(password, str):
         _check_password(password)
     if await find_user_by_email(session, email) is not None:
         raise Conflict("A user with this e-mail already exists", fields={"email": "already taken"})
@@ -124,7 +132,13 @@ async def create_user(
         email=email,
         name=name.strip(),
         role=role,
-        password_hash=hash_password(password) if password is not None else None,
+        password_hash=(
+            password.value
+            if isinstance(password, Hashed)
+            else hash_password(password)
+            if password is not None
+            else None
+        ),
     )
     session.add(user)
     try:
