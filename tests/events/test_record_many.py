@@ -66,3 +66,37 @@ async def test_rows_in_order_and_each_run_through_the_twin_or_one_by_one(db: Asy
         ("one", "5"),
     ]
     assert await record_many(db, []) == []
+
+
+async def test_the_rows_are_those_record_writes_whatever_the_values(db: AsyncSession) -> None:
+    from zoneinfo import ZoneInfo
+
+    from servicecycle.events.service import record
+
+    odd: dict[str, Any] = {
+        "text": 'a "quote", a \\ backslash, {braces}, a comma, NULL, ünïcode ✓\n',
+        "nested": {"list": [1, 2.5, None, True, "x"], "empty": {}},
+        "none": None,
+    }
+    moment = datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=ZoneInfo("Europe/Paris"))
+    single = await record(
+        db,
+        "test.odd",
+        subject_type='th"ing',
+        subject_id="{1,2}",
+        actor=Actor("system"),
+        data=odd,
+        occurred_at=moment,
+    )
+    [many] = await record_many(
+        db, [NewEvent("test.odd", 'th"ing', "{1,2}", Actor("system"), moment, odd)]
+    )
+    rows = (
+        await db.scalars(select(Event).where(Event.kind == "test.odd").order_by(Event.id))
+    ).all()
+    assert [r.id for r in rows] == [single.id, many.id]
+    fields = ("subject_type", "subject_id", "actor_type", "actor_id", "data", "occurred_at")
+    for row in rows:
+        await db.refresh(row)
+    assert [getattr(rows[1], f) for f in fields] == [getattr(rows[0], f) for f in fields]
+    assert rows[1].data == odd and rows[1].occurred_at == moment and rows[1].actor_id is None
