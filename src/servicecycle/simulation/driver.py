@@ -160,7 +160,9 @@ class _Replay:
         wave_every: timedelta,
     ) -> None:
         self.session, self.factory, self.plan = session, factory, plan
-        self.mailer, self.staff, self.password = mailer, staff, password
+        self.mailer, self.staff = mailer, staff
+        # every made user's: hashed once, not once per user (argon2 costs ~0.2 s each time)
+        self.password = auth.hash_once(password) if password is not None else None
         self.progress, self.commit_every, self.wave_every = progress, commit_every, wave_every
         self.summary = Summary()
         self.users: dict[str, User] = {}  # agent key (and staff e-mail) -> user
