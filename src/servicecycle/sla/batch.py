@@ -17,6 +17,7 @@ from servicecycle.events.bus import dispatch_many
 from servicecycle.events.service import NewEvent, record_many
 from servicecycle.sla import service
 from servicecycle.sla.models import SlaClock, SlaPolicy
+from servicecycle.tickets.bulk import json_rows
 
 # (ticket id, policy, metrics, moment, paused)
 Start = tuple[int, SlaPolicy, list[str], datetime, bool]
@@ -46,17 +47,15 @@ async def clocks_of_tickets(
     return found
 
 
-# many clocks in one INSERT of one text whatever their number; the rows are numbered in the
-# arrays' order, so the sorted ids returned are the clocks' in that order
+# many clocks in one INSERT of one text whatever their number; the rows (one JSON document,
+# ``bulk.json_rows``) are numbered in its order, so the sorted ids are the clocks' in that order
 _NEW_CLOCKS = text("""
 INSERT INTO sla_clocks (ticket_id, policy_id, metric, state, target_minutes, business,
                         started_at, running_since, used_minutes, due_at, warn_at)
-SELECT t, p, m, st, tm, b, sa, rs, um, d, w
-FROM unnest(CAST(:tickets AS bigint[]), CAST(:policies AS bigint[]), CAST(:metrics AS text[]),
-            CAST(:states AS text[]), CAST(:targets AS int[]), CAST(:business AS boolean[]),
-            CAST(:started AS timestamptz[]), CAST(:running AS timestamptz[]),
-            CAST(:used AS float8[]), CAST(:due AS timestamptz[]), CAST(:warn AS timestamptz[]))
-     WITH ORDINALITY AS u(t, p, m, st, tm, b, sa, rs, um, d, w, n)
+SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), e->>2, e->>3, CAST(e->>4 AS int),
+       CAST(e->>5 AS boolean), CAST(e->>6 AS timestamptz), CAST(e->>7 AS timestamptz),
+       CAST(e->>8 AS float8), CAST(e->>9 AS timestamptz), CAST(e->>10 AS timestamptz)
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
 ORDER BY n
 RETURNING id
 """)
@@ -89,17 +88,24 @@ async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
     for row in rows:
         row.warned_at = row.breached_at = row.stopped_at = None
     params = {
-        "tickets": [r.ticket_id for r in rows],
-        "policies": [r.policy_id for r in rows],
-        "metrics": [r.metric for r in rows],
-        "states": [r.state for r in rows],
-        "targets": [r.target_minutes for r in rows],
-        "business": [r.business for r in rows],
-        "started": [r.started_at for r in rows],
-        "running": [r.running_since for r in rows],
-        "used": [r.used_minutes for r in rows],
-        "due": [r.due_at for r in rows],
-        "warn": [r.warn_at for r in rows],
+        "rows": json_rows(
+            [
+                [
+                    r.ticket_id,
+                    r.policy_id,
+                    r.metric,
+                    r.state,
+                    r.target_minutes,
+                    r.business,
+                    r.started_at,
+                    r.running_since,
+                    r.used_minutes,
+                    r.due_at,
+                    r.warn_at,
+                ]
+                for r in rows
+            ]
+        )
     }
     ids = sorted((await session.execute(_NEW_CLOCKS, params)).scalars().all())
     for row, row_id in zip(rows, ids, strict=True):
@@ -112,17 +118,15 @@ async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
 _WRITTEN = ("state", "running_since", "used_minutes", "stopped_at", "due_at", "warn_at")
 _WRITE_CLOCKS = text("""
 UPDATE sla_clocks c
-SET state = CASE WHEN u.m & 1 <> 0 THEN u.st ELSE c.state END,
-    running_since = CASE WHEN u.m & 2 <> 0 THEN u.rs ELSE c.running_since END,
-    used_minutes = CASE WHEN u.m & 4 <> 0 THEN u.um ELSE c.used_minutes END,
-    stopped_at = CASE WHEN u.m & 8 <> 0 THEN u.sa ELSE c.stopped_at END,
-    due_at = CASE WHEN u.m & 16 <> 0 THEN u.d ELSE c.due_at END,
-    warn_at = CASE WHEN u.m & 32 <> 0 THEN u.w ELSE c.warn_at END
-FROM unnest(CAST(:ids AS bigint[]), CAST(:masks AS int[]), CAST(:states AS text[]),
-            CAST(:running AS timestamptz[]), CAST(:used AS float8[]),
-            CAST(:stopped AS timestamptz[]), CAST(:due AS timestamptz[]),
-            CAST(:warn AS timestamptz[])) AS u(id, m, st, rs, um, sa, d, w)
-WHERE c.id = u.id
+SET state = CASE WHEN m & 1 <> 0 THEN e->>2 ELSE c.state END,
+    running_since = CASE WHEN m & 2 <> 0 THEN CAST(e->>3 AS timestamptz) ELSE c.running_since END,
+    used_minutes = CASE WHEN m & 4 <> 0 THEN CAST(e->>4 AS float8) ELSE c.used_minutes END,
+    stopped_at = CASE WHEN m & 8 <> 0 THEN CAST(e->>5 AS timestamptz) ELSE c.stopped_at END,
+    due_at = CASE WHEN m & 16 <> 0 THEN CAST(e->>6 AS timestamptz) ELSE c.due_at END,
+    warn_at = CASE WHEN m & 32 <> 0 THEN CAST(e->>7 AS timestamptz) ELSE c.warn_at END
+FROM (SELECT e, CAST(e->>1 AS int) AS m
+      FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS u(e)) AS u
+WHERE c.id = CAST(e->>0 AS bigint)
 """)
 
 
@@ -141,14 +145,21 @@ async def write_clocks(session: AsyncSession, rows: list[SlaClock]) -> None:
     if not written:
         return
     params = {
-        "ids": [row.id for row, _, _ in written],
-        "masks": [mask for _, mask, _ in written],
-        "states": [row.state for row, _, _ in written],
-        "running": [row.running_since for row, _, _ in written],
-        "used": [row.used_minutes for row, _, _ in written],
-        "stopped": [row.stopped_at for row, _, _ in written],
-        "due": [row.due_at for row, _, _ in written],
-        "warn": [row.warn_at for row, _, _ in written],
+        "rows": json_rows(
+            [
+                [
+                    row.id,
+                    mask,
+                    row.state,
+                    row.running_since,
+                    row.used_minutes,
+                    row.stopped_at,
+                    row.due_at,
+                    row.warn_at,
+                ]
+                for row, mask, _ in written
+            ]
+        )
     }
     with session.no_autoflush:  # the unit of work would write these very changes first
         result = await session.execute(_WRITE_CLOCKS, params)

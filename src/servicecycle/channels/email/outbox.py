@@ -37,6 +37,7 @@ from servicecycle.customers.models import CustomerIdentity
 from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
+from servicecycle.tickets.bulk import json_rows
 from servicecycle.tickets.models import Message, Ticket
 
 MAILER = Actor.system("email")
@@ -190,17 +191,16 @@ async def addresses(session: AsyncSession, customer_ids: list[int]) -> dict[int,
     return found
 
 
-# many mails and their threads in one statement of one text whatever their number; the
-# rows are numbered in the arrays' order, so the sorted ids are the mails' in that order
+# many mails and their threads in one statement of one text whatever their number; the rows
+# (one JSON document, ``bulk.json_rows``) are numbered in its order, so the sorted ids are the
+# mails' in that order
 _QUEUE_MANY = text("""
 WITH made AS (
     INSERT INTO outbound_mails (ticket_id, message_row_id, kind, to_address, subject, body_text,
                                 message_id, reply_to, next_attempt_at, created_at)
-    SELECT t, m, k, a, s, b, mid, r, at, at
-    FROM unnest(CAST(:tickets AS bigint[]), CAST(:messages AS bigint[]), CAST(:kinds AS text[]),
-                CAST(:tos AS text[]), CAST(:subjects AS text[]), CAST(:bodies AS text[]),
-                CAST(:mids AS text[]), CAST(:replies AS text[]), CAST(:ats AS timestamptz[]))
-         WITH ORDINALITY AS u(t, m, k, a, s, b, mid, r, at, n)
+    SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), e->>2, e->>3, e->>4, e->>5, e->>6,
+           e->>7, CAST(e->>8 AS timestamptz), CAST(e->>8 AS timestamptz)
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
     ORDER BY n
     RETURNING id, message_id, ticket_id
 ),
@@ -320,15 +320,22 @@ async def _store(session: AsyncSession, rows: list[OutboundMail]) -> None:
         return
     await session.flush()  # the tickets and messages they name go first
     params = {
-        "tickets": [r.ticket_id for r in rows],
-        "messages": [r.message_row_id for r in rows],
-        "kinds": [r.kind for r in rows],
-        "tos": [r.to_address for r in rows],
-        "subjects": [r.subject for r in rows],
-        "bodies": [r.body_text for r in rows],
-        "mids": [r.message_id for r in rows],
-        "replies": [r.reply_to for r in rows],
-        "ats": [r.created_at for r in rows],
+        "rows": json_rows(
+            [
+                [
+                    r.ticket_id,
+                    r.message_row_id,
+                    r.kind,
+                    r.to_address,
+                    r.subject,
+                    r.body_text,
+                    r.message_id,
+                    r.reply_to,
+                    r.created_at,
+                ]
+                for r in rows
+            ]
+        )
     }
     ids = sorted((await session.execute(_QUEUE_MANY, params)).scalars().all())
     for row, row_id in zip(rows, ids, strict=True):
