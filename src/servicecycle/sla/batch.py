@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import BigInteger, DateTime
 
 from servicecycle.events.bus import dispatch_many
@@ -35,7 +36,8 @@ async def clocks_of_tickets(
     session: AsyncSession, ticket_ids: list[int]
 ) -> dict[int, list[SlaClock]]:
     """Every clock of each ticket (``clocks_of`` for each, one query for those this
-    transaction does not keep)."""
+    transaction does not keep). The transaction keeps what it read (outside a savepoint),
+    as it keeps a new ticket's clocks: the ticket's next event in it needs no query."""
     fresh = service._fresh(session)
     found = {i: list(fresh[i]) for i in ticket_ids if i in fresh}
     rest = [i for i in ticket_ids if i not in found]
@@ -44,6 +46,9 @@ async def clocks_of_tickets(
             found[i] = []
         for row in await session.scalars(_CLOCKS_OF, {"ids": rest}):
             found[row.ticket_id].append(row)
+        if not session.in_nested_transaction():
+            for i in rest:
+                fresh[i] = list(found[i])
     return found
 
 
@@ -282,15 +287,18 @@ async def sweep_history(
     changed: dict[int, list[tuple[str, datetime]]] = {}
     for _, kind, _, occurred_at, _, clock_id, _ in rows:
         changed.setdefault(clock_id, []).append((kind, occurred_at))
-    for loaded in list(session.identity_map.values()):
-        if isinstance(loaded, SlaClock) and loaded.id in changed:
-            # changed behind the ORM's back: the loaded row learns it (nothing to write)
-            for kind, occurred_at in changed[loaded.id]:
-                if kind == "sla.breached":
-                    set_committed_value(loaded, "state", "breached")
-                    set_committed_value(loaded, "breached_at", occurred_at)
-                else:
-                    set_committed_value(loaded, "warned_at", occurred_at)
+    for clock_id, swept in changed.items():
+        # changed behind the ORM's back: a loaded row learns it (nothing to write); looked up
+        # by its key, not by walking everything the session holds
+        loaded = session.identity_map.get(identity_key(SlaClock, clock_id))
+        if loaded is None:
+            continue
+        for kind, occurred_at in swept:
+            if kind == "sla.breached":
+                set_committed_value(loaded, "state", "breached")
+                set_committed_value(loaded, "breached_at", occurred_at)
+            else:
+                set_committed_value(loaded, "warned_at", occurred_at)
     appended = service.swept_events(rows)
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     await dispatch_many(session, appended)

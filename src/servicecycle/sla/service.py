@@ -530,8 +530,9 @@ def _started(session: AsyncSession) -> set[int]:
 
 def _fresh(session: AsyncSession) -> dict[int, list[SlaClock]]:
     """Every clock of tickets whose clocks this transaction started from none (a new
-    ticket's), kept as it changes them, so the ticket's next event needs no query. A ticket
-    whose clocks change inside a savepoint is dropped: a rollback would expire them."""
+    ticket's) or read whole (``batch.clocks_of_tickets``), kept as it changes them, so the
+    ticket's next event needs no query. A ticket whose clocks change inside a savepoint is
+    dropped: a rollback would expire them."""
     return _mine(session, "sla_fresh", dict)
 
 
