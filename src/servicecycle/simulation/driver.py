@@ -556,7 +556,7 @@ class _Replay:
                 if wave:
                     await self.wave(wave)
                 elif held:  # the sender's runs before the first held item, then those items
-                    await self.run_jobs(until=min(h.at for h in held) + timedelta(microseconds=1))
+                    await self.run_jobs(until=self.release(held, end))
                 else:
                     break
                 for item in held:
@@ -581,6 +581,26 @@ class _Replay:
             for i, runs in self.survey_due.items()
             if (later := {at for at in runs if at >= until})
         }
+
+    def release(self, held: list[_Item], end: datetime) -> datetime:
+        """How far the sender's runs go before the held items are tried again: past the
+        first of them, and on past held survey answers, which change nothing a run reads,
+        up to the next held item of another kind, the answering ticket's next run, or the
+        earliest that a later step of that ticket (a solve) could make an invitation due.
+        So a wave takes the answers of many runs at once; each run still sees the tickets
+        it decides as they were at its time."""
+        tick = timedelta(microseconds=1)
+        first = min(h.at for h in held) + tick
+        until = end
+        soonest = timedelta(hours=self.survey_delays[0]) if self.survey_delays else None
+        for item in held:
+            step = self.plan.tickets[item.index].steps[item.step]
+            if not isinstance(step, SurveyAnswer) or not soonest:
+                until = min(until, item.at + tick)
+                continue
+            runs = [at for at in self.survey_due.get(item.index, ()) if at > item.at]
+            until = min(until, item.at + soonest, *runs)
+        return max(until, first)
 
     def waits_for_surveys(self, item: _Item) -> bool:
         """Whether the item must wait for a survey sender's run planned before it: a step
