@@ -54,6 +54,7 @@ from servicecycle.surveys.models import (
     SurveyRule,
 )
 from servicecycle.tickets import service as tickets
+from servicecycle.tickets.bulk import json_rows
 from servicecycle.tickets.models import CHANNELS, Ticket
 
 SURVEYOR = Actor.system("surveys")
@@ -571,18 +572,16 @@ _INVITATION_COLUMNS = (  # a new invitation's columns (the rest: their defaults)
     "created_at",
 )
 # one statement text whatever the number of rows (the driver parses it once; a multi-row
-# VALUES is a new text for each number), the ids drawn in the arrays' order
+# VALUES is a new text for each number), the rows as one JSON document (``json_rows``), the
+# ids drawn in their order
 _INSERT_INVITATIONS = text("""
 INSERT INTO survey_invitations (survey_id, rule_id, ticket_id, customer_id, agent_id, team_id,
                                 channel, category, throttle_days, solved_at, due_at, created_at)
-SELECT s, r, t, c, a, tm, ch, cat, th, so, du, cr
-FROM unnest(CAST(:survey_id AS bigint[]), CAST(:rule_id AS bigint[]),
-            CAST(:ticket_id AS bigint[]), CAST(:customer_id AS bigint[]),
-            CAST(:agent_id AS bigint[]), CAST(:team_id AS bigint[]), CAST(:channel AS text[]),
-            CAST(:category AS text[]), CAST(:throttle_days AS integer[]),
-            CAST(:solved_at AS timestamptz[]), CAST(:due_at AS timestamptz[]),
-            CAST(:created_at AS timestamptz[]))
-     WITH ORDINALITY AS u(s, r, t, c, a, tm, ch, cat, th, so, du, cr, n)
+SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), CAST(e->>2 AS bigint),
+       CAST(e->>3 AS bigint), CAST(e->>4 AS bigint), CAST(e->>5 AS bigint), e->>6, e->>7,
+       CAST(e->>8 AS int), CAST(e->>9 AS timestamptz), CAST(e->>10 AS timestamptz),
+       CAST(e->>11 AS timestamptz)
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
 ORDER BY n
 RETURNING id
 """)
@@ -593,11 +592,8 @@ async def _insert_invitations(session: AsyncSession, rows: list[dict[str, Any]])
     if not rows:
         return []
     now = clock.now()
-    columns = {
-        name: [row.get(name, now) if name == "created_at" else row[name] for row in rows]
-        for name in _INVITATION_COLUMNS
-    }
-    return sorted((await session.execute(_INSERT_INVITATIONS, columns)).scalars().all())
+    document = json_rows([[row.get(name, now) for name in _INVITATION_COLUMNS] for row in rows])
+    return sorted((await session.execute(_INSERT_INVITATIONS, {"rows": document})).scalars())
 
 
 @dataclass(frozen=True)
@@ -861,16 +857,13 @@ async def send_due_invitations(
 
 
 _OUTCOME = ("status", "skip_reason", "sent_at", "outbound_id", "customer_id")
-# one statement (and one text) for any number of invitations
+# one statement (and one text) for any number of invitations, the rows as one JSON document
 _WRITE_OUTCOMES = text("""
 UPDATE survey_invitations AS i
-SET status = u.status, skip_reason = u.skip_reason, sent_at = u.sent_at,
-    outbound_id = u.outbound_id, customer_id = u.customer_id
-FROM unnest(CAST(:id AS bigint[]), CAST(:status AS text[]), CAST(:skip_reason AS text[]),
-            CAST(:sent_at AS timestamptz[]), CAST(:outbound_id AS bigint[]),
-            CAST(:customer_id AS bigint[]))
-     AS u(id, status, skip_reason, sent_at, outbound_id, customer_id)
-WHERE i.id = u.id
+SET status = e->>1, skip_reason = e->>2, sent_at = CAST(e->>3 AS timestamptz),
+    outbound_id = CAST(e->>4 AS bigint), customer_id = CAST(e->>5 AS bigint)
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS u(e)
+WHERE i.id = CAST(e->>0 AS bigint)
 """)
 
 
@@ -880,15 +873,12 @@ async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitat
     changes (a sent invitation next to a skipped one is two); the loaded invitations keep
     the values as written."""
     if invitations:
-        columns = {
-            name: [getattr(invitation, name) for invitation in invitations]
-            for name in ("id", *_OUTCOME)
-        }
+        rows = [[getattr(i, name) for name in ("id", *_OUTCOME)] for i in invitations]
         with session.no_autoflush:  # not the unit of work's way
-            await session.execute(_WRITE_OUTCOMES, columns)
-        for index, invitation in enumerate(invitations):
-            for name in _OUTCOME:
-                set_committed_value(invitation, name, columns[name][index])
+            await session.execute(_WRITE_OUTCOMES, {"rows": json_rows(rows)})
+        for invitation, row in zip(invitations, rows, strict=True):
+            for name, value in zip(_OUTCOME, row[1:], strict=True):
+                set_committed_value(invitation, name, value)
     await session.flush()  # anything else pending, as the flush this replaces did
 
 
@@ -1191,7 +1181,7 @@ async def answer_many(
             select(SurveyResponse).from_statement(
                 _INSERT_RESPONSES.columns(*SurveyResponse.__table__.columns)
             ),
-            {name: [row[name] for row in rows] for name in rows[0]},
+            {"rows": json_rows([[row[name] for name in _RESPONSE_COLUMNS] for row in rows])},
         )
     }
     responses: list[SurveyResponse] = []
@@ -1212,21 +1202,33 @@ async def answer_many(
     return responses
 
 
+_RESPONSE_COLUMNS = (  # a new answer's columns (``_response_values``), as the rows give them
+    "invitation_id",
+    "survey_id",
+    "kind",
+    "score",
+    "comment",
+    "source",
+    "ticket_id",
+    "customer_id",
+    "agent_id",
+    "team_id",
+    "channel",
+    "category",
+    "answered_at",
+    "updated_at",
+)
 # one statement text for any number of answers (the driver parses it once; a multi-row
-# VALUES is a new text for each number), the ids drawn in the arrays' order; an invitation
-# answered before is left to ``_upsert``
+# VALUES is a new text for each number), the rows as one JSON document (``json_rows``), the
+# ids drawn in their order; an invitation answered before is left to ``_upsert``
 _INSERT_RESPONSES = text("""
 INSERT INTO survey_responses (invitation_id, survey_id, kind, score, comment, source, ticket_id,
                               customer_id, agent_id, team_id, channel, category, answered_at,
                               updated_at)
-SELECT i, s, k, sc, co, so, t, cu, a, tm, ch, ca, an, up
-FROM unnest(CAST(:invitation_id AS bigint[]), CAST(:survey_id AS bigint[]),
-            CAST(:kind AS text[]), CAST(:score AS integer[]), CAST(:comment AS text[]),
-            CAST(:source AS text[]), CAST(:ticket_id AS bigint[]), CAST(:customer_id AS bigint[]),
-            CAST(:agent_id AS bigint[]), CAST(:team_id AS bigint[]), CAST(:channel AS text[]),
-            CAST(:category AS text[]), CAST(:answered_at AS timestamptz[]),
-            CAST(:updated_at AS timestamptz[]))
-     WITH ORDINALITY AS u(i, s, k, sc, co, so, t, cu, a, tm, ch, ca, an, up, n)
+SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), e->>2, CAST(e->>3 AS int), e->>4, e->>5,
+       CAST(e->>6 AS bigint), CAST(e->>7 AS bigint), CAST(e->>8 AS int), CAST(e->>9 AS int),
+       e->>10, e->>11, CAST(e->>12 AS timestamptz), CAST(e->>13 AS timestamptz)
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
 ORDER BY n
 ON CONFLICT (invitation_id) DO NOTHING
 RETURNING id, invitation_id, survey_id, kind, score, comment, source, ticket_id, customer_id,
