@@ -482,3 +482,50 @@ async def test_a_ticket_changed_behind_the_batch_is_refused(
             db,
             [bulk.NewStatus(one, "open", at(5), ADMIN), bulk.NewStatus(two, "open", at(5), ADMIN)],
         )
+
+
+async def test_replies_are_mailed_to_each_requesters_first_address_and_none_without(
+    db: AsyncSession,
+    make_user: Callable[..., Awaitable[Any]],
+) -> None:
+    from servicecycle.customers import service as customers
+
+    agent, _ = await _desk(db, make_user)
+    move(at(0))
+    who = [
+        await customers.create_customer(
+            db, name="Phone only", phones=["+441234567890"], actor=ADMIN
+        ),
+        await customers.create_customer(
+            db, name="Two", emails=["first@example.com", "second@example.com"], actor=ADMIN
+        ),
+    ]
+    made = await bulk.create_tickets(
+        db, [bulk.NewTicket(f"T{c.id}", c, "email", "Hi", at(0), ADMIN) for c in who]
+    )
+    await bulk.add_messages(
+        db,
+        [
+            bulk.NewMessage(t, True, "agent", "Hello", at(5), ADMIN, author_user_id=agent.id)
+            for t, _ in made
+        ],
+    )
+    mails = {
+        t.id: [
+            (m.kind, m.to_address)
+            for m in await db.scalars(
+                select(OutboundMail).where(OutboundMail.ticket_id == t.id).order_by(OutboundMail.id)
+            )
+        ]
+        for t, _ in made
+    }
+    [(nobody, _), (two, _)] = made
+    assert mails[nobody.id] == []
+    assert mails[two.id] == [
+        ("acknowledgement", "first@example.com"),
+        ("reply", "first@example.com"),
+    ]
+    queued = await db.scalars(
+        select(Event.subject_id).where(Event.kind == "mail.queued").order_by(Event.id)
+    )
+    assert list(queued) == [str(two.id), str(two.id)]

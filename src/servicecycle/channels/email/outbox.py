@@ -29,7 +29,6 @@ import structlog
 from sqlalchemy import BigInteger, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import make_transient_to_detached
 
 from servicecycle.channels.models import InboundMail, MailThread, OutboundMail
 from servicecycle.customers import service as customers
@@ -37,7 +36,7 @@ from servicecycle.customers.models import CustomerIdentity
 from servicecycle.events.bus import Appended, dispatch_many
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
-from servicecycle.tickets.bulk import json_rows
+from servicecycle.tickets.bulk import attach, json_rows, new_row
 from servicecycle.tickets.models import Message, Ticket
 
 MAILER = Actor.system("email")
@@ -191,25 +190,33 @@ async def addresses(session: AsyncSession, customer_ids: list[int]) -> dict[int,
     return found
 
 
-# many mails and their threads in one statement of one text whatever their number; the rows
-# (one JSON document, ``bulk.json_rows``) are numbered in its order, so the sorted ids are the
-# mails' in that order
+# many mails and their threads in one statement of one text whatever their number (the rows
+# one JSON document, ``bulk.json_rows``, inserted in its order); a mail without an address
+# goes to its requester's first e-mail identity, and is left out if there is none
 _QUEUE_MANY = text("""
-WITH made AS (
+WITH m AS (
+    SELECT e, n, coalesce(e->>3, (
+        SELECT ci.value FROM customer_identities ci
+        WHERE ci.customer_id = CAST(e->>9 AS bigint) AND ci.kind = 'email'
+        ORDER BY ci.id LIMIT 1
+    )) AS a
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
+),
+made AS (
     INSERT INTO outbound_mails (ticket_id, message_row_id, kind, to_address, subject, body_text,
                                 message_id, reply_to, next_attempt_at, created_at)
-    SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), e->>2, e->>3, e->>4, e->>5, e->>6,
+    SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), e->>2, a, e->>4, e->>5, e->>6,
            e->>7, CAST(e->>8 AS timestamptz), CAST(e->>8 AS timestamptz)
-    FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
+    FROM m WHERE a IS NOT NULL
     ORDER BY n
-    RETURNING id, message_id, ticket_id
+    RETURNING id, message_id, ticket_id, to_address
 ),
 threads AS (
     INSERT INTO mail_threads (message_id, ticket_id)
     SELECT message_id, ticket_id FROM made
     ON CONFLICT DO NOTHING
 )
-SELECT id FROM made
+SELECT id, message_id, to_address FROM made
 """)
 
 
@@ -221,8 +228,12 @@ async def queue_rows(
     with its own."""
     if not mails:
         return [], []
-    address = await addresses(session, [m.ticket.requester_id for m in mails if m.to is None])
     acks = [m for m in mails if m.kind == "acknowledgement"]
+    # the loop check needs the acknowledgements' addresses first; any other mail's address
+    # is read by the statement that stores it
+    address: dict[int, str | None] = {}
+    if acks:
+        address = await addresses(session, [m.ticket.requester_id for m in mails if m.to is None])
     recent: dict[str, list[datetime]] = {}
     if acks:
         rows = await session.execute(
@@ -239,12 +250,12 @@ async def queue_rows(
     made: list[OutboundMail | None] = []
     events: list[NewEvent | None] = []
     for mail in mails:
-        ticket, to = mail.ticket, mail.to or address[mail.ticket.requester_id]
-        if to is None:
+        ticket, to = mail.ticket, mail.to or address.get(mail.ticket.requester_id)
+        if to is None and acks:  # no address
             made.append(None)
             events.append(None)
             continue
-        if mail.kind == "acknowledgement":
+        if mail.kind == "acknowledgement" and to is not None:  # (known: acks ask first)
             sent = recent.setdefault(to, [])
             if sum(1 for t in sent if mail.at - ACK_WINDOW <= t) >= ACK_LIMIT:
                 made.append(None)
@@ -267,7 +278,8 @@ async def queue_rows(
             sent.append(mail.at)
         domain = mail.sender.partition("@")[2] or "servicecycle.localhost"
         made.append(
-            OutboundMail(
+            new_row(
+                OutboundMail,
                 ticket_id=ticket.id,
                 message_row_id=mail.message.id if mail.message else None,
                 kind=mail.kind,
@@ -294,7 +306,15 @@ async def queue_rows(
             )
         )
         events.append(None)
-    await _store(session, [row for row in made if row is not None])
+    stored = await _store(
+        session,
+        [
+            (row, mail.ticket.requester_id)
+            for row, mail in zip(made, mails, strict=True)
+            if row is not None
+        ],
+    )
+    made = [row if row is None or row in stored else None for row in made]
     for index, (mail, row) in enumerate(zip(mails, made, strict=True)):
         if row is not None:
             events[index] = NewEvent(
@@ -313,11 +333,13 @@ async def queue_rows(
     return made, events
 
 
-async def _store(session: AsyncSession, rows: list[OutboundMail]) -> None:
-    """Insert the new rows (every column given) and their threads in one statement, then
-    keep them in the session as loaded rows (nothing left for the unit of work to do)."""
+async def _store(session: AsyncSession, rows: list[tuple[OutboundMail, int]]) -> set[OutboundMail]:
+    """Insert the new rows (every column given; a row without ``to_address`` goes to its
+    requester's address, as ``addresses`` reads it, and is not stored if there is none) and
+    their threads in one statement, then keep those stored in the session as loaded rows
+    (nothing left for the unit of work to do). Returns the rows stored."""
     if not rows:
-        return
+        return set()
     await session.flush()  # the tickets and messages they name go first
     params = {
         "rows": json_rows(
@@ -332,16 +354,21 @@ async def _store(session: AsyncSession, rows: list[OutboundMail]) -> None:
                     r.message_id,
                     r.reply_to,
                     r.created_at,
+                    requester_id,
                 ]
-                for r in rows
+                for r, requester_id in rows
             ]
         )
     }
-    ids = sorted((await session.execute(_QUEUE_MANY, params)).scalars().all())
-    for row, row_id in zip(rows, ids, strict=True):
-        row.id = row_id
-        make_transient_to_detached(row)
-        session.add(row)
+    found = {
+        message_id: (row_id, to)
+        for row_id, message_id, to in await session.execute(_QUEUE_MANY, params)
+    }
+    stored = [row for row, _ in rows if row.message_id in found]
+    for row in stored:
+        row.__dict__["to_address"] = found[row.message_id][1]
+    attach(session, stored, [found[row.message_id][0] for row in stored])
+    return set(stored)
 
 
 async def _looping(session: AsyncSession, to: str) -> bool:
