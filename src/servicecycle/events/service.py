@@ -97,37 +97,31 @@ async def record_many(session: AsyncSession, events: list[NewEvent]) -> list[App
     batch twin hears them at once, any other one by one (``bus.dispatch_batch``)."""
     if not events:
         return []
-    values: list[dict[str, Any]] = [
-        {
-            "kind": e.kind,
-            "subject_type": e.subject_type,
-            "subject_id": str(e.subject_id),
-            "actor_type": e.actor.type,
-            "actor_id": e.actor.id,
-            "data": e.data,
-            "occurred_at": e.occurred_at,
-        }
-        for e in events
-    ]
     await session.flush()  # the changes the events tell of go first
+    subject_ids = [str(e.subject_id) for e in events]
     rows = json.dumps(
         [
             [
-                v["kind"],
-                v["subject_type"],
-                v["subject_id"],
-                v["actor_type"],
-                v["actor_id"],
-                v["data"],
-                v["occurred_at"].isoformat(),
+                e.kind,
+                e.subject_type,
+                subject_id,
+                e.actor.type,
+                e.actor.id,
+                e.data,
+                e.occurred_at.isoformat(),
             ]
-            for v in values
+            for e, subject_id in zip(events, subject_ids, strict=True)
         ]
     )
     # the rows are numbered in the given order (ORDER BY the position), so the sorted ids
     # are the events' in that order
     ids = sorted((await session.execute(_APPEND_MANY, {"rows": rows})).scalars().all())
-    appended = [Appended(id=i, **v) for i, v in zip(ids, values, strict=True)]
+    appended = [
+        Appended(
+            i, e.kind, e.subject_type, subject_id, e.actor.type, e.actor.id, e.data, e.occurred_at
+        )
+        for i, e, subject_id in zip(ids, events, subject_ids, strict=True)
+    ]
     for domain in dict.fromkeys(d for e in events if (d := versions.domain_of(e.kind))):
         await versions.bump(session, domain)
     await dispatch_batch(session, appended)
