@@ -5,26 +5,37 @@ both timelines show it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, String, and_, any_, func, literal, select, tuple_
+from sqlalchemy import BigInteger, String, and_, any_, func, inspect, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from servicecycle.auth import service as auth
-from servicecycle.auth.models import Role
+from servicecycle.auth.models import Role, User
 from servicecycle.automation.rules import PLACEHOLDERS, fill, unknown_placeholders
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
+from servicecycle.customers.models import Customer
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.followups.models import KINDS, OUTCOMES, STATES, FollowUp, FollowUpSettings
 from servicecycle.kit import clock
-from servicecycle.kit.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from servicecycle.kit.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    ValidationFailed,
+)
 from servicecycle.kit.pagination import Page, decode_cursor, encode_cursor
 from servicecycle.tickets import service as tickets
+from servicecycle.tickets.bulk import attach, json_rows, new_row
 from servicecycle.tickets.models import Message, Ticket
 
 MAX_REASON = 2_000
@@ -101,14 +112,22 @@ async def _owner_ok(session: AsyncSession, owner_id: int | None) -> bool:
         user = await auth.get_user(session, owner_id)
     except NotFound:
         return False
-    return user.is_active and user.role in (Role.agent, Role.admin)
+    return _active_agent(user)
+
+
+def _active_agent(user: User | None) -> bool:
+    return user is not None and user.is_active and user.role in (Role.agent, Role.admin)
+
+
+def _owner_refused() -> ValidationFailed:
+    return ValidationFailed(
+        "The owner must be an active agent", fields={"owner_id": "not an active agent"}
+    )
 
 
 async def _check_owner(session: AsyncSession, owner_id: int | None) -> None:
     if not await _owner_ok(session, owner_id):
-        raise ValidationFailed(
-            "The owner must be an active agent", fields={"owner_id": "not an active agent"}
-        )
+        raise _owner_refused()
 
 
 # -- create and read ------------------------------------------------------------------------
@@ -129,17 +148,85 @@ async def create(
     """Plan a contact. The customer comes from the ticket when there is one. A due time in
     the past is allowed (it is overdue at once: a call that should already have happened).
     With a ``source``, a second follow-up for the same cause returns the first one."""
-    reason = _reason(reason)
-    _choice("kind", kind, KINDS)
-    _aware("due_at", due_at)
+    item = NewFollowUp(
+        reason=reason,
+        due_at=due_at,
+        actor=actor,
+        at=clock.now(),
+        ticket_id=ticket_id,
+        customer_id=customer_id,
+        owner_id=owner_id,
+        kind=kind,
+        source=source,
+    )
+    return (await _create(session, [item], named=False))[0]
+
+
+@dataclass(frozen=True)
+class NewFollowUp:
+    """A contact to plan (``create``'s arguments), at ``at``."""
+
+    reason: str
+    due_at: datetime
+    actor: Actor
+    at: datetime
+    ticket_id: int | None = None
+    customer_id: int | None = None
+    owner_id: int | None = None
+    kind: str = "other"
+    source: tuple[str, str] | None = None
+
+
+async def create_many(session: AsyncSession, items: Sequence[NewFollowUp]) -> list[FollowUp]:
+    """``create`` for each item, each at its own moment (its row's ``created_at`` and its
+    event's time), as one after another would make them: every item is checked first (a
+    bad one refuses the whole batch, naming the item, and nothing is written), then the
+    new rows are written in one statement and their ``follow_up.created`` events recorded
+    together, in the items' order (subscribers with a batch twin hear them at once). An
+    item whose ``source`` already has a follow-up (made before, or by an earlier item)
+    gets that one, with no event. Returns each item's follow-up."""
+    return await _create(session, items, named=True)
+
+
+T = TypeVar("T", Ticket, Customer, User)
+
+
+async def _held(
+    session: AsyncSession, cls: type[T], ids: Iterable[int], needs: tuple[str, ...] = ()
+) -> dict[int, T]:
+    """The rows of ``cls`` with these keys that exist: those the session holds (as
+    ``session.get`` takes them: not expired, nor the attributes ``needs`` names), the rest
+    in one query."""
+    found: dict[int, T] = {}
+    for key in set(ids):
+        held = session.identity_map.get(identity_key(cls, key))
+        if isinstance(held, cls):
+            state = inspect(held)
+            if not state.expired and not state.expired_attributes.intersection(needs):
+                found[key] = held
+    rest = sorted(set(ids) - set(found))
+    if rest:
+        stmt = select(cls).where(cls.id == any_(literal(rest, ARRAY(BigInteger))))
+        found.update({row.id: row for row in await session.scalars(stmt)})
+    return found
+
+
+def _check_new(
+    item: NewFollowUp,
+    held_tickets: dict[int, Ticket],
+    held_customers: dict[int, Customer],
+    users: dict[int, User],
+) -> dict[str, Any]:
+    """``create``'s checks of one item; its new row's values."""
+    reason = _reason(item.reason)
+    _choice("kind", item.kind, KINDS)
+    _aware("due_at", item.due_at)
+    customer_id = item.customer_id
     ticket = None
-    if ticket_id is not None:
-        try:
-            ticket = await tickets.get_ticket(session, ticket_id)
-        except NotFound as exc:
-            raise ValidationFailed(
-                "No such ticket", fields={"ticket_id": "unknown ticket"}
-            ) from exc
+    if item.ticket_id is not None:
+        ticket = held_tickets.get(item.ticket_id)
+        if ticket is None:
+            raise ValidationFailed("No such ticket", fields={"ticket_id": "unknown ticket"})
         if customer_id is not None and customer_id != ticket.requester_id:
             raise ValidationFailed(
                 "The customer is not the ticket's requester",
@@ -150,59 +237,160 @@ async def create(
         raise ValidationFailed(
             "A follow-up needs a customer or a ticket", fields={"customer_id": "required"}
         )
-    try:
-        await customers.get_customer(session, customer_id)
-    except NotFound as exc:
-        raise ValidationFailed("No such customer", fields={"customer_id": "unknown"}) from exc
-    await _check_owner(session, owner_id)
-    now = clock.now()
-    values: dict[str, Any] = {
+    if customer_id not in held_customers:
+        raise ValidationFailed("No such customer", fields={"customer_id": "unknown"})
+    if item.owner_id is not None and not _active_agent(users.get(item.owner_id)):
+        raise _owner_refused()
+    return {
         "customer_id": customer_id,
         "ticket_id": ticket.id if ticket is not None else None,
-        "owner_id": owner_id,
-        "kind": kind,
+        "owner_id": item.owner_id,
+        "kind": item.kind,
         "reason": reason,
-        "due_at": due_at,
+        "due_at": item.due_at,
         "state": "open",
-        "created_by_type": actor.type,
-        "created_by_id": actor.id,
-        "created_at": now,
-        "updated_at": now,
-        "source_type": source[0] if source else None,
-        "source_id": source[1] if source else None,
+        "outcome": None,
+        "outcome_note": "",
+        "created_by_type": item.actor.type,
+        "created_by_id": item.actor.id,
+        "created_at": item.at,
+        "updated_at": item.at,
+        "done_at": None,
+        "sent_at": None,
+        "source_type": item.source[0] if item.source else None,
+        "source_id": item.source[1] if item.source else None,
+        "version": 1,
     }
-    # ON CONFLICT: two transactions hearing of the same cause at once still open one
-    stmt = (
-        insert(FollowUp)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["source_type", "source_id"],
-            index_where=FollowUp.source_id.is_not(None),
-        )
-        .returning(FollowUp.id)
+
+
+async def _create(
+    session: AsyncSession, items: Sequence[NewFollowUp], *, named: bool
+) -> list[FollowUp]:
+    """``create_many``; ``named``: a refusal names its item (else it is ``create``'s own)."""
+    if not items:
+        return []
+    held_tickets = await _held(
+        session, Ticket, {i.ticket_id for i in items if i.ticket_id is not None}, ("requester_id",)
     )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
-    if new_id is None:
-        assert source is not None
-        existing = await by_source(session, *source)
-        assert existing is not None
-        return existing
-    follow_up = await get(session, new_id)
-    await _record(
+    customer_ids = set()
+    for item in items:
+        if item.ticket_id is None:
+            customer_ids.add(item.customer_id)
+        elif item.ticket_id in held_tickets:
+            customer_ids.add(held_tickets[item.ticket_id].requester_id)
+    held_customers = await _held(session, Customer, {i for i in customer_ids if i is not None})
+    users = await _held(
         session,
-        "follow_up.created",
-        follow_up,
-        actor=actor,
-        data={
-            "customer_id": customer_id,
-            "ticket_id": follow_up.ticket_id,
-            "owner_id": owner_id,
-            "reason": reason,
-            "due_at": due_at.isoformat(),
-            "source": list(source) if source else None,
-        },
+        User,
+        {i.owner_id for i in items if i.owner_id is not None},
+        ("is_active", "role"),
     )
-    return follow_up
+    rows: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            rows.append(_check_new(item, held_tickets, held_customers, users))
+        except ServiceError as exc:
+            if not named:
+                raise
+            what = (
+                f"follow-up on ticket {item.ticket_id}"
+                if item.ticket_id is not None
+                else f"follow-up for customer {item.customer_id}"
+            )
+            raise exc.at_item(index, what) from exc
+    # a cause planned twice: the later items get the first one's follow-up
+    first: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        if item.source is not None:
+            first.setdefault(item.source, index)
+    fresh = [i for i, item in enumerate(items) if item.source is None or first[item.source] == i]
+    made = await _insert(session, [rows[index] for index in fresh])
+    results: dict[int, FollowUp] = {}
+    recorded: list[NewEvent] = []
+    for index, follow_up in zip(fresh, made, strict=True):
+        item = items[index]
+        if follow_up is None:  # the cause had one already (or another transaction made it)
+            assert item.source is not None
+            existing = await by_source(session, *item.source)
+            assert existing is not None
+            results[index] = existing
+            continue
+        results[index] = follow_up
+        recorded.append(
+            _event(
+                "follow_up.created",
+                follow_up,
+                item.actor,
+                item.at,
+                {
+                    "customer_id": follow_up.customer_id,
+                    "ticket_id": follow_up.ticket_id,
+                    "owner_id": item.owner_id,
+                    "reason": follow_up.reason,
+                    "due_at": item.due_at.isoformat(),
+                    "source": list(item.source) if item.source else None,
+                },
+            )
+        )
+    await record_many(session, recorded)
+    return [
+        results[index if item.source is None else first[item.source]]
+        for index, item in enumerate(items)
+    ]
+
+
+_COLUMNS = (
+    "customer_id",
+    "ticket_id",
+    "owner_id",
+    "kind",
+    "reason",
+    "due_at",
+    "created_by_type",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+    "source_type",
+    "source_id",
+)
+# many new follow-ups in one INSERT of one text whatever their number, the rows as one JSON
+# document (``tickets.bulk.json_rows``) numbered in its order, so the sorted ids returned
+# are the inserted rows' in that order. ON CONFLICT: two transactions hearing of the same
+# cause at once still open one (the later one's row is not inserted)
+_NEW = text("""
+INSERT INTO follow_ups (customer_id, ticket_id, owner_id, kind, reason, due_at, state,
+                        outcome_note, created_by_type, created_by_id, created_at, updated_at,
+                        source_type, source_id, version)
+SELECT CAST(e->>0 AS bigint), CAST(e->>1 AS bigint), CAST(e->>2 AS int), e->>3, e->>4,
+       CAST(e->>5 AS timestamptz), 'open', '', e->>6, e->>7, CAST(e->>8 AS timestamptz),
+       CAST(e->>9 AS timestamptz), e->>10, e->>11, 1
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS u(e, n)
+ORDER BY n
+ON CONFLICT (source_type, source_id) WHERE source_id IS NOT NULL DO NOTHING
+RETURNING id, source_type, source_id
+""")
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[FollowUp | None]:
+    """New open follow-ups (every column's value; no two with the same source), in one
+    statement, kept in the session as loaded rows; None for a row whose source already has
+    a follow-up (not inserted)."""
+    if not rows:
+        return []
+    result = await session.execute(
+        _NEW, {"rows": json_rows([[row[name] for name in _COLUMNS] for row in rows])}
+    )
+    returned = sorted(result.all())
+    sources = {(source_type, source_id) for _, source_type, source_id in returned}
+    kept = [
+        row
+        for row in rows
+        if row["source_id"] is None or (row["source_type"], row["source_id"]) in sources
+    ]
+    made = [new_row(FollowUp, **row) for row in kept]
+    attach(session, made, [row_id for row_id, _, _ in returned])
+    by_row = {id(row): follow_up for row, follow_up in zip(kept, made, strict=True)}
+    return [by_row.get(id(row)) for row in rows]
 
 
 async def get(session: AsyncSession, follow_up_id: int) -> FollowUp:
@@ -220,17 +408,32 @@ async def by_source(session: AsyncSession, source_type: str, source_id: str) -> 
 
 
 async def open_recovery_of_ticket(session: AsyncSession, ticket_id: int) -> FollowUp | None:
+    """The ticket's open recovery (the first, should there be more)."""
+    return (await open_recoveries_of_tickets(session, [ticket_id])).get(ticket_id)
+
+
+async def open_recoveries_of_tickets(
+    session: AsyncSession, ticket_ids: Iterable[int]
+) -> dict[int, FollowUp]:
+    """``open_recovery_of_ticket`` for many tickets, in one query: ticket -> its open
+    recovery (tickets without one are left out)."""
+    ids = sorted(set(ticket_ids))
+    found: dict[int, FollowUp] = {}
+    if not ids:
+        return found
     stmt = (
         select(FollowUp)
         .where(
-            FollowUp.ticket_id == ticket_id,
+            FollowUp.ticket_id == any_(literal(ids, ARRAY(BigInteger))),
             FollowUp.kind == "recovery",
             FollowUp.state == "open",
         )
         .order_by(FollowUp.id)
-        .limit(1)
     )
-    return (await session.scalars(stmt)).first()
+    for row in await session.scalars(stmt):
+        if row.ticket_id is not None:
+            found.setdefault(row.ticket_id, row)
+    return found
 
 
 @dataclass(frozen=True)
@@ -415,34 +618,119 @@ async def complete(
     expected_version: int | None = None,
 ) -> FollowUp:
     """Close the loop: done, with what came of it (required)."""
-    _check_version(follow_up, expected_version)
-    if not outcome:
+    item = Completion(
+        follow_up,
+        outcome=outcome,
+        note=note,
+        at=clock.now(),
+        actor=actor,
+        expected_version=expected_version,
+    )
+    await _complete(session, [item], named=False)
+    return follow_up
+
+
+@dataclass(frozen=True)
+class Completion:
+    """An open follow-up done (``complete``'s arguments), at ``at``."""
+
+    follow_up: FollowUp
+    outcome: str | None
+    at: datetime
+    actor: Actor
+    note: str = ""
+    expected_version: int | None = None
+
+
+async def complete_many(session: AsyncSession, items: Sequence[Completion]) -> None:
+    """``complete`` for each item, each at its own moment (its ``done_at`` and its event's
+    time), as one after another would do, for items about different follow-ups: every item
+    is checked first (a bad one, or a follow-up twice, refuses the whole batch, naming the
+    item, and nothing is written), then the rows are changed in one statement and the
+    ``follow_up.done`` events recorded together, in the items' order (subscribers with a
+    batch twin hear them at once)."""
+    await _complete(session, items, named=True)
+
+
+def _check_completion(item: Completion) -> str:
+    """``complete``'s checks of one item; its note as kept."""
+    _check_version(item.follow_up, item.expected_version)
+    if not item.outcome:
         raise ValidationFailed(
             "Say how it ended", fields={"outcome": f"required: one of {', '.join(OUTCOMES)}"}
         )
-    _choice("outcome", outcome, OUTCOMES)
-    note = note.strip()
+    _choice("outcome", item.outcome, OUTCOMES)
+    note = item.note.strip()
     if len(note) > MAX_NOTE:
         raise ValidationFailed("Note too long", fields={"note": f"at most {MAX_NOTE:,} characters"})
-    _check_open(follow_up)
-    now = clock.now()
-    follow_up.state, follow_up.outcome, follow_up.outcome_note = "done", outcome, note
-    follow_up.done_at = follow_up.updated_at = now
-    await session.flush()
-    await _record(
-        session,
-        "follow_up.done",
-        follow_up,
-        actor=actor,
-        data={
-            "outcome": outcome,
-            "note": note,
-            "owner_id": follow_up.owner_id,
-            "due_at": follow_up.due_at.isoformat(),
-            "late": now > follow_up.due_at,
-        },
-    )
-    return follow_up
+    _check_open(item.follow_up)
+    return note
+
+
+_DONE_COLUMNS = ("state", "outcome", "outcome_note", "done_at", "updated_at", "version")
+# many follow-ups done in one UPDATE of one text whatever their number, each only if its
+# version is still the one read (as the ORM's version check), the rows as one JSON document
+_DONE = text("""
+UPDATE follow_ups f
+SET state = 'done', outcome = e->>2, outcome_note = e->>3,
+    done_at = CAST(e->>4 AS timestamptz), updated_at = CAST(e->>4 AS timestamptz),
+    version = f.version + 1
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS u(e)
+WHERE f.id = CAST(e->>0 AS bigint) AND f.version = CAST(e->>1 AS int)
+""")
+
+
+async def _complete(session: AsyncSession, items: Sequence[Completion], *, named: bool) -> None:
+    """``complete_many``; ``named``: a refusal names its item (else it is ``complete``'s own)."""
+    if not items:
+        return
+    notes: list[str] = []
+    seen: set[int] = set()
+    for index, item in enumerate(items):
+        try:
+            if item.follow_up.id in seen:
+                raise ValidationFailed(
+                    "a follow-up may be completed once per batch",
+                    fields={"items": "one item per follow-up"},
+                )
+            seen.add(item.follow_up.id)
+            notes.append(_check_completion(item))
+        except ServiceError as exc:
+            if not named:
+                raise
+            raise exc.at_item(index, f"follow-up {item.follow_up.id}") from exc
+    await session.flush()  # what is pending on these follow-ups goes first
+    rows = [
+        [item.follow_up.id, item.follow_up.version, item.outcome, note, item.at]
+        for item, note in zip(items, notes, strict=True)
+    ]
+    result = await session.execute(_DONE, {"rows": json_rows(rows)})
+    if result.rowcount != len(rows):  # type: ignore[attr-defined]
+        raise Conflict(
+            "A follow-up was changed by someone else at the same time; reload and try again"
+        )
+    recorded: list[NewEvent] = []
+    for item, note in zip(items, notes, strict=True):
+        follow_up = item.follow_up
+        values = ("done", item.outcome, note, item.at, item.at, follow_up.version + 1)
+        for name, value in zip(_DONE_COLUMNS, values, strict=True):
+            set_committed_value(follow_up, name, value)
+        recorded.append(
+            _event(
+                "follow_up.done",
+                follow_up,
+                item.actor,
+                item.at,
+                {
+                    "outcome": item.outcome,
+                    "note": note,
+                    "owner_id": follow_up.owner_id,
+                    "due_at": follow_up.due_at.isoformat(),
+                    "late": item.at > follow_up.due_at,
+                },
+            )
+        )
+    await record_many(session, recorded)
 
 
 async def cancel(
@@ -689,19 +977,7 @@ async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor:
         )
     ).all()
     by_response = {row.source_id: row for row in sources}
-    open_ones: dict[int, FollowUp] = {}
-    if held:
-        for row in await session.scalars(
-            select(FollowUp)
-            .where(
-                FollowUp.ticket_id == any_(literal(sorted(held), ARRAY(BigInteger))),
-                FollowUp.kind == "recovery",
-                FollowUp.state == "open",
-            )
-            .order_by(FollowUp.id)
-        ):
-            if row.ticket_id is not None:
-                open_ones.setdefault(row.ticket_id, row)
+    open_ones = await open_recoveries_of_tickets(session, held)
     hours: int | None = None
     news: list[tuple[Answered, FollowUp | dict[str, Any], str]] = []  # (answer, row, note)
     for answer in answers:
@@ -746,36 +1022,31 @@ async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor:
                     "reason": reason,
                     "due_at": answer.at + timedelta(hours=hours),
                     "state": "open",
+                    "outcome": None,
+                    "outcome_note": "",
                     "created_by_type": actor.type,
                     "created_by_id": actor.id,
                     "created_at": answer.at,
                     "updated_at": answer.at,
+                    "done_at": None,
+                    "sent_at": None,
                     "source_type": "survey_response",
                     "source_id": answer.response_id,
+                    "version": 1,
                 },
                 "",
             )
         )
     values = [new for _, new, _ in news if isinstance(new, dict)]
-    made: dict[str | None, FollowUp] = {}
-    if values:
-        # ON CONFLICT: two transactions hearing of the same answer at once still open one
-        made = {
-            follow_up.source_id: follow_up
-            for follow_up in await session.scalars(
-                insert(FollowUp)
-                .values(values)
-                .on_conflict_do_nothing(
-                    index_elements=["source_type", "source_id"],
-                    index_where=FollowUp.source_id.is_not(None),
-                )
-                .returning(FollowUp)
-            )
-        }
+    made = {
+        follow_up.source_id: follow_up
+        for follow_up in await _insert(session, values)
+        if follow_up is not None
+    }
     recorded: list[NewEvent] = []
-    for answer, what, text in news:
+    for answer, what, said in news:
         if isinstance(what, FollowUp):
-            recorded.append(_event("follow_up.updated", what, actor, answer.at, {"note": text}))
+            recorded.append(_event("follow_up.updated", what, actor, answer.at, {"note": said}))
             continue
         follow_up = made.get(answer.response_id)
         if follow_up is None:  # opened by someone else meanwhile: theirs stands
