@@ -45,7 +45,7 @@ from servicecycle.followups import service as followups
 from servicecycle.followups.models import OUTCOMES
 from servicecycle.followups.models import FollowUp as FollowUpRow
 from servicecycle.kit import clock
-from servicecycle.kit.errors import NotFound, ServiceError
+from servicecycle.kit.errors import ServiceError
 from servicecycle.kit.secrets import Keyring
 from servicecycle.simulation.plan import (
     Assign,
@@ -56,7 +56,6 @@ from servicecycle.simulation.plan import (
     PlanTicket,
     Reply,
     Status,
-    Step,
     SurveyAnswer,
 )
 from servicecycle.sla import batch as sla_batch
@@ -431,13 +430,6 @@ class _Replay:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    async def step(self, index: int, planned: PlanTicket, number: int, step: Step) -> None:
-        ticket = self.tickets[index]
-        if isinstance(step, FollowUp):
-            await self.follow_up(index, number, ticket, step)
-        else:  # the others go through the batched services (``batched``)
-            raise AssertionError(f"not a single step: {step}")
-
     async def answer(self, items: list[_Item]) -> None:
         """The customers click a score in their invitations' mail (one item each of
         different tickets): each link's token is read back as the answer page reads it, and
@@ -477,42 +469,81 @@ class _Replay:
     ) -> list[SurveyResponse]:
         return await surveys.answer_many(session, self.mailer.keyring, items)
 
-    async def follow_up(self, index: int, number: int, ticket: Ticket, step: FollowUp) -> None:
-        """A planned contact; a ``recovery`` is the one the follow-ups domain opened by itself
-        for a detractor's answer, which the agent takes on (and completes later)."""
-        user = self.users[step.agent]
-        row: FollowUpRow | None
-        if step.kind == "recovery":
-            row = await followups.open_recovery_of_ticket(self.session, ticket.id)
-            if row is None:
-                raise NotFound("No open recovery for this ticket")
-        else:
-            row = await followups.create(
-                self.session,
-                reason=step.reason,
-                due_at=step.due,
-                ticket_id=ticket.id,
-                owner_id=user.id,
-                kind=step.kind,
-                actor=Actor.user(user.id),
-            )
-            self.summary.follow_ups += 1
-        if step.done_at is not None:
-            self.follow_ups[(index, number)] = row
-
-    async def finish_follow_up(self, index: int, number: int) -> None:
-        row = self.follow_ups.pop((index, number))
-        step = self.plan.tickets[index].steps[number]
-        assert isinstance(step, FollowUp)
-        known = step.outcome in OUTCOMES
-        await followups.complete(
+    async def follow_up(self, items: list[_Item]) -> None:
+        """Planned contacts (one step each of different tickets), in one
+        ``followups.create_many``, each at its own moment; a ``recovery`` is the one the
+        follow-ups domain opened by itself for a detractor's answer, which the agent takes
+        on (and completes later)."""
+        steps: list[tuple[_Item, FollowUp]] = []
+        for item in items:
+            step = self.plan.tickets[item.index].steps[item.step]
+            assert isinstance(step, FollowUp), f"not a follow-up: {step}"
+            steps.append((item, step))
+        recoveries = await followups.open_recoveries_of_tickets(
             self.session,
-            row,
-            outcome=step.outcome if known else "other",
-            note=step.note or ("" if known else step.outcome),
-            actor=Actor.user(self.users[step.agent].id),
+            [self.tickets[item.index].id for item, step in steps if step.kind == "recovery"],
         )
-        self.summary.follow_ups_done += 1
+        rows: dict[_Item, FollowUpRow] = {}
+        plans: list[tuple[_Item, followups.NewFollowUp]] = []
+        for item, step in steps:
+            ticket = self.tickets[item.index]
+            if step.kind == "recovery":
+                row = recoveries.get(ticket.id)
+                if row is None:
+                    planned = self.plan.tickets[item.index]
+                    raise Refused(
+                        f"{planned.key} step {item.step} ({step}): No open recovery for this ticket"
+                    )
+                rows[item] = row
+                continue
+            user = self.users[step.agent]
+            plans.append(
+                (
+                    item,
+                    followups.NewFollowUp(
+                        reason=step.reason,
+                        due_at=step.due,
+                        actor=Actor.user(user.id),
+                        at=item.at,
+                        ticket_id=ticket.id,
+                        owner_id=user.id,
+                        kind=step.kind,
+                    ),
+                )
+            )
+        if plans:
+            self.at(max(item.at for item, _ in plans))
+            made = await self.call(followups.create_many, plans)
+            rows.update(zip([item for item, _ in plans], made, strict=True))
+            self.summary.follow_ups += len(plans)
+        for item, step in steps:
+            if step.done_at is not None:
+                self.follow_ups[(item.index, item.step)] = rows[item]
+
+    async def finish_follow_up(self, items: list[_Item]) -> None:
+        """Planned contacts done (``FOLLOW_UP_DONE`` items), in one
+        ``followups.complete_many``, each at its own moment."""
+        done: list[tuple[_Item, followups.Completion]] = []
+        for item in items:
+            row = self.follow_ups.pop((item.index, item.step))
+            step = self.plan.tickets[item.index].steps[item.step]
+            assert isinstance(step, FollowUp)
+            known = step.outcome in OUTCOMES
+            done.append(
+                (
+                    item,
+                    followups.Completion(
+                        row,
+                        outcome=step.outcome if known else "other",
+                        note=step.note or ("" if known else step.outcome),
+                        at=item.at,
+                        actor=Actor.user(self.users[step.agent].id),
+                    ),
+                )
+            )
+        self.at(max(item.at for item in items))
+        await self.call(followups.complete_many, done)
+        self.summary.follow_ups_done += len(done)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -620,7 +651,8 @@ class _Replay:
 
     async def wave(self, wave: list[_Item]) -> None:
         """One item of each of several tickets (and the rare others), through the batched
-        services: openings, assignments, messages and status changes in one call each."""
+        services: openings, assignments, messages, status changes, survey answers and
+        follow-ups in one call each, then the follow-ups done in the wave in one call."""
         steps = [item for item in wave if item.rank == STEP]
         self.summary.waves += 1
         await self.make_customers(
@@ -640,10 +672,9 @@ class _Replay:
         self.summary.warned += warned
         self.summary.breached += breached
         await self.batched(steps)
-        for item in wave:
-            if item.rank == FOLLOW_UP_DONE:
-                self.at(item.at)
-                await self.finish_follow_up(item.index, item.step)
+        finished = [item for item in wave if item.rank == FOLLOW_UP_DONE]
+        if finished:
+            await self.finish_follow_up(finished)
         for item in steps:
             planned = self.plan.tickets[item.index]
             if item.step >= 0:
@@ -671,7 +702,7 @@ class _Replay:
         messages: list[tuple[_Item, bulk.NewMessage]] = []
         statuses: list[tuple[_Item, bulk.NewStatus]] = []
         answers: list[_Item] = []
-        singles: list[_Item] = []
+        follow_ups: list[_Item] = []
         for item in steps:
             planned = self.plan.tickets[item.index]
             if item.step == -1:
@@ -718,7 +749,7 @@ class _Replay:
             elif isinstance(step, SurveyAnswer):
                 answers.append(item)
             else:
-                singles.append(item)
+                follow_ups.append(item)
         if opens:
             self.at(opens[-1][0].at)
             made = await self.call(bulk.create_tickets, opens)
@@ -742,9 +773,8 @@ class _Replay:
             self.summary.status_changes += len(statuses)
         if answers:
             await self.answer(answers)
-        for item in singles:
-            self.at(item.at)
-            await self.ticket_step(item)
+        if follow_ups:
+            await self.follow_up(follow_ups)
 
     def message(self, ticket: Ticket, planned: PlanTicket, step: Reply | Note) -> bulk.NewMessage:
         if isinstance(step, Note):
@@ -797,15 +827,6 @@ class _Replay:
             what = "opening" if item.step == -1 else f"{planned.steps[item.step]}"
             message = exc.message.split(": ", 1)[-1].removesuffix(". Nothing was written.")
             raise Refused(f"{planned.key} step {item.step} ({what}): {message}") from exc
-
-    async def ticket_step(self, item: _Item) -> None:
-        """A step with no batched service (follow-ups), on its own."""
-        planned = self.plan.tickets[item.index]
-        step = planned.steps[item.step]
-        try:
-            await self.step(item.index, planned, item.step, step)
-        except ServiceError as exc:
-            raise Refused(f"{planned.key} step {item.step} ({step}): {exc.message}") from exc
 
 
 class Refused(Exception):
