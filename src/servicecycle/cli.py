@@ -38,12 +38,6 @@ out = Console()
 err = Console(stderr=True)
 
 
-# the demo's first load: the shop's six months at this many tickets load in about two
-# minutes on a 2-core machine (bench/results/simulation.md); the scenario itself plans ~20,000
-DEMO_TICKETS = 7_000
-DEMO_FULL_TICKETS = 20_000
-
-
 def fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=1)
@@ -333,17 +327,16 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server after loading")
     ] = True,
     tickets: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=10,
             max=200_000,
             help=(
-                "Load about this many tickets over the six months. The default is a quick first"
-                f" load; the shop's full volume ({DEMO_FULL_TICKETS:,}) takes about five minutes"
-                " on two cores"
+                "Load about this many tickets over the six months instead of the shop's own"
+                " volume (about 20,000, which loads in about two minutes on two cores)"
             ),
         ),
-    ] = DEMO_TICKETS,
+    ] = None,
 ) -> None:
     """Load the demo business (six months of a simulated shop, the first time) and serve it."""
     from servicecycle.demo import DEMO_LOGINS, load
