@@ -132,12 +132,6 @@ class NewAssignment:
     actor: Actor
 
 
-def _named(index: int, what: str, exc: ServiceError) -> ServiceError:
-    exc.message = f"Item {index} ({what}): {exc.message}. Nothing was written."
-    exc.extra = {**exc.extra, "item": index}
-    return exc
-
-
 def _distinct(tickets: list[Ticket]) -> None:
     seen: set[int] = set()
     for index, ticket in enumerate(tickets):
@@ -306,7 +300,7 @@ async def create_tickets(
                 )
             tags = service._clean_tags(list(item.tags))
         except ServiceError as exc:
-            raise _named(index, f"ticket {item.subject[:40]!r}", exc) from exc
+            raise exc.at_item(index, f"ticket {item.subject[:40]!r}") from exc
         cleaned.append((subject, safe, plain, tags))
     made = [
         new_row(
@@ -420,7 +414,7 @@ async def _check_statuses(session: AsyncSession, items: list[NewStatus]) -> None
                         fields={f"custom.{key}": "required to solve" for key in missing},
                     )
         except ServiceError as exc:
-            raise _named(index, f"ticket {ticket.id}", exc) from exc
+            raise exc.at_item(index, f"ticket {ticket.id}") from exc
 
 
 async def set_statuses(session: AsyncSession, items: list[NewStatus]) -> None:
@@ -481,7 +475,7 @@ async def assign_many(session: AsyncSession, items: list[NewAssignment]) -> None
             await service._check_assignee(session, item.assignee_id)
             await service._check_team(session, item.team_id)
         except ServiceError as exc:
-            raise _named(index, f"ticket {item.ticket.id}", exc) from exc
+            raise exc.at_item(index, f"ticket {item.ticket.id}") from exc
     changes = []
     writes: list[tuple[Ticket, datetime, dict[str, Any]]] = []
     for item in items:
@@ -525,7 +519,7 @@ async def add_messages(session: AsyncSession, items: list[NewMessage]) -> list[M
                 )
             bodies.append(service._body(item.body_text, item.body_html))
         except ServiceError as exc:
-            raise _named(index, f"ticket {ticket.id}", exc) from exc
+            raise exc.at_item(index, f"ticket {ticket.id}") from exc
     # refused before anything is written, as far as the tickets' statuses now tell
     await _check_statuses(session, [_following(item) for item in items])
     messages = [
