@@ -324,3 +324,10 @@ async def test_a_batch_with_a_bad_item_names_it_and_writes_nothing(
     if "held@" in str(second.emails):
         assert exc.extra["customer_id"] == held.id
     assert await db.scalar(select(func.count()).select_from(Customer)) == before
+
+
+async def test_one_customers_error_is_said_as_it_was_whatever_the_name(db: AsyncSession) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        await customers.create_customer(db, name="Bob (VIP): Jane", tags=["a" * 81], actor=ACTOR)
+    assert caught.value.message == "Tag too long"
+    assert "item" not in caught.value.extra

@@ -181,10 +181,7 @@ async def create_customer(
         notes=notes,
         attributes=attributes or {},
     )
-    try:
-        (customer,) = await create_customers(session, [new], actor=actor)
-    except ServiceError as exc:  # one customer: the error as it was, not as an item's
-        raise _unnamed(exc) from None
+    (customer,) = await _create(session, [new], actor=actor, named=False)
     return customer
 
 
@@ -195,35 +192,46 @@ async def create_customers(
     checks, the rows, their identities and the ``customer.created`` events. Everything is
     checked first: an invalid item, an unknown company or an identity already in use (also
     by an earlier item) refuses the whole batch, naming the item, and writes nothing."""
+    return await _create(session, items, actor=actor, named=True)
+
+
+async def _create(
+    session: AsyncSession, items: Sequence[NewCustomer], *, actor: Actor, named: bool
+) -> list[Customer]:
+    """``create_customers``; ``named``: a refusal names its item (else: one customer's
+    error, as it was)."""
+
+    def refuse(exc: ServiceError, index: int) -> ServiceError:
+        return exc.at_item(index, f"customer {items[index].name[:40]!r}") if named else exc
+
     cleaned: list[tuple[Customer, list[tuple[str, str]]]] = []
     for index, item in enumerate(items):
         try:
             customer, identities = _new_row(item)
         except ServiceError as exc:
-            raise exc.at_item(index, f"customer {item.name[:40]!r}") from exc
+            raise refuse(exc, index) from exc
         cleaned.append((customer, identities))
     companies = {item.company_id for item in items if item.company_id is not None}
     if companies:
         known = set(await session.scalars(select(Company.id).where(Company.id.in_(companies))))
         for index, item in enumerate(items):
             if item.company_id is not None and item.company_id not in known:
-                raise ValidationFailed(
+                unknown = ValidationFailed(
                     "No such company", fields={"company_id": "unknown company"}
-                ).at_item(index, f"customer {item.name[:40]!r}")
+                )
+                raise refuse(unknown, index)
     owner: dict[tuple[str, str], int] = {}
     for index, (_, identities) in enumerate(cleaned):
         for identity in identities:
             earlier = owner.setdefault(identity, index)
             if earlier != index:
-                raise _taken(identity, f"item {earlier} of this batch").at_item(
-                    index, f"customer {items[index].name[:40]!r}"
-                )
+                raise refuse(_taken(identity, f"item {earlier} of this batch"), index)
     taken = await _taken_identities(session, list(owner))
     if taken:
         first = min(taken, key=lambda identity: owner[identity])
         index = owner[first]
         conflict = _taken(first, f"customer {taken[first]}", customer_id=taken[first])
-        raise conflict.at_item(index, f"customer {items[index].name[:40]!r}")
+        raise refuse(conflict, index)
     now = clock.now()
     await _insert(
         session,
@@ -288,13 +296,6 @@ def _new_row(item: NewCustomer) -> tuple[Customer, list[tuple[str, str]]]:
         attributes=dict(item.attributes),
     )
     return customer, normalised
-
-
-def _unnamed(exc: ServiceError) -> ServiceError:
-    """A batch of one's error without the item's naming (``ServiceError.at_item``)."""
-    exc.message = exc.message.split("): ", 1)[-1].removesuffix(". Nothing was written.")
-    exc.extra.pop("item", None)
-    return exc
 
 
 _FIELDS = {"email": "emails", "phone": "phones", "external": "external_ids"}

@@ -82,7 +82,8 @@ async def cached(
     is shared by concurrent requests: treat it as read-only (ORM rows in it are detached)."""
     version = await current(session, domain)
     url = session.get_bind().engine.url  # which database (hashing a URL renders it: slow)
-    key = ((url.host, url.port, url.database, url.username), domain, what)
+    where = (url.host, url.port, url.database, url.username, tuple(url.query.items()))
+    key = (where, domain, what)
     hit = _copies.get(key)
     if hit is not None and hit[0] == version:
         value: T = hit[1]
