@@ -18,6 +18,7 @@ from servicecycle.events.models import Event
 from servicecycle.events.service import Actor
 from servicecycle.tickets.models import Attachment, Message, Ticket
 from servicecycle.tickets.storage import DatabaseStorage
+from tests.channels.faults import refuse_break_me
 
 STORAGE = DatabaseStorage()
 
@@ -51,25 +52,6 @@ async def take(db: AsyncSession, raws: list[bytes]) -> list[tuple[str, int | Non
 async def count(db: AsyncSession, model: type[object], *where: object) -> int:
     return int(
         await db.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
-    )
-
-
-async def refuse_break_me(db: AsyncSession) -> None:
-    """The database refuses to log a mail whose subject is 'Break me' (as a full disk would)."""
-    await db.execute(
-        text(
-            """CREATE FUNCTION test_refuse_break_me() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
-              RETURN NEW;
-            END $$"""
-        )
-    )
-    await db.execute(
-        text(
-            """CREATE TRIGGER refuse_break_me BEFORE INSERT ON inbound_mails
-            FOR EACH ROW EXECUTE FUNCTION test_refuse_break_me()"""
-        )
     )
 
 

@@ -28,6 +28,7 @@ from servicecycle.db.engine import libpq_url
 from servicecycle.events.models import Event
 from servicecycle.tickets.models import Attachment, Ticket
 from servicecycle.tickets.storage import DatabaseStorage, Storage
+from tests.channels.faults import refuse_break_me
 from tests.channels.test_email_out import free_port
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -320,25 +321,9 @@ async def until(check: Callable[[], bool]) -> None:
 async def test_mails_arriving_together_are_stored_together_and_only_a_bad_one_gets_451(
     sessions: Sessions, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import text
-
     from servicecycle.channels.email import batch
 
-    await db.execute(
-        text(
-            """CREATE FUNCTION test_refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.subject = 'Break me' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
-              RETURN NEW;
-            END $$"""
-        )
-    )
-    await db.execute(
-        text(
-            """CREATE TRIGGER refuse_broken BEFORE INSERT ON inbound_mails
-            FOR EACH ROW EXECUTE FUNCTION test_refuse_broken()"""
-        )
-    )
+    await refuse_break_me(db)
     together: list[int] = []
     receive_many = batch.receive_many
 

@@ -159,13 +159,9 @@ async def mail_reply_many(session: AsyncSession, events: list[Appended]) -> None
         except (NotFound, ValueError, KeyError):
             continue
         if ticket.channel == "email":
-            mail = outbox.Mail(
-                ticket=ticket,
-                kind="reply",
-                body=message.body_text,
-                sender=get_settings().mail_from,
-                at=event.occurred_at,
-                message=message,
+            mails.append(
+                outbox.Mail.reply(
+                    ticket, message, sender=get_settings().mail_from, at=event.occurred_at
+                )
             )
-            mails.append(mail)
     await outbox.queue_many(session, mails)

@@ -79,13 +79,8 @@ async def ring_many(session: AsyncSession, events: list[Appended]) -> None:
         except (NotFound, ValueError, KeyError):
             continue
         mails.append(
-            outbox.Mail(
-                ticket=ticket,
-                kind="reply",
-                body=message.body_text,
-                sender=get_settings().mail_from,
-                at=event.occurred_at,
-                message=message,
+            outbox.Mail.reply(
+                ticket, message, sender=get_settings().mail_from, at=event.occurred_at
             )
         )
     await outbox.queue_many(session, mails)

@@ -157,6 +157,18 @@ class Mail:
     subject: str | None = None
     to: str | None = None
 
+    @classmethod
+    def reply(cls, ticket: Ticket, message: Message, *, sender: str, at: datetime) -> Mail:
+        """A public reply's copy to the requester (e-mail tickets, missed chats)."""
+        return cls(
+            ticket=ticket,
+            kind="reply",
+            body=message.body_text,
+            sender=sender,
+            at=at,
+            message=message,
+        )
+
 
 async def queue_many(session: AsyncSession, mails: list[Mail]) -> list[OutboundMail | None]:
     """``queue`` for each mail (to the ticket's requester unless the mail names its ``to``,
