@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from servicecycle.kit import clock
-from servicecycle.simulation import text
 from servicecycle.simulation.generate import _shifts, generate, window
 from servicecycle.simulation.plan import (
     Assign,
@@ -37,7 +36,6 @@ from servicecycle.simulation.plan import (
     SurveyAnswer,
 )
 from servicecycle.simulation.scenario import (
-    WORDINGS,
     Scenario,
     default_scenario_path,
     load_scenario,
@@ -435,14 +433,6 @@ def test_survey_comments_match_the_score(plan: Plan) -> None:
             if isinstance(step, SurveyAnswer) and step.kind == "nps":
                 assert not (step.score >= 9 and step.comment in unhappy)
                 assert not (step.score <= 6 and step.comment in happy)
-
-
-def test_every_wording_has_a_phrase_bank_with_every_part() -> None:
-    assert set(text.BANKS) == set(WORDINGS)
-    parts = {"subjects", "problems", "asks", "answers", "waits", "solves", "reopens"}
-    for name, bank in text.BANKS.items():
-        assert set(bank) == parts and all(bank[p] for p in parts), name
-        assert len(bank["asks"]) == len(bank["answers"]), name  # an answer to each question
 
 
 def test_the_demo_people_are_in_the_plan(plan: Plan) -> None:

@@ -1559,30 +1559,6 @@ CASES: dict[str, tuple[Case, ...]] = {
     ),
 }
 
-Bank = dict[str, tuple[str, ...]]
-
-
-def _flat(cases: Sequence[Case]) -> Bank:
-    pairs = [(ask.text, answer) for c in cases for ask in c.asks for answer in ask.answers]
-
-    def every(texts: Sequence[str]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(texts))
-
-    return {
-        "subjects": every([s for c in cases for s in c.subjects]),
-        "problems": every([p for c in cases for p in c.problems]),
-        "asks": tuple(ask for ask, _ in pairs),  # asks[i] is answered by answers[i]
-        "answers": tuple(answer for _, answer in pairs),
-        "waits": every([n for c in cases for n in c.notes]),
-        "solves": every([t for c in cases for f in c.fixes for t in (f.text, *f.again)]),
-        "reopens": every([r for c in cases for f in c.fixes for r in f.reopens]),
-    }
-
-
-# every template of a bank by part, across its cases (a flat view for checks; the writer
-# draws from CASES, one case per conversation)
-BANKS: dict[str, Bank] = {name: _flat(cases) for name, cases in CASES.items()}
-
 _GREETINGS = ("Hi,", "Hello,", "Hi there,", "Good morning,", "Dear Northwind team,", "", "hey", "")
 _OPENINGS = (
     "",
