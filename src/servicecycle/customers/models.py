@@ -68,7 +68,8 @@ class CustomerIdentity(Base):
 
     __table_args__ = (
         Index("uq_customer_identities_kind_value", "kind", "value", unique=True),
-        Index("ix_customer_identities_customer_id", "customer_id"),
+        # a customer's identities of one kind, oldest first (the address for mail)
+        Index("ix_customer_identities_customer_kind", "customer_id", "kind", "id"),
         Index(
             "ix_customer_identities_value_trgm",
             "value",

@@ -204,9 +204,10 @@ async def addresses(session: AsyncSession, customer_ids: list[int]) -> dict[int,
 
 # many mails and their threads in one statement of one text whatever their number (the rows
 # one JSON document, ``bulk.json_rows``, inserted in its order); a mail without an address
-# goes to its requester's first e-mail identity, and is left out if there is none
+# goes to its requester's first e-mail identity, and is left out if there is none (looked up
+# once per row: the CTE is materialised, so the filter and the insert read the same value)
 _QUEUE_MANY = text("""
-WITH m AS (
+WITH m AS MATERIALIZED (
     SELECT e, n, coalesce(e->>3, (
         SELECT ci.value FROM customer_identities ci
         WHERE ci.customer_id = CAST(e->>9 AS bigint) AND ci.kind = 'email'
