@@ -37,7 +37,7 @@ _OPEN = "status IN ('new', 'open', 'pending', 'on-hold') AND merged_into_id IS N
 def _list_indexes() -> list[Index]:
     """One index per list order (migration 0013; measured in bench/results/explain-1m-*.md)."""
 
-    def newest(*leading: str, where: str | None = None, column: str = "updated_at") -> list[Any]:
+    def newest(*leading: str, column: str = "updated_at") -> list[Any]:
         return [*(text(c) for c in leading), text(f"{column} DESC NULLS LAST"), text("id DESC")]
 
     def ix(name: str, *leading: str, where: str | None = None, column: str = "updated_at") -> Index:
@@ -95,9 +95,6 @@ class Ticket(Base):
             "status IN ('new', 'open', 'pending', 'on-hold', 'solved', 'closed')", name="status"
         ),
         CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
-        Index("ix_tickets_status_updated_at", "status", "updated_at"),
-        Index("ix_tickets_assignee_status_updated_at", "assignee_id", "status", "updated_at"),
-        Index("ix_tickets_team_status_updated_at", "team_id", "status", "updated_at"),
         Index("ix_tickets_requester_id", "requester_id", "created_at"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_search", "search", postgresql_using="gin"),

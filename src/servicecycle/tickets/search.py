@@ -184,7 +184,8 @@ async def search(session: AsyncSession, raw: str, *, me: int, limit: int = 25) -
         sql = f"""
         SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.assignee_id, 0.0,
                t.subject, NULL
-        FROM tickets t WHERE {conditions} ORDER BY t.updated_at DESC, t.id DESC LIMIT :limit
+        FROM tickets t WHERE {conditions}
+        ORDER BY t.updated_at DESC NULLS LAST, t.id DESC LIMIT :limit
         """  # noqa: S608 - as above
     rows = (await session.execute(text(sql), params)).all()
     tickets = [
