@@ -233,3 +233,23 @@ def test_the_same_plan_replayed_twice_gives_the_same_data(
     again = fresh_database()
     asyncio.run(replay(again, small_plan(), staff=STAFF, mailer=MAILER))
     assert digest(again) == digest(url)
+
+
+def test_the_replay_takes_the_planners_statistics_as_the_tables_grow(
+    fresh_database: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tables start empty; ANALYZE runs as the tickets double (from ANALYZE_FIRST), not
+    left to autovacuum, whose first visit to a new database can come a minute late."""
+    import asyncio
+    import time
+
+    from servicecycle.simulation import driver
+
+    monkeypatch.setattr(driver, "ANALYZE_FIRST", 1)
+    url = fresh_database()
+    asyncio.run(replay(url, small_plan(), staff=STAFF, mailer=MAILER))
+    sql = "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'tickets'"
+    deadline = time.monotonic() + 10  # the replay's backend reports its statistics on exit
+    while one(url, sql) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert one(url, sql) >= 1  # ANALYZE by hand; autovacuum's count is autoanalyze_count
