@@ -33,6 +33,7 @@ from servicecycle.auth.passwords import (
     new_token,
     verify_password,
 )
+from servicecycle.db import written
 from servicecycle.events import versions
 from servicecycle.events.service import Actor, record
 from servicecycle.kit import clock
@@ -261,6 +262,7 @@ async def set_availability(session: AsyncSession, user: User, status: str, *, ac
         # availability is not an edit of the user: no version bump
         await session.execute(update(User).where(User.id == user.id).values(availability=status))
         set_committed_value(user, "availability", status)
+        written.changed(session, [user])
         await record(
             session,
             "user.availability_changed",
@@ -400,6 +402,7 @@ async def start_session(
     # a Core UPDATE: signing in is not an edit, so it must not bump the row's version
     await session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
     set_committed_value(user, "last_login_at", now)
+    written.changed(session, [user])
     await session.flush()
     await record(
         session,

@@ -23,6 +23,7 @@ from servicecycle.automation.rules import PLACEHOLDERS, fill, unknown_placeholde
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
+from servicecycle.db import written
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.followups.models import KINDS, OUTCOMES, STATES, FollowUp, FollowUpSettings
 from servicecycle.kit import clock
@@ -715,6 +716,7 @@ async def _complete(session: AsyncSession, items: Sequence[Completion], *, named
         values = ("done", item.outcome, note, item.at, item.at, follow_up.version + 1)
         for name, value in zip(_DONE_COLUMNS, values, strict=True):
             set_committed_value(follow_up, name, value)
+        written.changed(session, [follow_up])
         recorded.append(
             _event(
                 "follow_up.done",

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import BigInteger, DateTime
 
+from servicecycle.db import written as db_written
 from servicecycle.events.bus import dispatch_many
 from servicecycle.events.service import NewEvent, record_many
 from servicecycle.sla import service
@@ -117,6 +118,7 @@ async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
         row.id = row_id
         make_transient_to_detached(row)
         session.add(row)
+    db_written.new(session, rows)
 
 
 # what ``stop``, ``pause`` and ``resume`` change on a clock, each bit one column
@@ -173,6 +175,7 @@ async def write_clocks(session: AsyncSession, rows: list[SlaClock]) -> None:
     for row, _, changed in written:
         for key in changed:
             set_committed_value(row, key, getattr(row, key))
+    db_written.changed(session, [row for row, _, _ in written])
 
 
 async def stop_many(
@@ -299,6 +302,7 @@ async def sweep_history(
                 set_committed_value(loaded, "breached_at", occurred_at)
             else:
                 set_committed_value(loaded, "warned_at", occurred_at)
+        db_written.changed(session, [loaded])
     appended = service.swept_events(rows)
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     await dispatch_many(session, appended)

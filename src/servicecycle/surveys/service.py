@@ -33,6 +33,7 @@ from sqlalchemy.orm.util import identity_key
 from servicecycle.auth import service as auth
 from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
+from servicecycle.db import written
 from servicecycle.events import versions
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
@@ -879,6 +880,7 @@ async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitat
         for invitation, row in zip(invitations, rows, strict=True):
             for name, value in zip(_OUTCOME, row[1:], strict=True):
                 set_committed_value(invitation, name, value)
+        written.changed(session, invitations)
     await session.flush()  # anything else pending, as the flush this replaces did
 
 

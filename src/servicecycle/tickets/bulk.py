@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from servicecycle.customers.models import Customer
+from servicecycle.db import written
 from servicecycle.events.service import Actor, NewEvent, record_many
 from servicecycle.kit.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from servicecycle.tickets import custom_fields, service
@@ -210,6 +211,7 @@ async def _write(
     for (ticket, _, _), row in zip(changes, rows, strict=True):
         for name in (*_CHANGED, "version"):
             set_committed_value(ticket, name, row[name])
+    written.changed(session, [ticket for ticket, _, _ in changes])
 
 
 # Many rows in one INSERT of one text whatever their number (as ``events.record_many``): the
@@ -258,6 +260,7 @@ def attach(session: AsyncSession, rows: Sequence[Any], ids: list[int]) -> None:
         row.__dict__["id"] = row_id
         make_transient_to_detached(row)
     session.add_all(rows)
+    written.new(session, rows)  # gone again if the transaction or savepoint rolls back
 
 
 async def _insert_messages(session: AsyncSession, messages: list[Message]) -> None:
