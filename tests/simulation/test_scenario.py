@@ -85,6 +85,24 @@ def test_the_shipped_scenarios_load_with_the_demo_agents() -> None:
             lambda d: d["surveys"][1].update(delay_minutes=90),
             "surveys[1].delay_minutes: must be whole hours",
         ),
+        (
+            lambda d: d["business"]["products"][2].update(kinds=["furniture", "poetry"]),
+            "business.products[2].kinds[1]: must be 'furniture', 'assembly', 'textile'",
+        ),
+        (
+            lambda d: d["business"]["products"][3].update(kinds="textile"),
+            "business.products[3].kinds: must be a valid list",
+        ),
+        (lambda d: d["business"]["products"][0].pop("name"), "business.products[0].name: required"),
+        (
+            lambda d: d["business"]["products"][1].update(colour="red"),
+            "business.products[1].colour: unknown field",
+        ),
+        (
+            lambda d: d["business"]["products"].append(5),
+            "business.products[16]: must be a name or a table with name and kinds",
+        ),
+        (lambda d: d["business"].update(products=[]), "business.products: List should have"),
     ],
 )
 def test_a_field_error_names_the_field_and_the_problem(change: Any, expected: str) -> None:
@@ -92,6 +110,22 @@ def test_a_field_error_names_the_field_and_the_problem(change: Any, expected: st
     change(data)
     lines = _errors(data)
     assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_a_product_is_a_plain_name_or_a_table_with_its_kinds() -> None:
+    data = _default()
+    tables = data["business"]["products"]
+    assert all(p["kinds"] for p in tables)  # the shipped products all say what they are
+    data["business"]["products"] = ["Oak dining chair", {"name": "Wool rug"}, *tables[:2]]
+    products = parse_scenario(data).business.products
+    assert [(p.name, p.kinds) for p in products] == [
+        ("Oak dining chair", None),  # kinds not known: fits every case
+        ("Wool rug", None),
+        (tables[0]["name"], tables[0]["kinds"]),
+        (tables[1]["name"], tables[1]["kinds"]),
+    ]
+    data["business"]["products"] = [{"name": "Gift card", "kinds": []}]  # fits no special case
+    assert parse_scenario(data).business.products[0].kinds == []
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,14 @@ from servicecycle.simulation import text
 from servicecycle.simulation.generate import generate
 from servicecycle.simulation.plan import Note, Reply
 from servicecycle.simulation.scenario import (
+    KINDS,
     WORDINGS,
+    Product,
     load_scenario,
     parse_scenario,
     scenarios_folder,
 )
-from servicecycle.simulation.text import Case, Slots, Writer
+from servicecycle.simulation.text import Case, Catalogue, Slots, Writer
 
 PRODUCTS = ("Oak dining chair", "Copper kettle", "Wool rug", "Velvet cushion")
 SLOT_NAMES = {
@@ -317,3 +319,124 @@ def test_every_scenario_writes_with_known_banks() -> None:
     for path in sorted(scenarios_folder().glob("*.toml")):
         for topic in load_scenario(path).topics:
             assert topic.wording in text.CASES, (path.name, topic.name)
+
+
+def _shipped() -> dict[str, list[Product]]:
+    return {
+        path.name: load_scenario(path).business.products
+        for path in sorted(scenarios_folder().glob("*.toml"))
+    }
+
+
+def _kinds(products: Iterable[Product]) -> dict[str, frozenset[str] | None]:
+    return {p.name: None if p.kinds is None else frozenset(p.kinds) for p in products}
+
+
+def test_the_cases_need_known_kinds_and_the_shipped_products_have_each() -> None:
+    needs = {case.needs for cases in text.CASES.values() for case in cases} - {frozenset()}
+    assert needs and all(need <= set(KINDS) for need in needs)
+    for name, products in _shipped().items():
+        kinds = _kinds(products)
+        for need in needs:  # never the fall-back to any product
+            assert [p for p, k in kinds.items() if k and k & need], (name, need)
+
+
+@pytest.mark.parametrize("wording", WORDINGS)
+def test_each_conversation_is_about_a_product_that_fits_its_case(wording: str) -> None:
+    products = load_scenario(scenarios_folder() / "online_shop.toml").business.products
+    kinds = _kinds(products)
+    writer = Writer(random.Random(31), products)
+    used: dict[int, set[str]] = {}
+    for _ in range(400):
+        talk = _talk(writer, wording)
+        case = talk.slots.case
+        assert case is not None
+        if "product" in talk.slots:
+            product = talk.slots["product"]
+            known = kinds[product]
+            assert not case.needs or (known is not None and known & case.needs), (
+                product,
+                case.needs,
+                talk.subject,
+            )
+            used.setdefault(text.CASES[wording].index(case), set()).add(product)
+    for i, case in enumerate(text.CASES[wording]):
+        if i in used and case.needs:  # every fitting product turns up, not just one
+            fitting = {p for p, k in kinds.items() if k is not None and k & case.needs}
+            assert used[i] == fitting, (wording, i)
+
+
+def test_plain_names_fit_every_case_and_no_fit_falls_back_to_any_product() -> None:
+    assembly = frozenset({"assembly"})
+    assert Catalogue(PRODUCTS).fitting(assembly) == PRODUCTS
+    mixed = Catalogue(
+        [
+            "Gift box",
+            Product(name="Oak dining chair", kinds=["furniture", "assembly"]),
+            Product(name="Wool rug", kinds=["textile"]),
+            Product(name="Gift card", kinds=[]),
+            Product(name="Copper kettle"),
+        ]
+    )
+    assert mixed.fitting(assembly) == ("Gift box", "Oak dining chair", "Copper kettle")
+    assert mixed.fitting(frozenset({"textile", "kitchen"})) == (
+        "Gift box",
+        "Wool rug",
+        "Copper kettle",
+    )
+    assert mixed.fitting(frozenset()) == mixed.names  # a case that needs nothing: any
+    soft = Catalogue([Product(name=n, kinds=["textile"]) for n in ("Wool rug", "Merino throw")])
+    assert soft.fitting(assembly) == ("Wool rug", "Merino throw")  # none fits: any product
+    # through a conversation: missing parts for a plain-named product is allowed
+    writer = Writer(random.Random(5), PRODUCTS)
+    missing = next(c for c in text.CASES["damaged"] if "assembly" in c.needs)
+    seen = set()
+    for _ in range(100):
+        slots = writer.slots(TODAY)
+        slots.case = missing
+        writer.ticket("damaged", CUSTOMER, slots)
+        seen.add(slots["product"])
+    assert seen == set(PRODUCTS)
+
+
+def _naming(template: str, names: Iterable[str]) -> re.Pattern[str]:
+    """``template`` as a pattern whose group ``p`` is the product it names."""
+    out = ""
+    for part in re.split(r"(\{[a-z0-9_]+\})", template):
+        if part == "{product}":
+            out += "(?P<p>" + "|".join(re.escape(n) for n in names) + ")"
+        else:
+            out += ".+?" if part.startswith("{") else re.escape(part)
+    return re.compile(out, re.IGNORECASE)
+
+
+def test_the_generated_tickets_name_products_that_fit_their_case() -> None:
+    """Through generate(): a subject that names a product names one its case fits."""
+    data = tomllib.loads((scenarios_folder() / "online_shop.toml").read_text("utf-8"))
+    data["business"]["months"] = 1
+    data["arrivals"]["expected_tickets"] = 1500
+    data["planted"]["emerging"]["days"] = 7
+    scenario = parse_scenario(data)
+    kinds = {n.lower(): k for n, k in _kinds(scenario.business.products).items()}
+    wording = {t.name: t.wording for t in scenario.topics}
+    subjects = {
+        name: [
+            (_naming(t, kinds), case.needs)
+            for case in cases
+            for t in case.subjects
+            if t.count("{product}") == 1
+        ]
+        for name, cases in text.CASES.items()
+    }
+    plan = generate(scenario, seed=12, end=date(2026, 6, 1))
+    checked: Counter[str] = Counter()
+    for ticket in plan.tickets:
+        found = [
+            (m.group("p").lower(), needs)
+            for pattern, needs in subjects[wording[ticket.topic]]
+            if (m := pattern.search(ticket.subject)) is not None
+        ]
+        if found:
+            assert any(not n or (kinds[p] or set()) & n for p, n in found), (ticket.subject, found)
+            checked[wording[ticket.topic]] += 1
+    assert checked["damaged"] > 10 and checked["product"] > 10, checked

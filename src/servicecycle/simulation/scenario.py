@@ -12,7 +12,7 @@ import tomllib
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,6 +36,10 @@ WORDINGS = (
     "general",
 )
 
+# what a product can be, so a ticket's case gets a product that fits it (text.py's ``needs``)
+Kind = Literal["furniture", "assembly", "textile", "kitchen", "lighting", "decor", "fragile"]
+KINDS: tuple[str, ...] = get_args(Kind)
+
 _SLUG = r"^[a-z][a-z0-9-]*$"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -58,13 +62,28 @@ def _weekdays(days: list[int]) -> list[int]:
     return days
 
 
+class Product(_Model):
+    """A product the customers write about. ``kinds`` None (a plain name in the file): it fits
+    every case; a list: it fits the cases that need one of them, and those that need none."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kinds: list[Kind] | None = None
+
+
 class Business(_Model):
     name: str = Field(min_length=1, max_length=200)
     time_zone: str
     country: str | None = None  # public holidays (ISO 3166 code, the holidays package)
     months: int = Field(ge=1, le=36)
     end: date | None = None  # the run's last day, included (default: the run ends now)
-    products: list[str] = Field(min_length=1)  # names the customers write about
+    products: list[Product] = Field(min_length=1)  # a name, or a table with name and kinds
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _plain_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("time_zone")
     @classmethod
@@ -333,6 +352,10 @@ def _message(error: Any) -> str:
         return "required"
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "model_type":
+        if error.get("ctx", {}).get("class_name") == "Product":
+            return "must be a name or a table with name and kinds"
+        return "must be a table"
     for prefix, instead in (("Value error, ", ""), ("Input should be", "must be")):
         if msg.startswith(prefix):
             msg = instead + msg[len(prefix) :]

@@ -10,8 +10,9 @@ each with the customer's possible answers), ``notes`` (internal notes: waiting o
 agent's solutions, each with the reopen lines that fit it and the agent's answers to those).
 Slots: {product} {a_product} (with "a" or "an") {order} {amount} {fee} {date} (a few days
 before the ticket) {soon} (a few days after) {days} {carrier} {code} {error} {last4}
-{tracking}.
-"""
+{tracking}. A case about one kind of product (flat-packed furniture, a textile's sizes, ...)
+says so in ``needs``: its {product} is one of the business's products of those kinds (any
+product when none is)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from servicecycle.simulation.scenario import Product
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class Case:
     notes: tuple[str, ...]
     waits: tuple[str, ...]
     fixes: tuple[Fix, ...]
+    needs: frozenset[str] = frozenset()  # kinds of product it fits, one of them (none: any)
 
 
 def _case(
@@ -61,6 +65,7 @@ def _case(
     notes: tuple[str, ...],
     waits: tuple[str, ...],
     fixes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    needs: tuple[str, ...] = (),
 ) -> Case:
     return Case(
         subjects=subjects,
@@ -70,6 +75,7 @@ def _case(
         notes=notes,
         waits=waits,
         fixes=tuple(Fix(text, reopens, again) for text, (reopens, again) in fixes.items()),
+        needs=frozenset(needs),
     )
 
 
@@ -418,6 +424,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # exchange
+            needs=("textile",),
             subjects=(
                 "Exchange {product}",
                 "Can I swap my {product}?",
@@ -926,6 +933,7 @@ CASES: dict[str, tuple[Case, ...]] = {
     ),
     "product": (
         _case(  # dimensions
+            needs=("furniture", "lighting"),
             subjects=(
                 "{product} dimensions?",
                 "Size of the {product}",
@@ -995,11 +1003,12 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # care
+            needs=("furniture", "kitchen", "decor", "lighting"),
             subjects=("Care instructions {product}", "How to clean the {product}?"),
             problems=(
                 "How should I clean the {product}?",
-                "Can the {product} go in the washing machine or dishwasher?",
-                "There's no care label on the {product}; how do I look after it?",
+                "Can I use a cleaning spray on the {product}?",
+                "There were no care instructions with the {product}; how do I look after it?",
             ),
             details=("I don't want to damage it.",),
             asks={
@@ -1026,6 +1035,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # suitability / assembly
+            needs=("assembly",),
             subjects=(
                 "{product} - outdoor use?",
                 "Does the {product} need assembling?",
@@ -1063,6 +1073,7 @@ CASES: dict[str, tuple[Case, ...]] = {
     ),
     "damaged": (
         _case(  # arrived broken
+            needs=("fragile", "furniture"),
             subjects=(
                 "Damaged {product}",
                 "Item arrived broken",
@@ -1098,6 +1109,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # faulty, wearing out
+            needs=("textile", "furniture"),
             subjects=("{product} faulty", "{product} falling apart", "Fault with my {product}"),
             problems=(
                 "My {product} started coming apart after {days} days.",
@@ -1125,6 +1137,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # missing parts
+            needs=("assembly",),
             subjects=("Missing parts for {product}", "Parts missing", "Can't assemble {product}"),
             problems=(
                 "Parts are missing from the {product}, so I can't assemble it.",
@@ -1155,6 +1168,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # cosmetic
+            needs=("furniture", "lighting"),
             subjects=("Scratch on my {product}", "{product} damaged finish"),
             problems=(
                 "The {product} from order {order} has a big scratch across the top.",
@@ -1254,6 +1268,7 @@ CASES: dict[str, tuple[Case, ...]] = {
             },
         ),
         _case(  # wrong size/colour
+            needs=("textile",),
             subjects=("wrong size ordered", "Change my order {order}", "Wrong colour ordered"),
             problems=(
                 "I ordered the wrong size of the {product}; can you change it before it ships?",
@@ -1722,14 +1737,33 @@ def _day(slots: Slots, low: int, high: int) -> str:
     return f"{day.day} {_MONTHS[day.month - 1]}"
 
 
+class Catalogue:
+    """The business's products, and which of them fit a case's ``needs``: those with one of
+    the kinds, or whose kinds are not known (a plain name); every product when none fits."""
+
+    def __init__(self, products: Sequence[str | Product]) -> None:
+        self.names = tuple(p if isinstance(p, str) else p.name for p in products)
+        self.kinds = tuple(
+            None if isinstance(p, str) or p.kinds is None else frozenset(p.kinds) for p in products
+        )
+        self._fitting: dict[frozenset[str], tuple[str, ...]] = {frozenset(): self.names}
+
+    def fitting(self, needs: frozenset[str]) -> tuple[str, ...]:
+        """The products a case with these ``needs`` can be about (worked out once per needs)."""
+        names = self._fitting.get(needs)
+        if names is None:
+            fit = [n for n, k in zip(self.names, self.kinds, strict=True) if k is None or k & needs]
+            names = self._fitting[needs] = tuple(fit) or self.names
+        return names
+
+
 class Slots(dict[str, str]):
     """One conversation: slot values made on first use, then the same for the whole
     conversation (one ticket keeps its product, order number and carrier), its case once
-    picked, and what happened so far (so the replies follow on)."""
+    picked, and what happened so far (so the replies follow on). The product fits the case:
+    the Writer picks the case before any text is filled in."""
 
-    def __init__(
-        self, rng: random.Random, products: Sequence[str], today: date | None = None
-    ) -> None:
+    def __init__(self, rng: random.Random, products: Catalogue, today: date | None = None) -> None:
         super().__init__()
         self.rng = rng
         self.products = products
@@ -1749,7 +1783,9 @@ class Slots(dict[str, str]):
 
 
 _SLOTS: dict[str, Callable[[Slots], str]] = {
-    "product": lambda s: _pick(s.rng, s.products),
+    "product": lambda s: _pick(
+        s.rng, s.products.fitting(s.case.needs) if s.case is not None else s.products.names
+    ),
     "a_product": lambda s: ("an " if s["product"][0] in "AEIOU" else "a ") + s["product"],
     "order": lambda s: f"#NW-{_below(s.rng, 100000, 999999)}",
     "amount": lambda s: f"£{_below(s.rng, 8, 400)}.{_pick(s.rng, ('00', '50', '99', '95'))}",
@@ -1811,9 +1847,9 @@ def _slot_names(template: str) -> set[str]:
 class Writer:
     """Writes the messages of one business, drawing from ``rng`` (deterministic)."""
 
-    def __init__(self, rng: random.Random, products: Sequence[str]) -> None:
+    def __init__(self, rng: random.Random, products: Sequence[str | Product]) -> None:
         self.rng = rng
-        self.products = tuple(products)
+        self.products = Catalogue(products)
 
     def slots(self, today: date | None = None) -> Slots:
         """A new conversation, opened on ``today`` (dates in it fall around that day)."""
