@@ -440,3 +440,25 @@ def test_the_generated_tickets_name_products_that_fit_their_case() -> None:
             assert any(not n or (kinds[p] or set()) & n for p, n in found), (ticket.subject, found)
             checked[wording[ticket.topic]] += 1
     assert checked["damaged"] > 10 and checked["product"] > 10, checked
+
+
+def test_a_subject_reads_as_its_channel_writes_it() -> None:
+    """A mail client's "Re:" or "Fwd:" only on e-mail; on a phone or chat ticket the agent
+    writes the subject: no "Help:" or "!!", not lower-cased."""
+    prefixes = ("re:", "fwd:", "help:", "urgent:", "question:")
+    suffixes = ("!", "??", " (again)", " - help")  # (a case's own subject may end "please")
+    seen: dict[str, list[str]] = {}
+    for channel in ("email", "web", "phone", "chat"):
+        writer = Writer(random.Random(7), PRODUCTS)
+        seen[channel] = [
+            writer.ticket(wording, "Ada Lovelace", channel=channel)[0]
+            for wording in WORDINGS
+            for _ in range(60)
+        ]
+    assert any(s.lower().startswith(("re:", "fwd:")) for s in seen["email"])
+    assert not any(s.lower().startswith(("re:", "fwd:")) for s in seen["web"])
+    assert any(s.lower().startswith("help:") or s == s.lower() for s in seen["web"])
+    for subject in seen["phone"] + seen["chat"]:
+        assert not subject.lower().startswith(prefixes), subject
+        assert not subject.endswith(suffixes), subject
+        assert subject[0] == subject[0].upper(), subject

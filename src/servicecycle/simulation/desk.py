@@ -213,14 +213,15 @@ class Desk:
     def _arrive(self, at: float, topic_index: int) -> None:
         topic, rng = self.topics[topic_index], self.rng
         person = self.crowd.pick()
+        channel = _pick(rng, *self.channel_of[topic_index])
         slots = self.writer.slots(self._dt(at).date())
-        subject, body = self.writer.ticket(topic.wording, person.name, slots)
+        subject, body = self.writer.ticket(topic.wording, person.name, slots, channel=channel)
         ticket = _Ticket(
             index=len(self.tickets),
             opened=at,
             topic=topic_index,
             customer=person,
-            channel=_pick(rng, *self.channel_of[topic_index]),
+            channel=channel,
             priority=_pick(rng, *self.priority_of[topic_index]),
             subject=subject,
             body=body,

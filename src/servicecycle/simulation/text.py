@@ -1596,6 +1596,8 @@ _CLOSINGS = (
 )
 _SUBJECT_BEFORE = ("", "", "", "", "", "Re: ", "Help: ", "Urgent: ", "Fwd: ", "Question: ")
 _SUBJECT_AFTER = ("", "", "", "", "", "!", "??", " please", " (again)", " - help")
+_MAIL_CLIENT = ("Re: ", "Fwd: ")  # what only a mail client puts before a subject
+_TYPED_BY_AGENT = ("phone", "chat")  # channels whose subject the agent writes
 _AGENT_HELLO_FIRST = (
     "Hi {customer},",
     "Hello {customer},",
@@ -1862,8 +1864,12 @@ class Writer:
             slots.case = cases[int(self.rng.random() * len(cases))]
         return slots.case
 
-    def ticket(self, wording: str, customer: str, slots: Slots | None = None) -> tuple[str, str]:
-        """The subject and first message of a new ticket, signed by ``customer``."""
+    def ticket(
+        self, wording: str, customer: str, slots: Slots | None = None, *, channel: str = "email"
+    ) -> tuple[str, str]:
+        """The subject and first message of a new ticket, signed by ``customer``; the subject
+        as its ``channel`` writes it (a mail client's "Re:" or "Fwd:" only on e-mail, the
+        agent's plain words on a phone or chat ticket)."""
         rng = self.rng
         slots = slots if slots is not None else self.slots()
         case = self.case(wording, slots)
@@ -1878,9 +1884,15 @@ class Writer:
             _pick(rng, _CLOSINGS),
             name,
         ).format_map(slots)
-        subject = _pick(rng, _SUBJECT_BEFORE) + subject + _pick(rng, _SUBJECT_AFTER)
-        if rng.random() < 0.1:
-            subject = subject.lower()
+        before, after, lower = _pick(rng, _SUBJECT_BEFORE), _pick(rng, _SUBJECT_AFTER), rng.random()
+        if channel in _TYPED_BY_AGENT:
+            subject = subject[:1].upper() + subject[1:]
+        else:
+            if channel != "email" and before in _MAIL_CLIENT:
+                before = ""
+            subject = before + subject + after
+            if lower < 0.1:
+                subject = subject.lower()
         return subject[:200], _casual(rng, body)
 
     def _now(self, wording: str, slots: Slots) -> Case:
