@@ -493,3 +493,21 @@ def test_a_bare_scenario_without_plants_surveys_or_holidays_runs() -> None:
     first = sum(1 for t in result.tickets if t.opened_at < result.start + timedelta(days=7))
     last = sum(1 for t in result.tickets if t.opened_at >= result.end - timedelta(days=7))
     assert first > last
+
+
+def test_follow_ups_that_slip_are_done_late_and_only_recent_ones_are_left_open(
+    plan: Plan,
+) -> None:
+    """Most follow-ups are done by their due time; some slip by days; none is left open for
+    months (a desk whose list reached back half a year would not be believable)."""
+    from servicecycle.simulation.desk import LATE_DAYS
+
+    follow_ups = [s for t in plan.tickets for s in t.steps if isinstance(s, FollowUp)]
+    done = [f for f in follow_ups if f.done_at is not None]
+    late = [f for f in done if f.done_at is not None and f.done_at > f.due + timedelta(days=1)]
+    still_open = [f for f in follow_ups if f.done_at is None]
+    assert 0.05 * len(done) < len(late) < 0.3 * len(done)
+    assert all(f.outcome == "no_answer" for f in late if f.kind == "recovery")
+    assert still_open and all(
+        f.due >= plan.end - timedelta(days=LATE_DAYS) for f in still_open
+    ), min(f.due for f in still_open)

@@ -413,7 +413,12 @@ class Desk:
                 self._push(at + survey.delay_minutes * 60, _SURVEY, (ticket, i, ticket.solves))
         if ticket.final and rng.random() < topic.followup_chance:
             due = at + 3 * 86400
-            done = due + rng.uniform(0, 8 * 3600) if rng.random() < 0.9 else None
+            # nine in ten on the day; the rest slip by up to LATE_DAYS (still open at the end
+            # only if that is still to come)
+            on_time = rng.random() < 0.9
+            done = due + rng.uniform(0, 8 * 3600 if on_time else LATE_DAYS * 86400)
+            if done >= self.end:
+                done = None
             self._step(
                 ticket,
                 at + 60,
@@ -520,7 +525,10 @@ class Desk:
                 outcome = name
                 break
             roll -= share
-        finished = rng.random() < 0.85 and done < self.end
+        if rng.random() >= 0.85:  # slips: done days after it was due, the customer gone quiet
+            done = due + rng.uniform(86400, LATE_DAYS * 86400)
+            outcome = "no_answer"
+        finished = done < self.end
         return FollowUp(
             at=self._dt(at),
             agent=ticket.agent.key,
@@ -532,6 +540,8 @@ class Desk:
             note=_RECOVERY_NOTES[outcome] if finished else "",
         )
 
+
+LATE_DAYS = 21  # how late a follow-up that slips is done, at most (so the open ones are recent)
 
 _RECOVERY_NOTES = {
     "resolved": "Called the customer, apologised and put it right.",
