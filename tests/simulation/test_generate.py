@@ -508,6 +508,6 @@ def test_follow_ups_that_slip_are_done_late_and_only_recent_ones_are_left_open(
     still_open = [f for f in follow_ups if f.done_at is None]
     assert 0.05 * len(done) < len(late) < 0.3 * len(done)
     assert all(f.outcome == "no_answer" for f in late if f.kind == "recovery")
-    assert still_open and all(
-        f.due >= plan.end - timedelta(days=LATE_DAYS) for f in still_open
-    ), min(f.due for f in still_open)
+    assert still_open and all(f.due >= plan.end - timedelta(days=LATE_DAYS) for f in still_open), (
+        min(f.due for f in still_open)
+    )

@@ -416,9 +416,8 @@ class Desk:
             # nine in ten on the day; the rest slip by up to LATE_DAYS (still open at the end
             # only if that is still to come)
             on_time = rng.random() < 0.9
-            done = due + rng.uniform(0, 8 * 3600 if on_time else LATE_DAYS * 86400)
-            if done >= self.end:
-                done = None
+            finished = due + rng.uniform(0, 8 * 3600 if on_time else LATE_DAYS * 86400)
+            done = finished if finished < self.end else None
             self._step(
                 ticket,
                 at + 60,
