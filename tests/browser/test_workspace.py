@@ -135,7 +135,7 @@ async def test_an_agent_takes_replies_notes_and_solves_a_ticket(
     await page.fill("#body", "")
     await page.screenshot(path=shot_path("ticket"), full_page=True)
 
-    # the customer's page tells the whole story, oldest first
+    # the customer's page tells the whole story, newest first
     await page.click(".customer-card >> text=Customer page and history")
     await page.wait_for_url(f"{live_server.url}/customers/{customer_id}")
     kinds = await page.eval_on_selector_all(
@@ -143,28 +143,28 @@ async def test_an_agent_takes_replies_notes_and_solves_a_ticket(
     )
     # the e-mail channel's acknowledgement and the mailed reply are part of the story too
     assert kinds == [
-        "customer.created",
-        "ticket.created",
-        "message.added",
-        "mail.queued",
-        "assigned",
-        "message.added",
-        "mail.queued",
-        "status.changed",
-        "message.added",
-        "status.changed",
         "ticket.updated",
+        "status.changed",
+        "message.added",
+        "status.changed",
+        "mail.queued",
+        "message.added",
+        "assigned",
+        "mail.queued",
+        "message.added",
+        "ticket.created",
+        "customer.created",
     ]
     story = " ".join((await page.text_content(".history") or "").split())
-    steps = [
-        "opened “My parcel has not arrived”",
-        "Nora Quinn took the ticket",
-        "Nora Quinn replied",
-        "the courier has it",
-        "Nora Quinn changed the status new → open",
+    steps = [  # newest first; a message's text follows its line
+        "Nora Quinn changed the status open → solved",
         "Nora Quinn added an Internal note",
         "Courier ticket CX-118 opened.",
-        "Nora Quinn changed the status open → solved",
+        "Nora Quinn changed the status new → open",
+        "Nora Quinn replied",
+        "the courier has it",
+        "Nora Quinn took the ticket",
+        "opened “My parcel has not arrived”",
     ]
     positions = [story.index(step) for step in steps]
     assert positions == sorted(positions)

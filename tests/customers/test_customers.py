@@ -204,7 +204,11 @@ async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
             "follow_up.created",
             {"kind": "check_in", "reason": "Did the zip hold?", "follow_up_id": 4},
         ),
+        ("survey.scheduled", {"kind": "nps", "due_at": "2026-03-02T10:00:00+00:00"}),
+        ("survey.skipped", {"reason": "throttled", "detail": "surveyed 3 days ago"}),
+        ("survey.sent", {"kind": "nps"}),
         ("survey.answered", {"kind": "nps", "score": 3, "detractor": True}),
+        ("mail.sent", {"kind": "reply"}),
         ("mail.failed", {"to": "x@example.net", "error": "550 <b>no such user</b>"}),
     ]
     async with sessions() as session, session.begin():
@@ -226,6 +230,11 @@ async def test_the_timeline_tells_mail_chat_follow_ups_and_surveys_in_words(
     assert "planned a check-in follow-up: “Did the zip hold?”" in text
     assert 'href="/follow-ups/4"' in text
     assert "answered the NPS survey: <strong>3</strong> (unhappy)" in text
+    assert "The NPS survey was sent to the customer" in text
+    assert "A survey was not sent: surveyed 3 days ago" in text
+    # bookkeeping another line already tells is left out, and no event shows as its code
+    assert 'data-kind="survey.scheduled"' not in text and 'data-kind="mail.sent"' not in text
+    assert "<code>" not in text
     assert "<b>no such user</b>" not in page.text and "&lt;b&gt;no such user" in page.text
 
 

@@ -204,4 +204,8 @@ async def test_the_customer_s_timeline_shows_follow_ups_with_and_without_a_ticke
     await db.commit()
     page = (await client.get(f"/customers/{customer.id}", headers=HTML)).text
     kinds = re.findall(r'data-kind="(follow_up\.[a-z_]+)"', page)
-    assert kinds == ["follow_up.created", "follow_up.created", "follow_up.cancelled"]
+    assert kinds == [
+        "follow_up.cancelled",
+        "follow_up.created",
+        "follow_up.created",
+    ]  # newest first

@@ -408,7 +408,7 @@ async def test_customers_are_found_by_name_or_address(
     assert "No customer matches" in nobody.text
 
 
-async def test_a_customer_timeline_tells_the_whole_story_in_order(
+async def test_a_customer_timeline_tells_the_whole_story_newest_first(
     client: AsyncClient, make_user: Make, make_ticket: Make, make_customer: Make
 ) -> None:
     agent, csrf = await _agent(client, make_user, name="Omar Agent")
@@ -441,23 +441,24 @@ async def test_a_customer_timeline_tells_the_whole_story_in_order(
     assert profile.status_code == 200
     text = profile.text
     assert "rita@example.org" in text and "premium" in text
-    # the e-mail channel's acknowledgement and the mailed reply are part of the story too
+    # newest first, as a profile is read: what happened last is at the top; the e-mail
+    # channel's acknowledgement and the mailed reply are part of the story too
     assert _kinds(text) == [
-        "customer.created",
-        "ticket.created",
+        "status.changed",
         "message.added",
+        "status.changed",
         "mail.queued",
+        "message.added",
         "assigned",
-        "message.added",
         "mail.queued",
-        "status.changed",
         "message.added",
-        "status.changed",
+        "ticket.created",
+        "customer.created",
     ]
     order = [
         text.index(s) for s in ("Broken on arrival", "Refund sent", "via the PSP", "status-solved")
     ]
-    assert order == sorted(order)
+    assert order == sorted(order, reverse=True)
     assert 'Omar Agent</strong> added an <span class="label-note">Internal note' in text
     assert "Omar Agent</strong> took the ticket" in text
 

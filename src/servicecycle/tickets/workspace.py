@@ -30,6 +30,9 @@ from servicecycle.tickets.rules import OPEN_STATUSES, allowed_next
 
 ASSIGNABLE = (Role.agent.value, Role.admin.value)
 TIMELINE_LIMIT = 300
+# events a customer's timeline leaves out: "mail.queued" already says the mail went, and
+# "survey.sent" or "survey.skipped" what became of a scheduled survey
+_UNTOLD = frozenset({"mail.sent", "survey.scheduled"})
 
 
 # -- what higher domains lend the workspace -------------------------------------------------
@@ -511,14 +514,15 @@ async def reload(session: AsyncSession, ticket: Ticket) -> Ticket:
 async def customer_timeline(
     session: AsyncSession, customer: Customer, *, limit: int = TIMELINE_LIMIT
 ) -> tuple[list[Ticket], Timeline]:
-    """A customer's tickets (newest first) and everything that happened with them (oldest
-    first): their own events and those of all their tickets, with each message's text."""
+    """A customer's tickets and everything that happened with them, both newest first:
+    their own events and those of all their tickets, with each message's text (not the
+    bookkeeping that repeats another line: a queued mail's delivery, a survey's scheduling)."""
     tickets = await service.tickets_of_customer(session, customer.id)
     by_id = {t.id: t for t in tickets}
     subjects = [("customer", str(customer.id))] + [("ticket", str(t.id)) for t in tickets]
     found = await events.timeline(session, subjects=subjects, limit=limit + 1)
     truncated = len(found) > limit
-    found = found[-limit:]
+    found = [e for e in found[-limit:] if e.kind not in _UNTOLD]
     message_ids = [
         int(e.data["message_id"])
         for e in found
@@ -553,6 +557,7 @@ async def customer_timeline(
                 names=extra,
             )
         )
+    entries.reverse()
     return tickets, Timeline(entries=entries, truncated=truncated)
 
 
