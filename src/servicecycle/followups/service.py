@@ -710,13 +710,13 @@ async def _complete(session: AsyncSession, items: Sequence[Completion], *, named
         raise Conflict(
             "A follow-up was changed by someone else at the same time; reload and try again"
         )
+    written.changed(session, [item.follow_up for item in items])
     recorded: list[NewEvent] = []
     for item, note in zip(items, notes, strict=True):
         follow_up = item.follow_up
         values = ("done", item.outcome, note, item.at, item.at, follow_up.version + 1)
         for name, value in zip(_DONE_COLUMNS, values, strict=True):
             set_committed_value(follow_up, name, value)
-        written.changed(session, [follow_up])
         recorded.append(
             _event(
                 "follow_up.done",

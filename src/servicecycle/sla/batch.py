@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
@@ -19,7 +18,7 @@ from servicecycle.events.bus import dispatch_many
 from servicecycle.events.service import NewEvent, record_many
 from servicecycle.sla import service
 from servicecycle.sla.models import SlaClock, SlaPolicy
-from servicecycle.tickets.bulk import json_rows
+from servicecycle.tickets.bulk import attach, json_rows
 
 # (ticket id, policy, metrics, moment, paused)
 Start = tuple[int, SlaPolicy, list[str], datetime, bool]
@@ -113,12 +112,7 @@ async def _insert(session: AsyncSession, rows: list[SlaClock]) -> None:
             ]
         )
     }
-    ids = sorted((await session.execute(_NEW_CLOCKS, params)).scalars().all())
-    for row, row_id in zip(rows, ids, strict=True):
-        row.id = row_id
-        make_transient_to_detached(row)
-        session.add(row)
-    db_written.new(session, rows)
+    attach(session, rows, sorted((await session.execute(_NEW_CLOCKS, params)).scalars().all()))
 
 
 # what ``stop``, ``pause`` and ``resume`` change on a clock, each bit one column
@@ -290,6 +284,7 @@ async def sweep_history(
     changed: dict[int, list[tuple[str, datetime]]] = {}
     for _, kind, _, occurred_at, _, clock_id, _ in rows:
         changed.setdefault(clock_id, []).append((kind, occurred_at))
+    learnt = []
     for clock_id, swept in changed.items():
         # changed behind the ORM's back: a loaded row learns it (nothing to write); looked up
         # by its key, not by walking everything the session holds
@@ -302,7 +297,8 @@ async def sweep_history(
                 set_committed_value(loaded, "breached_at", occurred_at)
             else:
                 set_committed_value(loaded, "warned_at", occurred_at)
-        db_written.changed(session, [loaded])
+        learnt.append(loaded)
+    db_written.changed(session, learnt)
     appended = service.swept_events(rows)
     breached = sum(1 for event in appended if event.kind == "sla.breached")
     await dispatch_many(session, appended)
