@@ -8,14 +8,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, String, and_, any_, func, inspect, literal, select, text, tuple_
+from sqlalchemy import BigInteger, String, and_, any_, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from servicecycle.auth import service as auth
 from servicecycle.auth.models import Role, User
@@ -23,7 +22,7 @@ from servicecycle.automation.rules import PLACEHOLDERS, fill, unknown_placeholde
 from servicecycle.config import get_settings
 from servicecycle.customers import service as customers
 from servicecycle.customers.models import Customer
-from servicecycle.db import written
+from servicecycle.db import held, written
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.followups.models import KINDS, OUTCOMES, STATES, FollowUp, FollowUpSettings
 from servicecycle.kit import clock
@@ -189,29 +188,6 @@ async def create_many(session: AsyncSession, items: Sequence[NewFollowUp]) -> li
     return await _create(session, items, named=True)
 
 
-T = TypeVar("T", Ticket, Customer, User)
-
-
-async def _held(
-    session: AsyncSession, cls: type[T], ids: Iterable[int], needs: tuple[str, ...] = ()
-) -> dict[int, T]:
-    """The rows of ``cls`` with these keys that exist: those the session holds (as
-    ``session.get`` takes them: not expired, nor the attributes ``needs`` names), the rest
-    in one query."""
-    found: dict[int, T] = {}
-    for key in set(ids):
-        held = session.identity_map.get(identity_key(cls, key))
-        if isinstance(held, cls):
-            state = inspect(held)
-            if not state.expired and not state.expired_attributes.intersection(needs):
-                found[key] = held
-    rest = sorted(set(ids) - set(found))
-    if rest:
-        stmt = select(cls).where(cls.id == any_(literal(rest, ARRAY(BigInteger))))
-        found.update({row.id: row for row in await session.scalars(stmt)})
-    return found
-
-
 def _check_new(
     item: NewFollowUp,
     held_tickets: dict[int, Ticket],
@@ -270,7 +246,7 @@ async def _create(
     """``create_many``; ``named``: a refusal names its item (else it is ``create``'s own)."""
     if not items:
         return []
-    held_tickets = await _held(
+    held_tickets = await held.rows_by_id(
         session, Ticket, {i.ticket_id for i in items if i.ticket_id is not None}, ("requester_id",)
     )
     customer_ids = set()
@@ -279,8 +255,10 @@ async def _create(
             customer_ids.add(item.customer_id)
         elif item.ticket_id in held_tickets:
             customer_ids.add(held_tickets[item.ticket_id].requester_id)
-    held_customers = await _held(session, Customer, {i for i in customer_ids if i is not None})
-    users = await _held(
+    held_customers = await held.rows_by_id(
+        session, Customer, {i for i in customer_ids if i is not None}
+    )
+    users = await held.rows_by_id(
         session,
         User,
         {i.owner_id for i in items if i.owner_id is not None},

@@ -28,12 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from servicecycle.auth import service as auth
 from servicecycle.channels.email import outbox
 from servicecycle.customers import service as customers
-from servicecycle.db import written
+from servicecycle.db import held, written
 from servicecycle.events import versions
 from servicecycle.events.service import Actor, NewEvent, record, record_many
 from servicecycle.kit import clock
@@ -754,7 +753,7 @@ async def send_due_invitations(
     )
     if not due:
         return [], 0
-    tickets_ = await _tickets(session, [i.ticket_id for i in due])
+    tickets_ = await held.rows_by_id(session, Ticket, [i.ticket_id for i in due])
     known = {s.id: s for s in (await _schedule(session)).surveys}  # the enabled ones
     missing = {i.survey_id for i in due} - set(known)
     if missing:
@@ -882,28 +881,6 @@ async def _write_outcomes(session: AsyncSession, invitations: list[SurveyInvitat
                 set_committed_value(invitation, name, value)
         written.changed(session, invitations)
     await session.flush()  # anything else pending, as the flush this replaces did
-
-
-async def _tickets(session: AsyncSession, ids: list[int]) -> dict[int, Ticket]:
-    """The tickets, from those this session holds, the rest in one query."""
-    found: dict[int, Ticket] = {}
-    for ticket_id in set(ids):
-        held = session.identity_map.get(identity_key(Ticket, ticket_id))
-        if isinstance(held, Ticket):
-            found[ticket_id] = held
-    rest = set(ids) - set(found)
-    if rest:
-        found.update(
-            {
-                t.id: t
-                for t in await session.scalars(
-                    select(Ticket).where(
-                        Ticket.id == any_(literal(sorted(rest), ARRAY(BigInteger)))
-                    )
-                )
-            }
-        )
-    return found
 
 
 def _skipped(invitation: SurveyInvitation, reason: str, detail: str, at: datetime) -> NewEvent:
@@ -1147,7 +1124,9 @@ async def answer_many(
             )
         ).all()
     }
-    tickets_ = await _tickets(session, [found[i][0].ticket_id for i, _ in claims if i in found])
+    tickets_ = await held.rows_by_id(
+        session, Ticket, [found[i][0].ticket_id for i, _ in claims if i in found]
+    )
     checked: list[tuple[SurveyInvitation, Survey, int, str | None, NewAnswer]] = []
     seen: set[int] = set()
     for index, (item, (invitation_id, customer_id)) in enumerate(zip(items, claims, strict=True)):
