@@ -218,24 +218,50 @@ def _check_new(
         raise ValidationFailed("No such customer", fields={"customer_id": "unknown"})
     if item.owner_id is not None and not _active_agent(users.get(item.owner_id)):
         raise _owner_refused()
+    return _new_values(
+        customer_id=customer_id,
+        ticket_id=ticket.id if ticket is not None else None,
+        owner_id=item.owner_id,
+        kind=item.kind,
+        reason=reason,
+        due_at=item.due_at,
+        actor=item.actor,
+        at=item.at,
+        source=item.source,
+    )
+
+
+def _new_values(
+    *,
+    customer_id: int,
+    ticket_id: int | None,
+    owner_id: int | None,
+    kind: str,
+    reason: str,
+    due_at: datetime,
+    actor: Actor,
+    at: datetime,
+    source: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """Every column of a new open follow-up (``_insert`` keeps the row as loaded)."""
     return {
         "customer_id": customer_id,
-        "ticket_id": ticket.id if ticket is not None else None,
-        "owner_id": item.owner_id,
-        "kind": item.kind,
+        "ticket_id": ticket_id,
+        "owner_id": owner_id,
+        "kind": kind,
         "reason": reason,
-        "due_at": item.due_at,
+        "due_at": due_at,
         "state": "open",
         "outcome": None,
         "outcome_note": "",
-        "created_by_type": item.actor.type,
-        "created_by_id": item.actor.id,
-        "created_at": item.at,
-        "updated_at": item.at,
+        "created_by_type": actor.type,
+        "created_by_id": actor.id,
+        "created_at": at,
+        "updated_at": at,
         "done_at": None,
         "sent_at": None,
-        "source_type": item.source[0] if item.source else None,
-        "source_id": item.source[1] if item.source else None,
+        "source_type": source[0] if source else None,
+        "source_id": source[1] if source else None,
         "version": 1,
     }
 
@@ -994,26 +1020,17 @@ async def hear_answers(session: AsyncSession, answers: list[Answered], *, actor:
         news.append(
             (
                 answer,
-                {
-                    "customer_id": ticket.requester_id,
-                    "ticket_id": ticket.id,
-                    "owner_id": owner_id,
-                    "kind": "recovery",
-                    "reason": reason,
-                    "due_at": answer.at + timedelta(hours=hours),
-                    "state": "open",
-                    "outcome": None,
-                    "outcome_note": "",
-                    "created_by_type": actor.type,
-                    "created_by_id": actor.id,
-                    "created_at": answer.at,
-                    "updated_at": answer.at,
-                    "done_at": None,
-                    "sent_at": None,
-                    "source_type": "survey_response",
-                    "source_id": answer.response_id,
-                    "version": 1,
-                },
+                _new_values(
+                    customer_id=ticket.requester_id,
+                    ticket_id=ticket.id,
+                    owner_id=owner_id,
+                    kind="recovery",
+                    reason=reason,
+                    due_at=answer.at + timedelta(hours=hours),
+                    actor=actor,
+                    at=answer.at,
+                    source=("survey_response", answer.response_id),
+                ),
                 "",
             )
         )
