@@ -253,3 +253,21 @@ def test_the_replay_takes_the_planners_statistics_as_the_tables_grow(
     while one(url, sql) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert one(url, sql) >= 1  # ANALYZE by hand; autovacuum's count is autoanalyze_count
+
+
+def test_a_refused_step_is_named_with_the_desks_own_words(
+    fresh_database: Callable[..., str],
+) -> None:
+    """The step's refusal carries the service's message as it was, even when the batch's
+    naming of the item holds ": " (a subject "Re: ...")."""
+    import asyncio
+    from dataclasses import replace
+
+    from servicecycle.simulation.driver import Refused
+
+    plan = small_plan()
+    first = replace(plan.tickets[0], subject="Re: parcel lost", priority="bogus")  # type: ignore[arg-type]
+    plan = replace(plan, tickets=(first, *plan.tickets[1:]))
+    with pytest.raises(Refused) as refused:
+        asyncio.run(replay(fresh_database(), plan, staff=STAFF, mailer=MAILER))
+    assert str(refused.value) == "T1 step -1 (opening): Invalid priority"

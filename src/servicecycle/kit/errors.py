@@ -10,6 +10,7 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
+    unnamed: str | None = None  # the message before ``at_item`` named the batch's item
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class ServiceError(Exception):
     def at_item(self, index: int, what: str) -> ServiceError:
         """This error, said of a batch's item ``index`` (``what`` names it): the batch
         services refuse the whole batch with it."""
+        self.unnamed = self.message
         self.message = f"Item {index} ({what}): {self.message}. Nothing was written."
         self.extra = {**self.extra, "item": index}
         return self

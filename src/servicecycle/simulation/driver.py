@@ -836,7 +836,7 @@ class _Replay:
             item = items[index][0]
             planned = self.plan.tickets[item.index]
             what = "opening" if item.step == -1 else f"{planned.steps[item.step]}"
-            message = exc.message.split(": ", 1)[-1].removesuffix(". Nothing was written.")
+            message = exc.unnamed if exc.unnamed is not None else exc.message
             raise Refused(f"{planned.key} step {item.step} ({what}): {message}") from exc
 
 
