@@ -245,10 +245,9 @@ async def queue_rows(
     # the loop check needs the acknowledgements' addresses first; any other mail's address
     # is read by the statement that stores it
     address: dict[int, str | None] = {}
-    if acks:
-        address = await addresses(session, [m.ticket.requester_id for m in mails if m.to is None])
     recent: dict[str, list[datetime]] = {}
     if acks:
+        address = await addresses(session, [m.ticket.requester_id for m in mails if m.to is None])
         rows = await session.execute(
             select(OutboundMail.to_address, OutboundMail.created_at).where(
                 OutboundMail.kind == "acknowledgement",
